@@ -1,0 +1,455 @@
+// The repository side of a backup. Entries arrive in canonical order; each is
+// checked (order, safe path, parent is a directory already received: so nothing
+// written can pass through a symlink), merged with the previous snapshot's
+// manifest, and resolved to link / copy / transfer. Requests for hashes and data
+// go back in batches, never one round trip per file. Entries are finalized in
+// order, which keeps the manifest sorted and bounds memory by the window of
+// unsettled entries. While the tree is identical to the previous snapshot
+// nothing is built; at the first difference the identical prefix is replayed
+// from the previous manifest, so an unchanged run writes nothing at all.
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { arrival, fileAction, knownHash } from '../diff/decide.js';
+import { comparePaths, isInside, parentPath } from '../diff/order.js';
+import { ProtocolError } from '../protocol/frames.js';
+import type { BackupOptions, Entry, FileFacts, RunCounts, RunResult } from '../protocol/messages.js';
+import { ManifestReader, recordBody, type How, type ManifestRecord } from '../repo/manifest.js';
+import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
+import { Repository } from '../repo/repository.js';
+import { RepositoryLock } from '../repo/lock.js';
+import { SnapshotBuilder } from '../repo/snapshot.js';
+import { Accounts } from '../scan/accounts.js';
+
+type SlotState = 'hash' | 'data' | 'wait' | 'ready';
+
+interface Slot {
+  index: number;
+  entry: Entry;
+  meta: ObjectMeta;
+  previous: ManifestRecord | undefined;
+  state: SlotState;
+  hash?: string;
+  /** This entry's own transfer brought the content (the object itself may since have been published). */
+  fresh?: boolean;
+  /** The source could not read it: left out of the snapshot with a warning. */
+  dropped?: string;
+}
+
+interface Incoming {
+  slot: Slot;
+  fd: number;
+  path: string;
+  hasher: Hash;
+  size: number;
+}
+
+export interface ReceiverEvents {
+  want(hash: number[], data: number[]): void;
+  settled(upTo: number): void;
+  log(line: string): void;
+}
+
+export class Receiver {
+  private readonly repo: Repository;
+  private readonly lock: RepositoryLock;
+  private readonly store: ObjectStore;
+  private readonly incomingDir: string;
+  private readonly accounts = new Accounts();
+  private readonly asRoot = process.getuid?.() === 0;
+  readonly name: string;
+
+  private builder: SnapshotBuilder | null = null;
+  private readonly previousName: string | null;
+  private previous: ManifestReader | null = null;
+  private previousHead: ManifestRecord | null = null;
+  /** Still identical to the previous snapshot, and how many records so far. */
+  private identical: boolean;
+  private identicalCount = 0;
+
+  private readonly slots: Slot[] = [];
+  private slotBase = 0;
+  private nextIndex = 0;
+  private lastPath: Buffer | null = null;
+  /** Directories received whose subtrees may still receive entries. */
+  private readonly dirStack: Buffer[] = [];
+  /** Hash -> entries waiting for another entry's transfer of that content. */
+  private readonly inflight = new Map<string, Slot[]>();
+  private receiving: Incoming | null = null;
+  private tempCounter = 0;
+  private ended = false;
+
+  private wantHash: number[] = [];
+  private wantData: number[] = [];
+  readonly counts: RunCounts = {
+    newFiles: 0,
+    copiedFiles: 0,
+    linkedFiles: 0,
+    directories: 0,
+    symlinks: 0,
+    bytesReceived: 0,
+    bytesStored: 0,
+  };
+  readonly warnings: string[] = [];
+
+  constructor(
+    repositoryPath: string,
+    private readonly options: BackupOptions,
+    private readonly events: ReceiverEvents,
+  ) {
+    this.repo = Repository.openOrCreate(repositoryPath);
+    this.lock = RepositoryLock.acquire(this.repo.lbDir);
+    try {
+      this.repo.clearLeftovers();
+      this.name = this.repo.freeSnapshotName(options.snapshotName);
+      this.incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
+      mkdirSync(this.incomingDir, { mode: 0o700 });
+      this.store = new ObjectStore(this.repo.objectsDir, this.incomingDir, this.asRoot);
+      this.previousName = this.repo.latest();
+      if (this.previousName) {
+        this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
+        this.previousHead = this.previous.next();
+      }
+      this.identical = this.previous !== null && !options.always;
+      if (!this.identical) this.builder = new SnapshotBuilder(this.repo, this.name, this.asRoot);
+    } catch (error) {
+      this.lock.release();
+      throw error;
+    }
+  }
+
+  // ---- entries ----
+
+  addEntries(first: number, entries: Entry[]): void {
+    if (this.ended) throw new ProtocolError('peer sent entries after the end');
+    if (first !== this.nextIndex) throw new ProtocolError('peer sent entries out of sequence');
+    for (const entry of entries) this.addEntry(entry);
+    this.flushRequests();
+    this.finalizeReady();
+  }
+
+  private checkPlacement(entry: Entry): void {
+    const path = entry.path;
+    if (this.lastPath === null) {
+      if (path.length !== 0 || entry.type !== 'dir') throw new ProtocolError('the first entry must be the source root directory');
+    } else {
+      if (comparePaths(this.lastPath, path) >= 0) throw new ProtocolError('peer sent entries out of order or twice');
+      while (this.dirStack.length > 0 && !isInside(path, this.dirStack[this.dirStack.length - 1]!)) this.dirStack.pop();
+      const parent = parentPath(path)!;
+      const top = this.dirStack[this.dirStack.length - 1];
+      if (top === undefined || !top.equals(parent)) {
+        throw new ProtocolError(`peer sent ${JSON.stringify(path.toString())} whose parent is not a directory it sent`);
+      }
+    }
+    if (entry.type === 'dir') this.dirStack.push(path);
+    this.lastPath = path;
+  }
+
+  /** The previous snapshot's record at this path, if any; records passed over mean the tree changed. */
+  private matchPrevious(path: Buffer): ManifestRecord | undefined {
+    while (this.previousHead && comparePaths(this.previousHead.path, path) < 0) {
+      this.identical && this.diverge();
+      this.previousHead = this.previous!.next();
+    }
+    if (this.previousHead && comparePaths(this.previousHead.path, path) === 0) {
+      const found = this.previousHead;
+      this.previousHead = this.previous!.next();
+      return found;
+    }
+    return undefined;
+  }
+
+  private addEntry(entry: Entry): void {
+    this.checkPlacement(entry);
+    const meta: ObjectMeta = {
+      mode: entry.mode,
+      uid: this.asRoot ? (this.options.numericIds ? entry.uid : this.accounts.uidFor(entry.uid, entry.user)) : process.getuid!(),
+      gid: this.asRoot ? (this.options.numericIds ? entry.gid : this.accounts.gidFor(entry.gid, entry.group)) : process.getgid!(),
+      mtimeNs: entry.mtimeNs,
+    };
+    const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.matchPrevious(entry.path), state: 'ready' };
+    this.slots.push(slot);
+    if (entry.type !== 'file') return;
+    const hash = knownHash(entry, slot.previous, this.options.quickCheck);
+    if (hash === undefined) {
+      slot.state = 'hash';
+      this.wantHash.push(slot.index);
+    } else this.resolveContent(slot, hash);
+  }
+
+  /** With the hash known: ready if the repository has the content, else wait for a transfer. */
+  private resolveContent(slot: Slot, hash: string): void {
+    slot.hash = hash;
+    if (this.previousHasObject(slot, hash) || fileAction(this.store.state(hash, slot.meta)) !== 'transfer') {
+      slot.state = 'ready';
+      return;
+    }
+    const waiting = this.inflight.get(hash);
+    if (waiting) {
+      slot.state = 'wait';
+      waiting.push(slot);
+    } else {
+      this.inflight.set(hash, []);
+      slot.state = 'data';
+      this.wantData.push(slot.index);
+    }
+  }
+
+  /** The previous snapshot links this exact object, so it is stored: no lookup needed. */
+  private previousHasObject(slot: Slot, hash: string): boolean {
+    const p = slot.previous;
+    const m = slot.meta;
+    return p?.type === 'file' && p.hash === hash && p.mode === m.mode && p.uid === m.uid && p.gid === m.gid && p.mtimeNs === m.mtimeNs;
+  }
+
+  private slotAt(index: number, expected: SlotState[]): Slot {
+    const slot = this.slots[index - this.slotBase];
+    if (!slot || !expected.includes(slot.state)) throw new ProtocolError(`peer answered for entry ${index}, which asked nothing of it`);
+    return slot;
+  }
+
+  private applyFacts(slot: Slot, facts: FileFacts): void {
+    slot.entry.size = facts.size;
+    slot.entry.mtimeNs = facts.mtimeNs;
+    slot.meta.mtimeNs = facts.mtimeNs;
+  }
+
+  hashed(index: number, facts: FileFacts): void {
+    const slot = this.slotAt(index, ['hash']);
+    this.applyFacts(slot, facts);
+    this.resolveContent(slot, facts.hash);
+    this.flushRequests();
+    this.finalizeReady();
+  }
+
+  unreadable(index: number, reason: string): void {
+    const slot = this.slotAt(index, ['hash', 'data']);
+    if (this.receiving?.slot === slot) this.discardIncoming();
+    slot.dropped = reason;
+    if (slot.state === 'data') this.releaseDependents(slot.hash!);
+    slot.state = 'ready';
+    this.flushRequests();
+    this.finalizeReady();
+  }
+
+  // ---- file data ----
+
+  dataBegin(index: number): void {
+    const slot = this.slotAt(index, ['data']);
+    // A second begin for the same entry restarts it (the source re-reads a file that changed).
+    if (this.receiving) {
+      if (this.receiving.slot !== slot) throw new ProtocolError('peer began a file inside another');
+      this.discardIncoming();
+    }
+    const path = join(this.incomingDir, `tmp-${this.tempCounter++}`);
+    this.receiving = { slot, fd: openSync(path, 'wx', 0o600), path, hasher: createHash('sha256'), size: 0 };
+  }
+
+  data(chunk: Buffer): void {
+    const r = this.receiving;
+    if (!r) throw new ProtocolError('peer sent file data outside a file');
+    writeSync(r.fd, chunk);
+    r.hasher.update(chunk);
+    r.size += chunk.length;
+    this.counts.bytesReceived += chunk.length;
+  }
+
+  dataEnd(index: number, facts: FileFacts): void {
+    const r = this.receiving;
+    if (!r || r.slot.index !== index) throw new ProtocolError('peer ended a file it did not begin');
+    this.receiving = null;
+    closeSync(r.fd);
+    const hash = r.hasher.digest('hex');
+    if (hash !== facts.hash || r.size !== facts.size) {
+      throw new ProtocolError(`data for entry ${index} does not match its hash: corrupted in transit`);
+    }
+    const slot = r.slot;
+    const expected = slot.hash!;
+    this.applyFacts(slot, facts);
+    slot.hash = hash;
+    this.store.adopt(r.path, hash, slot.meta, r.size);
+    slot.fresh = true;
+    slot.state = 'ready';
+    if (hash === expected) {
+      for (const waiting of this.inflight.get(expected) ?? []) waiting.state = 'ready';
+      this.inflight.delete(expected);
+    } else this.releaseDependents(expected);
+    this.flushRequests();
+    this.finalizeReady();
+  }
+
+  /** The transfer of `hash` failed or brought other content: entries waiting on it resolve again. */
+  private releaseDependents(hash: string): void {
+    const waiting = this.inflight.get(hash) ?? [];
+    this.inflight.delete(hash);
+    for (const slot of waiting) this.resolveContent(slot, hash);
+  }
+
+  private discardIncoming(): void {
+    const r = this.receiving!;
+    this.receiving = null;
+    closeSync(r.fd);
+    this.store.discardTemp(r.path);
+  }
+
+  private flushRequests(): void {
+    if (this.wantHash.length || this.wantData.length) {
+      this.events.want(this.wantHash, this.wantData);
+      this.wantHash = [];
+      this.wantData = [];
+    }
+  }
+
+  // ---- finalizing, in order ----
+
+  private finalizeReady(): void {
+    const before = this.slotBase;
+    let i = 0;
+    while (i < this.slots.length && this.slots[i]!.state === 'ready') this.finalize(this.slots[i++]!);
+    if (i > 0) {
+      this.slots.splice(0, i);
+      this.slotBase += i;
+    }
+    if (this.slotBase !== before) this.events.settled(this.slotBase);
+  }
+
+  private finalize(slot: Slot): void {
+    const e = slot.entry;
+    if (slot.dropped !== undefined) {
+      this.warn(`${JSON.stringify(e.path.toString())}: ${slot.dropped}; not in this snapshot`);
+      this.identical && this.diverge();
+      return;
+    }
+    const record: ManifestRecord = {
+      how: 'made',
+      type: e.type,
+      path: e.path,
+      hash: slot.hash ?? '',
+      size: e.type === 'file' ? e.size : 0,
+      mtimeNs: e.mtimeNs,
+      mode: e.mode,
+      uid: slot.meta.uid,
+      gid: slot.meta.gid,
+      target: e.target ?? null,
+    };
+    if (this.identical) {
+      if (slot.previous && recordBody(slot.previous) === recordBody(record)) {
+        this.identicalCount++;
+        this.count(record.type, 'linked');
+        return;
+      }
+      this.diverge();
+    }
+    this.materialize(record, slot.fresh === true);
+  }
+
+  /** Build the identical prefix from the previous manifest, then build from here on. */
+  private diverge(): void {
+    this.identical = false;
+    this.builder = new SnapshotBuilder(this.repo, this.name, this.asRoot);
+    const replay = new ManifestReader(join(this.repo.snapshotDir(this.previousName!), 'manifest'));
+    try {
+      for (let i = 0; i < this.identicalCount; i++) {
+        const record = replay.next()!;
+        const objectPath = record.type === 'file' ? this.store.locate(record.hash, record) : undefined;
+        if (record.type === 'file' && !objectPath) throw new Error(`object for ${record.path.toString()} is missing from the store`);
+        this.builder.add({ ...record, how: record.type === 'file' ? 'linked' : 'made' }, objectPath ?? undefined);
+      }
+    } finally {
+      replay.close();
+    }
+  }
+
+  private materialize(record: ManifestRecord, fresh: boolean): void {
+    let objectPath: string | undefined;
+    let how: How = 'made';
+    if (record.type === 'file') {
+      const meta: ObjectMeta = record;
+      objectPath = this.store.locate(record.hash, meta) ?? undefined;
+      how = fresh ? 'new' : arrival(fileAction('exact'));
+      if (!objectPath) {
+        const source = this.store.anyWithContent(record.hash);
+        if (!source) throw new Error(`content ${record.hash} vanished from the store`);
+        objectPath = this.store.copyFrom(source, record.hash, meta, record.size);
+        how = fresh ? 'new' : arrival(fileAction('content'));
+      }
+    }
+    record.how = how;
+    this.builder!.add(record, objectPath);
+    this.count(record.type, how);
+    if (this.options.verbose) this.events.log(`${how.padEnd(6)} ${record.type === 'dir' ? record.path.toString() + '/' : record.path.toString()}`);
+  }
+
+  private count(type: ManifestRecord['type'], how: How): void {
+    if (type === 'dir') this.counts.directories++;
+    else if (type === 'symlink') this.counts.symlinks++;
+    else if (how === 'new') this.counts.newFiles++;
+    else if (how === 'copied') this.counts.copiedFiles++;
+    else this.counts.linkedFiles++;
+  }
+
+  private warn(message: string): void {
+    this.warnings.push(message);
+    this.events.log(`warning: ${message}`);
+  }
+
+  // ---- the end ----
+
+  end(): void {
+    this.ended = true;
+  }
+
+  /** True once the source said it has no more entries and every entry is settled. */
+  get complete(): boolean {
+    return this.ended && this.slots.length === 0 && this.receiving === null;
+  }
+
+  /** Publish the snapshot (unless identical to the previous one) and release the repository. */
+  finish(): RunResult {
+    if (!this.complete) throw new ProtocolError('the source ended before every entry was settled');
+    try {
+      if (this.identical && this.previousHead) this.diverge(); // entries were removed at the end
+      this.previous?.close();
+      this.store.publish();
+      this.counts.bytesStored = this.store.bytesStored;
+      let created = false;
+      if (this.builder) {
+        this.builder.publish(this.logText());
+        created = true;
+      }
+      return { snapshot: created ? this.name : null, created, counts: this.counts, warnings: this.warnings };
+    } finally {
+      this.release();
+    }
+  }
+
+  private logText(): string {
+    const c = this.counts;
+    return [
+      `lb snapshot ${this.name} of ${this.options.sourceLabel}`,
+      `previous: ${this.previousName ?? 'none'}`,
+      `files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked`,
+      `directories: ${c.directories}, symlinks: ${c.symlinks}`,
+      `bytes received: ${c.bytesReceived}, bytes stored: ${this.store.bytesStored}`,
+      ...this.warnings.map((w) => `warning: ${w}`),
+      '',
+    ].join('\n');
+  }
+
+  /** Give up: nothing published, objects already synced stay in the store for the next run. */
+  abort(): void {
+    try {
+      if (this.receiving) this.discardIncoming();
+      this.builder?.abandon();
+      this.previous?.close();
+      this.store.publish();
+    } finally {
+      this.release();
+    }
+  }
+
+  private release(): void {
+    this.repo.clearLeftovers();
+    this.lock.release();
+  }
+}

@@ -1,0 +1,296 @@
+// The source side of a backup: walks the source and streams entries in batches,
+// and answers the repository side's requests for hashes and file data while the
+// walk goes on. A window of unsettled entries bounds memory on both sides; no
+// request waits for a reply per file.
+import type { Readable, Writable } from 'node:stream';
+import pLimit from 'p-limit';
+import { FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
+import {
+  PROTOCOL_VERSION,
+  decodeAgentMessage,
+  encodeSourceMessage,
+  type BackupOptions,
+  type Entry,
+  type RunResult,
+  type SourceMessage,
+} from '../protocol/messages.js';
+import { Accounts } from '../scan/accounts.js';
+import { FileChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
+import { walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import type { BigIntStats } from 'node:fs';
+
+/** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
+const WINDOW = 16384;
+const BATCH = 512;
+/** Concurrent hash reads: overlap disk latency with hashing on the other core. */
+const HASH_CONCURRENCY = 3;
+/** Attempts at reading a file that keeps changing under us before reporting it. */
+const READ_ATTEMPTS = 3;
+
+export interface SenderStats {
+  filesScanned: number;
+  bytesScanned: number;
+  filesHashed: number;
+  bytesRead: number;
+  filesSent: number;
+  bytesSent: number;
+  scanDone: boolean;
+  skipped: Skipped[];
+}
+
+export interface SenderSetup {
+  sourceRoot: string;
+  repository: string;
+  options: BackupOptions;
+  cache?: HashCache;
+  /** Directories never to enter (the repository itself when it lies in the source). */
+  prune?: (absolute: Buffer) => boolean;
+  onLog?: (line: string) => void;
+}
+
+export class AgentError extends Error {}
+
+interface PendingFile {
+  absolute: Buffer;
+}
+
+export class Sender {
+  readonly stats: SenderStats = {
+    filesScanned: 0,
+    bytesScanned: 0,
+    filesHashed: 0,
+    bytesRead: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    scanDone: false,
+    skipped: [],
+  };
+  private readonly writer: FrameWriter;
+  private readonly pending = new Map<number, PendingFile>();
+  private readonly accounts = new Accounts();
+  private readonly hashLimit = pLimit(HASH_CONCURRENCY);
+  private dataChain: Promise<void> = Promise.resolve();
+  private sent = 0;
+  private settled = 0;
+  private wake: (() => void) | null = null;
+  private failure: Error | null = null;
+  private result: RunResult | null = null;
+  private readonly rootBytes: Buffer;
+
+  constructor(
+    private readonly input: Readable,
+    output: Writable,
+    private readonly setup: SenderSetup,
+  ) {
+    this.writer = new FrameWriter(output);
+    this.rootBytes = Buffer.from(setup.sourceRoot);
+  }
+
+  get entriesSent(): number {
+    return this.sent;
+  }
+
+  get entriesSettled(): number {
+    return this.settled;
+  }
+
+  get wireBytesSent(): number {
+    return this.writer.bytesWritten;
+  }
+
+  async run(): Promise<RunResult> {
+    const reading = this.readReplies().catch((error: Error) => this.fail(error));
+    try {
+      await this.send({ t: 'hello', version: PROTOCOL_VERSION, repository: this.setup.repository, options: this.setup.options });
+      await this.sendEntries();
+      await this.send({ t: 'end' });
+    } catch (error) {
+      this.fail(error as Error);
+    }
+    await reading;
+    await this.dataChain;
+    if (this.failure) throw this.failure;
+    if (!this.result) throw new AgentError('the repository side ended without a result');
+    return this.result;
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private async send(message: SourceMessage): Promise<void> {
+    await this.writer.send(encodeSourceMessage(message));
+  }
+
+  private toEntry(scanned: ScanEntry): Entry {
+    const s = scanned.stat;
+    const uid = Number(s.uid);
+    const gid = Number(s.gid);
+    const entry: Entry = {
+      path: scanned.path,
+      type: scanned.type,
+      size: scanned.type === 'file' ? Number(s.size) : 0,
+      mtimeNs: s.mtimeNs,
+      mode: Number(s.mode & 0o7777n),
+      uid,
+      gid,
+      user: this.accounts.userName(uid),
+      group: this.accounts.groupName(gid),
+    };
+    if (scanned.type === 'symlink') entry.target = scanned.target!;
+    if (scanned.type === 'file') {
+      const hash = this.setup.cache?.lookup(s);
+      if (hash !== undefined) entry.hash = hash;
+    }
+    return entry;
+  }
+
+  private absolute(path: Buffer): Buffer {
+    return path.length === 0 ? this.rootBytes : Buffer.concat([this.rootBytes, Buffer.from('/'), path]);
+  }
+
+  private async sendEntries(): Promise<void> {
+    let batch: Entry[] = [];
+    let first = 0;
+    const stats = this.stats;
+    for await (const scanned of walk(this.setup.sourceRoot, {
+      prune: this.setup.prune,
+      onSkip: (skipped) => {
+        stats.skipped.push(skipped);
+        this.setup.onLog?.(`warning: ${JSON.stringify(skipped.path.toString())}: ${skipped.reason}`);
+      },
+    })) {
+      if (this.failure) throw this.failure;
+      const index = first + batch.length;
+      const entry = this.toEntry(scanned);
+      if (entry.type === 'file') {
+        stats.filesScanned++;
+        stats.bytesScanned += entry.size;
+        this.pending.set(index, { absolute: this.absolute(entry.path) });
+      }
+      batch.push(entry);
+      if (batch.length >= BATCH) {
+        await this.send({ t: 'entries', first, entries: batch });
+        first += batch.length;
+        this.sent = first;
+        batch = [];
+        while (this.sent - this.settled > WINDOW && !this.failure) await new Promise<void>((r) => (this.wake = r));
+      }
+    }
+    if (batch.length) await this.send({ t: 'entries', first, entries: batch });
+    this.sent = first + batch.length;
+    stats.scanDone = true;
+  }
+
+  private async readReplies(): Promise<void> {
+    const decoder = new FrameDecoder();
+    for await (const chunk of this.input as AsyncIterable<Buffer>) {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.type !== FRAME_JSON) throw new ProtocolError('the repository side sent file data');
+        const message = decodeAgentMessage(frame.message);
+        switch (message.t) {
+          case 'hello':
+            if (message.version !== PROTOCOL_VERSION) {
+              throw new AgentError(`the repository side speaks protocol ${message.version}, this lb speaks ${PROTOCOL_VERSION}`);
+            }
+            break;
+          case 'want':
+            for (const index of message.hash) {
+              const file = this.requested(index);
+              void this.hashLimit(() => this.answerHash(index, file)).catch((e: Error) => this.fail(e));
+            }
+            for (const index of message.data) {
+              const file = this.requested(index);
+              this.dataChain = this.dataChain.then(() => this.answerData(index, file)).catch((e: Error) => this.fail(e));
+            }
+            break;
+          case 'settled':
+            if (message.upTo < this.settled || message.upTo > this.sent) throw new ProtocolError('the repository side settled entries never sent');
+            for (let i = this.settled; i < message.upTo; i++) this.pending.delete(i);
+            this.settled = message.upTo;
+            this.wakeUp();
+            break;
+          case 'log':
+            this.setup.onLog?.(message.line);
+            break;
+          case 'done':
+            this.result = message.result;
+            return;
+          case 'error':
+            throw new AgentError(message.message);
+        }
+      }
+    }
+    throw new AgentError('the repository side exited without finishing');
+  }
+
+  /** A peer may only ask about files it was sent and has not settled. */
+  private requested(index: number): PendingFile {
+    const file = index >= this.settled ? this.pending.get(index) : undefined;
+    if (!file) throw new ProtocolError(`the repository side asked for entry ${index}, which is not a pending file`);
+    return file;
+  }
+
+  private remember(facts: ReadFacts, startedNs: bigint): void {
+    if (this.setup.cache && cacheable(facts.stat, startedNs)) this.setup.cache.remember(facts.stat, facts.hash);
+  }
+
+  /** Read a file, retrying while it changes under us; null (after reporting) when it cannot be read. */
+  private async readStable(
+    index: number,
+    file: PendingFile,
+    attempt: (onChunk?: (c: Buffer) => Promise<void>) => Promise<ReadFacts>,
+  ): Promise<ReadFacts | null> {
+    let last: Error | null = null;
+    for (let i = 0; i < READ_ATTEMPTS; i++) {
+      const startedNs = BigInt(Date.now()) * 1_000_000n;
+      try {
+        const facts = await attempt();
+        this.remember(facts, startedNs);
+        return facts;
+      } catch (error) {
+        last = error as Error;
+        if (!(error instanceof FileChangedError)) break;
+      }
+    }
+    const reason = last instanceof FileChangedError ? `kept changing while being read` : `cannot read: ${last?.message}`;
+    this.setup.onLog?.(`warning: ${file.absolute.toString()}: ${reason}`);
+    await this.send({ t: 'unreadable', index, reason });
+    return null;
+  }
+
+  private async answerHash(index: number, file: PendingFile): Promise<void> {
+    const facts = await this.readStable(index, file, () =>
+      readThrough(file.absolute, undefined, (n) => (this.stats.bytesRead += n)),
+    );
+    if (!facts) return;
+    this.stats.filesHashed++;
+    await this.send({ t: 'hashed', index, facts });
+  }
+
+  private async answerData(index: number, file: PendingFile): Promise<void> {
+    const facts = await this.readStable(index, file, async () => {
+      await this.send({ t: 'data-begin', index });
+      return readThrough(
+        file.absolute,
+        async (chunk) => {
+          await this.writer.sendData(chunk);
+          this.stats.bytesSent += chunk.length;
+        },
+        (n) => (this.stats.bytesRead += n),
+      );
+    });
+    if (!facts) return;
+    this.stats.filesSent++;
+    await this.send({ t: 'data-end', index, facts });
+  }
+}
+
+export type { BigIntStats };

@@ -1,0 +1,76 @@
+// The repository side's message loop: frames in from the source, requests and
+// the result out. Work on each frame is synchronous, so reading the next frame
+// waits for the disk: backpressure reaches the source through the pipe.
+import type { Readable, Writable } from 'node:stream';
+import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
+import { PROTOCOL_VERSION, decodeSourceMessage } from '../protocol/messages.js';
+import { Receiver } from './receiver.js';
+
+export async function serve(input: Readable, output: Writable): Promise<number> {
+  const writer = new FrameWriter(output);
+  const decoder = new FrameDecoder();
+  let receiver: Receiver | null = null;
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.type === FRAME_DATA) {
+          if (!receiver) throw new ProtocolError('peer sent file data before hello');
+          receiver.data(frame.data);
+          continue;
+        }
+        const message = decodeSourceMessage(frame.message);
+        if (!receiver) {
+          if (message.t !== 'hello') throw new ProtocolError('peer did not begin with hello');
+          if (message.version !== PROTOCOL_VERSION) {
+            throw new ProtocolError(`the source speaks protocol ${message.version}, this agent speaks ${PROTOCOL_VERSION}`);
+          }
+          writer.post({ t: 'hello', version: PROTOCOL_VERSION });
+          receiver = new Receiver(message.repository, message.options, {
+            want: (hash, data) => writer.post({ t: 'want', hash, data }),
+            settled: (upTo) => writer.post({ t: 'settled', upTo }),
+            log: (line) => writer.post({ t: 'log', line }),
+          });
+          continue;
+        }
+        switch (message.t) {
+          case 'hello':
+            throw new ProtocolError('peer said hello twice');
+          case 'entries':
+            receiver.addEntries(message.first, message.entries);
+            break;
+          case 'hashed':
+            receiver.hashed(message.index, message.facts);
+            break;
+          case 'unreadable':
+            receiver.unreadable(message.index, message.reason);
+            break;
+          case 'data-begin':
+            receiver.dataBegin(message.index);
+            break;
+          case 'data-end':
+            receiver.dataEnd(message.index, message.facts);
+            break;
+          case 'end':
+            receiver.end();
+            break;
+        }
+        if (receiver.complete) {
+          const result = receiver.finish();
+          receiver = null;
+          await writer.send({ t: 'done', result });
+          return 0;
+        }
+      }
+    }
+    throw new ProtocolError('the source disconnected before the end of the backup');
+  } catch (error) {
+    receiver?.abort();
+    const message = error instanceof Error ? error.message : String(error);
+    try {
+      await writer.send({ t: 'error', message });
+    } catch {
+      // the source is gone; nothing left to tell
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,112 @@
+// The local catalog: a cache of content hashes keyed by (device, inode, size,
+// mtime, ctime), and the history of runs. Deleting it loses no data, only time.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { homedir } from 'node:os';
+
+const SCHEMA_VERSION = 1;
+
+/** What the catalog needs of a stat: bigint fields as node:fs gives them with { bigint: true }. */
+export interface StatKey {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+export interface RunRecord {
+  source: string;
+  repository: string;
+  snapshot: string | null;
+  startedAt: string;
+  seconds: number;
+  newFiles: number;
+  copiedFiles: number;
+  linkedFiles: number;
+  bytesTransferred: number;
+  status: string;
+}
+
+export function defaultCatalogPath(): string {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(state, 'lb', 'catalog.sqlite');
+}
+
+/** Commit cached hashes in batches: one transaction per file would dominate a large first run. */
+const BATCH = 2000;
+
+export class Catalog {
+  private readonly db: Database.Database;
+  private readonly select: Database.Statement<[bigint, bigint], { size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>;
+  private readonly upsert: Database.Statement<[bigint, bigint, bigint, bigint, bigint, Buffer]>;
+  private pending = 0;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.defaultSafeIntegers(true);
+    this.migrate();
+    this.select = this.db.prepare('SELECT size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev = ? AND ino = ?');
+    this.upsert = this.db.prepare(
+      'INSERT OR REPLACE INTO hashes (dev, ino, size, mtime_ns, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.db.exec('BEGIN');
+  }
+
+  private migrate(): void {
+    const version = Number(this.db.pragma('user_version', { simple: true }));
+    if (version === SCHEMA_VERSION) return;
+    if (version > SCHEMA_VERSION) throw new Error('the catalog was written by a newer lb; use --catalog to point elsewhere');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS hashes (
+        dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+        sha256 BLOB NOT NULL,
+        PRIMARY KEY (dev, ino)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL, repository TEXT NOT NULL, snapshot TEXT,
+        started_at TEXT NOT NULL, seconds REAL NOT NULL,
+        new_files INTEGER NOT NULL, copied_files INTEGER NOT NULL, linked_files INTEGER NOT NULL,
+        bytes_transferred INTEGER NOT NULL, status TEXT NOT NULL
+      );
+      PRAGMA user_version = ${SCHEMA_VERSION};
+    `);
+  }
+
+  lookup(stat: StatKey): string | undefined {
+    const row = this.select.get(stat.dev, stat.ino);
+    if (!row || row.size !== stat.size || row.mtime_ns !== stat.mtimeNs || row.ctime_ns !== stat.ctimeNs) return undefined;
+    return row.sha256.toString('hex');
+  }
+
+  remember(stat: StatKey, hash: string): void {
+    this.upsert.run(stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
+    if (++this.pending >= BATCH) this.commit();
+  }
+
+  private commit(): void {
+    this.db.exec('COMMIT');
+    this.db.exec('BEGIN');
+    this.pending = 0;
+  }
+
+  recordRun(run: RunRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO runs (source, repository, snapshot, started_at, seconds, new_files, copied_files, linked_files, bytes_transferred, status)
+         VALUES (@source, @repository, @snapshot, @startedAt, @seconds, @newFiles, @copiedFiles, @linkedFiles, @bytesTransferred, @status)`,
+      )
+      .run(run);
+  }
+
+  close(): void {
+    this.db.exec('COMMIT');
+    this.db.close();
+  }
+}

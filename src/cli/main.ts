@@ -1,0 +1,36 @@
+// The lb command line. The only code that prints.
+import { Command, CommanderError } from 'commander';
+import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
+
+const program = new Command('lb')
+  .description('Dated, hard-linked snapshots: moved, renamed and duplicated files cost no new storage and no new transfer.')
+  .version('0.1.0')
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(`lb: ${text.replace(/^error: /, '')}`) });
+
+program
+  .command('backup', { isDefault: true })
+  .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
+  .argument('<source>', 'directory to back up')
+  .argument('<repository>', 'lb repository (created when missing or empty)')
+  .option('--always', 'make a snapshot even when nothing changed since the latest one')
+  .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
+  .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
+  .option('--json', 'print the summary as one JSON object on stdout')
+  .option('-v, --verbose', 'list what happens to every entry')
+  .option('-q, --quiet', 'print only errors')
+  .option('--no-progress', 'no live progress display, even on a terminal')
+  .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
+    process.exitCode = await backupCommand(source, repository, opts);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    process.stderr.write(`lb: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = error instanceof UsageError ? EXIT.usage : EXIT.error;
+  }
+}

@@ -1,0 +1,55 @@
+// A live progress line on a terminal (never under cron: only when stderr is a TTY).
+import cliProgress from 'cli-progress';
+import type { SenderStats } from '../agent/sender.js';
+import { formatBytes } from './format.js';
+
+export interface ProgressSource {
+  stats: SenderStats;
+  entriesSent: number;
+  entriesSettled: number;
+}
+
+export class Progress {
+  private readonly bar: cliProgress.SingleBar;
+  private readonly timer: NodeJS.Timeout;
+  private readonly started = Date.now();
+
+  constructor(private readonly source: ProgressSource) {
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta_formatted}',
+        barsize: 20,
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(1, 0, this.payload());
+    this.timer = setInterval(() => this.update(), 250);
+  }
+
+  private payload(): Record<string, string | number> {
+    const s = this.source.stats;
+    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
+    return {
+      files: s.filesScanned + (s.scanDone ? '' : '+'),
+      scanned: formatBytes(s.bytesScanned),
+      read: formatBytes(s.bytesRead),
+      sent: formatBytes(s.bytesSent),
+      rate: formatBytes(Math.round(s.bytesRead / seconds)),
+    };
+  }
+
+  private update(): void {
+    // Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found.
+    this.bar.setTotal(Math.max(this.source.entriesSent, 1));
+    this.bar.update(this.source.entriesSettled, this.payload());
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.bar.stop();
+  }
+}

@@ -1,0 +1,298 @@
+// Message types of the lb protocol and their validation. Everything a peer sends
+// passes through a parse function here before any other code sees it.
+import { ProtocolError } from './frames.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+/** One source entry. Paths are raw bytes relative to the source root; the root itself is the empty path. */
+export interface Entry {
+  path: Buffer;
+  type: EntryType;
+  size: number;
+  mtimeNs: bigint;
+  /** Permission bits only (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  user?: string;
+  group?: string;
+  /** SHA-256, lowercase hex; present when the source already knows it. */
+  hash?: string;
+  target?: Buffer;
+}
+
+export interface BackupOptions {
+  /** Snapshot name chosen by the invoking side, YYYY.MM.DD-HH.MM.SS. */
+  snapshotName: string;
+  always: boolean;
+  numericIds: boolean;
+  verbose: boolean;
+  /** The source has no hash cache: trust the previous snapshot's hash when size and mtime match. */
+  quickCheck: boolean;
+  sourceLabel: string;
+}
+
+/** Facts about one file's content as the source read it. */
+export interface FileFacts {
+  hash: string;
+  size: number;
+  mtimeNs: bigint;
+}
+
+export type SourceMessage =
+  | { t: 'hello'; version: number; repository: string; options: BackupOptions }
+  | { t: 'entries'; first: number; entries: Entry[] }
+  | { t: 'hashed'; index: number; facts: FileFacts }
+  | { t: 'data-begin'; index: number }
+  | { t: 'data-end'; index: number; facts: FileFacts }
+  | { t: 'unreadable'; index: number; reason: string }
+  | { t: 'end' };
+
+export interface RunCounts {
+  newFiles: number;
+  copiedFiles: number;
+  linkedFiles: number;
+  directories: number;
+  symlinks: number;
+  bytesReceived: number;
+  bytesStored: number;
+}
+
+export interface RunResult {
+  snapshot: string | null;
+  created: boolean;
+  counts: RunCounts;
+  warnings: string[];
+}
+
+export type AgentMessage =
+  | { t: 'hello'; version: number }
+  | { t: 'want'; hash: number[]; data: number[] }
+  | { t: 'settled'; upTo: number }
+  | { t: 'log'; line: string }
+  | { t: 'done'; result: RunResult }
+  | { t: 'error'; message: string };
+
+// ---- encoding ----
+
+export function encodeEntry(e: Entry): object {
+  const wire: Record<string, unknown> = {
+    p: e.path.toString('base64'),
+    k: e.type === 'file' ? 'f' : e.type === 'dir' ? 'd' : 'l',
+    s: e.size,
+    m: e.mtimeNs.toString(),
+    mo: e.mode,
+    u: e.uid,
+    g: e.gid,
+  };
+  if (e.user !== undefined) wire.un = e.user;
+  if (e.group !== undefined) wire.gn = e.group;
+  if (e.hash !== undefined) wire.h = e.hash;
+  if (e.target !== undefined) wire.t = e.target.toString('base64');
+  return wire;
+}
+
+export function encodeFacts(f: FileFacts): object {
+  return { h: f.hash, s: f.size, m: f.mtimeNs.toString() };
+}
+
+/** Messages go on the wire as JSON; bigints and buffers need encoding first. */
+export function encodeSourceMessage(m: SourceMessage): object {
+  switch (m.t) {
+    case 'entries':
+      return { t: m.t, first: m.first, entries: m.entries.map(encodeEntry) };
+    case 'hashed':
+    case 'data-end':
+      return { t: m.t, index: m.index, facts: encodeFacts(m.facts) };
+    default:
+      return m;
+  }
+}
+
+// ---- validation ----
+
+function fail(what: string): never {
+  throw new ProtocolError(`peer sent an invalid ${what}`);
+}
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(what);
+  return v as Record<string, unknown>;
+}
+
+function int(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) fail(what);
+  return v;
+}
+
+function str(v: unknown, what: string, maxLength = 4096): string {
+  if (typeof v !== 'string' || v.length > maxLength) fail(what);
+  return v;
+}
+
+function bool(v: unknown, what: string): boolean {
+  if (typeof v !== 'boolean') fail(what);
+  return v;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const DECIMAL = /^-?[0-9]{1,25}$/;
+const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function bytes(v: unknown, what: string): Buffer {
+  const s = str(v, what, 65536);
+  if (!BASE64.test(s)) fail(what);
+  return Buffer.from(s, 'base64');
+}
+
+/**
+ * A relative path is safe when it is empty (the root) or a sequence of names
+ * separated by single slashes, none of them '.', '..' or containing NUL.
+ */
+export function isSafeRelativePath(path: Buffer): boolean {
+  if (path.length === 0) return true;
+  if (path.length > 32768 || path.includes(0)) return false;
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      const len = i - start;
+      if (len === 0 || len > 255) return false;
+      if (path[start] === 0x2e && (len === 1 || (len === 2 && path[start + 1] === 0x2e))) return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}
+
+function hash(v: unknown, what: string): string {
+  const s = str(v, what, 64);
+  if (!HEX64.test(s)) fail(what);
+  return s;
+}
+
+function nanoseconds(v: unknown, what: string): bigint {
+  const s = str(v, what, 32);
+  if (!DECIMAL.test(s)) fail(what);
+  return BigInt(s);
+}
+
+export function decodeEntry(raw: unknown): Entry {
+  const w = obj(raw, 'entry');
+  const path = bytes(w.p, 'entry path');
+  if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
+  const type = w.k === 'f' ? 'file' : w.k === 'd' ? 'dir' : w.k === 'l' ? 'symlink' : fail('entry type');
+  const entry: Entry = {
+    path,
+    type,
+    size: int(w.s, 'entry size'),
+    mtimeNs: nanoseconds(w.m, 'entry mtime'),
+    mode: int(w.mo, 'entry mode', 0o7777),
+    uid: int(w.u, 'entry uid', 0xffffffff),
+    gid: int(w.g, 'entry gid', 0xffffffff),
+  };
+  if (w.un !== undefined) entry.user = str(w.un, 'user name', 256);
+  if (w.gn !== undefined) entry.group = str(w.gn, 'group name', 256);
+  if (w.h !== undefined) {
+    if (type !== 'file') fail('hash on a non-file');
+    entry.hash = hash(w.h, 'entry hash');
+  }
+  if (type === 'symlink') {
+    const target = bytes(w.t, 'symlink target');
+    if (target.length === 0 || target.includes(0)) fail('symlink target');
+    entry.target = target;
+  } else if (w.t !== undefined) fail('target on a non-symlink');
+  return entry;
+}
+
+function decodeFacts(raw: unknown): FileFacts {
+  const f = obj(raw, 'file facts');
+  return { hash: hash(f.h, 'file hash'), size: int(f.s, 'file size'), mtimeNs: nanoseconds(f.m, 'file mtime') };
+}
+
+export function decodeSourceMessage(raw: unknown): SourceMessage {
+  const m = obj(raw, 'message');
+  switch (m.t) {
+    case 'hello': {
+      const o = obj(m.options, 'options');
+      const snapshotName = str(o.snapshotName, 'snapshot name', 32);
+      if (!SNAPSHOT_NAME.test(snapshotName)) fail('snapshot name');
+      return {
+        t: 'hello',
+        version: int(m.version, 'version'),
+        repository: str(m.repository, 'repository path'),
+        options: {
+          snapshotName,
+          always: bool(o.always, 'option'),
+          numericIds: bool(o.numericIds, 'option'),
+          verbose: bool(o.verbose, 'option'),
+          quickCheck: bool(o.quickCheck, 'option'),
+          sourceLabel: str(o.sourceLabel, 'source label'),
+        },
+      };
+    }
+    case 'entries': {
+      if (!Array.isArray(m.entries) || m.entries.length > 100000) fail('entry batch');
+      return { t: 'entries', first: int(m.first, 'entry index'), entries: m.entries.map(decodeEntry) };
+    }
+    case 'hashed':
+    case 'data-end':
+      return { t: m.t, index: int(m.index, 'entry index'), facts: decodeFacts(m.facts) };
+    case 'data-begin':
+      return { t: 'data-begin', index: int(m.index, 'entry index') };
+    case 'unreadable':
+      return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason') };
+    case 'end':
+      return { t: 'end' };
+    default:
+      fail('message type');
+  }
+}
+
+function indexList(v: unknown, what: string): number[] {
+  if (!Array.isArray(v) || v.length > 100000) fail(what);
+  return v.map((i) => int(i, what));
+}
+
+function decodeResult(raw: unknown): RunResult {
+  const r = obj(raw, 'result');
+  const c = obj(r.counts, 'counts');
+  const counts: RunCounts = {
+    newFiles: int(c.newFiles, 'count'),
+    copiedFiles: int(c.copiedFiles, 'count'),
+    linkedFiles: int(c.linkedFiles, 'count'),
+    directories: int(c.directories, 'count'),
+    symlinks: int(c.symlinks, 'count'),
+    bytesReceived: int(c.bytesReceived, 'count'),
+    bytesStored: int(c.bytesStored, 'count'),
+  };
+  if (!Array.isArray(r.warnings)) fail('warnings');
+  return {
+    snapshot: r.snapshot === null ? null : str(r.snapshot, 'snapshot name', 32),
+    created: bool(r.created, 'result'),
+    counts,
+    warnings: r.warnings.map((w) => str(w, 'warning')),
+  };
+}
+
+export function decodeAgentMessage(raw: unknown): AgentMessage {
+  const m = obj(raw, 'message');
+  switch (m.t) {
+    case 'hello':
+      return { t: 'hello', version: int(m.version, 'version') };
+    case 'want':
+      return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request') };
+    case 'settled':
+      return { t: 'settled', upTo: int(m.upTo, 'settled index') };
+    case 'log':
+      return { t: 'log', line: str(m.line, 'log line', 65536) };
+    case 'done':
+      return { t: 'done', result: decodeResult(m.result) };
+    case 'error':
+      return { t: 'error', message: str(m.message, 'error', 65536) };
+    default:
+      fail('message type');
+  }
+}

@@ -1,0 +1,188 @@
+// The object store: one inode per (content, metadata). An object's name is
+//   objects/<h0h1>/<h2h3>/<sha256>.<mode octal>.<uid>.<gid>.<mtime ns>
+// so "this content with this metadata?" is one lstat and "this content at all?"
+// reads one small directory. New objects wait in the run's incoming/ folder and
+// enter the store only after their bytes are synced to disk, so the store never
+// holds an object whose content a power cut could have lost.
+import {
+  chmodSync,
+  chownSync,
+  constants,
+  copyFileSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  utimesSync,
+} from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { StoreState } from '../diff/decide.js';
+
+export interface ObjectMeta {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+}
+
+/** Sync new objects to disk and publish them to the store after this many. */
+const FLUSH_OBJECTS = 4096;
+const FLUSH_BYTES = 256 * 1024 * 1024;
+
+export function objectName(hash: string, meta: ObjectMeta): string {
+  return `${hash}.${meta.mode.toString(8)}.${meta.uid}.${meta.gid}.${meta.mtimeNs}`;
+}
+
+/** Seconds as the double utimes wants, split so that large nanosecond counts lose no more than the double must. */
+export function toSeconds(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+}
+
+function errno(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException).code;
+}
+
+export class ObjectStore {
+  /** Objects made this run and not yet published: hash -> names in incoming/. */
+  private readonly unpublished = new Map<string, string[]>();
+  private unpublishedCount = 0;
+  private unpublishedBytes = 0;
+  private readonly madeDirs = new Set<string>();
+  bytesStored = 0;
+
+  constructor(
+    private readonly objectsDir: string,
+    private readonly incomingDir: string,
+    /** Only root may give an object another owner. */
+    private readonly setOwner: boolean,
+  ) {}
+
+  private storeDir(hash: string): string {
+    return join(this.objectsDir, hash.slice(0, 2), hash.slice(2, 4));
+  }
+
+  /** The path of the object with this content and metadata, or null. */
+  locate(hash: string, meta: ObjectMeta): string | null {
+    const name = objectName(hash, meta);
+    if (this.unpublished.get(hash)?.includes(name)) return join(this.incomingDir, name);
+    const path = join(this.storeDir(hash), name);
+    try {
+      lstatSync(path);
+      return path;
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  /** Any object with this content, whatever its metadata, or null. */
+  anyWithContent(hash: string): string | null {
+    const fresh = this.unpublished.get(hash);
+    if (fresh?.length) return join(this.incomingDir, fresh[0]!);
+    let names: string[];
+    try {
+      names = readdirSync(this.storeDir(hash));
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return null;
+      throw error;
+    }
+    const prefix = hash + '.';
+    const found = names.find((n) => n.startsWith(prefix));
+    return found === undefined ? null : join(this.storeDir(hash), found);
+  }
+
+  state(hash: string, meta: ObjectMeta): StoreState {
+    if (this.locate(hash, meta)) return 'exact';
+    return this.anyWithContent(hash) ? 'content' : 'absent';
+  }
+
+  /** Adopt a verified temporary file as the object (hash, meta); returns its path. */
+  adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number): string {
+    const existing = this.locate(hash, meta);
+    if (existing) {
+      unlinkSync(tempPath);
+      return existing;
+    }
+    this.applyMeta(tempPath, meta);
+    const name = objectName(hash, meta);
+    const path = join(this.incomingDir, name);
+    renameSync(tempPath, path);
+    this.noteUnpublished(hash, name, size);
+    return path;
+  }
+
+  discardTemp(tempPath: string): void {
+    unlinkSync(tempPath);
+  }
+
+  /** Make the object (hash, meta) from a stored object of the same content: a reflink where the filesystem can. */
+  copyFrom(sourcePath: string, hash: string, meta: ObjectMeta, size: number): string {
+    const name = objectName(hash, meta);
+    const path = join(this.incomingDir, name);
+    copyFileSync(sourcePath, path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    this.applyMeta(path, meta);
+    this.noteUnpublished(hash, name, size);
+    return path;
+  }
+
+  private noteUnpublished(hash: string, name: string, size: number): void {
+    const names = this.unpublished.get(hash);
+    if (names) names.push(name);
+    else this.unpublished.set(hash, [name]);
+    this.unpublishedCount++;
+    this.unpublishedBytes += size;
+    this.bytesStored += size;
+    if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES) this.publish();
+  }
+
+  private applyMeta(path: string, meta: ObjectMeta): void {
+    if (this.setOwner) chownSync(path, meta.uid, meta.gid);
+    // After chown: changing the owner clears set-id bits.
+    chmodSync(path, meta.mode);
+    const seconds = toSeconds(meta.mtimeNs);
+    utimesSync(path, seconds, seconds);
+  }
+
+  /** Sync what was written, then move this run's new objects into the store. */
+  publish(): void {
+    if (this.unpublishedCount === 0) return;
+    syncFilesystem(this.incomingDir, () => {
+      for (const names of this.unpublished.values()) for (const n of names) fsyncPath(join(this.incomingDir, n));
+    });
+    for (const [hash, names] of this.unpublished) {
+      const dir = this.storeDir(hash);
+      if (!this.madeDirs.has(dir)) {
+        mkdirSync(dir, { recursive: true, mode: 0o755 });
+        this.madeDirs.add(dir);
+      }
+      for (const name of names) renameSync(join(this.incomingDir, name), join(dir, name));
+    }
+    this.unpublished.clear();
+    this.unpublishedCount = 0;
+    this.unpublishedBytes = 0;
+  }
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * One syncfs(2) for the whole filesystem (through coreutils `sync -f`, as Node has
+ * no binding) costs far less than an fsync per object; `fallback` runs where that
+ * command is missing.
+ */
+export function syncFilesystem(dir: string, fallback: () => void): void {
+  const result = spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
+  if (result.error || result.status !== 0) fallback();
+}

@@ -1,0 +1,116 @@
+// Builds one snapshot in .lb/tmp/<name>/ and publishes it by renaming it into
+// place (invariant 2: a snapshot under its final name is complete). Records
+// arrive in canonical order, so a directory's subtree is complete as soon as a
+// record outside it arrives: its metadata is set then, deepest first, keeping
+// memory proportional to tree depth rather than to the number of entries.
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  lchownSync,
+  lutimesSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { isInside } from '../diff/order.js';
+import { ManifestWriter, type ManifestRecord } from './manifest.js';
+import { toSeconds } from './objects.js';
+import type { Repository } from './repository.js';
+
+export class SnapshotBuilder {
+  readonly workDir: string;
+  private readonly treeDir: Buffer;
+  private readonly manifest: ManifestWriter;
+  /** Directories whose subtree is still being filled, outermost first. */
+  private readonly open: ManifestRecord[] = [];
+
+  constructor(
+    private readonly repo: Repository,
+    readonly name: string,
+    private readonly setOwner: boolean,
+  ) {
+    this.workDir = join(repo.tmpDir, name);
+    mkdirSync(this.workDir, { mode: 0o700 });
+    this.treeDir = Buffer.from(join(this.workDir, 'tree'));
+    this.manifest = new ManifestWriter(join(this.workDir, 'manifest'));
+  }
+
+  private treePath(path: Buffer): Buffer {
+    return path.length === 0 ? this.treeDir : Buffer.concat([this.treeDir, Buffer.from('/'), path]);
+  }
+
+  /**
+   * Add one record. `objectPath` is the stored object a file links to. The caller
+   * guarantees canonical order and that every parent is a directory added before,
+   * so no write here can pass through a symlink.
+   */
+  add(record: ManifestRecord, objectPath?: string): void {
+    this.closeDirectoriesBefore(record.path);
+    const path = this.treePath(record.path);
+    switch (record.type) {
+      case 'dir':
+        // Owner-writable until its subtree is complete; the real mode is set on close.
+        mkdirSync(path, { mode: 0o700 });
+        this.open.push(record);
+        break;
+      case 'file':
+        linkSync(objectPath!, path);
+        break;
+      case 'symlink': {
+        symlinkSync(record.target!, path);
+        if (this.setOwner) lchownSync(path, record.uid, record.gid);
+        const seconds = toSeconds(record.mtimeNs);
+        lutimesSync(path, seconds, seconds);
+        break;
+      }
+    }
+    this.manifest.write(record);
+  }
+
+  private closeDirectoriesBefore(path: Buffer): void {
+    while (this.open.length > 0 && !isInside(path, this.open[this.open.length - 1]!.path)) {
+      this.closeDirectory(this.open.pop()!);
+    }
+  }
+
+  private closeDirectory(dir: ManifestRecord): void {
+    const path = this.treePath(dir.path);
+    if (this.setOwner) chownSync(path, dir.uid, dir.gid);
+    chmodSync(path, dir.mode);
+    const seconds = toSeconds(dir.mtimeNs);
+    utimesSync(path, seconds, seconds);
+  }
+
+  /** Complete the tree, write the log and move the snapshot to its final name; `latest` follows. */
+  publish(log: string): void {
+    while (this.open.length > 0) this.closeDirectory(this.open.pop()!);
+    this.manifest.close();
+    writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
+    // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
+    chmodSync(this.workDir, 0o755);
+    renameSync(this.workDir, this.repo.snapshotDir(this.name));
+    const link = join(this.repo.root, `.latest-${process.pid}`);
+    try {
+      unlinkSync(link);
+    } catch {
+      // absent, as expected
+    }
+    symlinkSync(this.name, link);
+    renameSync(link, join(this.repo.root, 'latest'));
+  }
+
+  abandon(): void {
+    try {
+      this.manifest.close();
+    } catch {
+      // already closed or never written; the directory goes anyway
+    }
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

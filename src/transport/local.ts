@@ -1,0 +1,42 @@
+// The local transport: the agent runs as a child process and the protocol flows
+// over its stdin and stdout, exactly as it does over SSH.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+
+export interface AgentConnection {
+  /** What the agent writes. */
+  input: Readable;
+  /** What the agent reads. */
+  output: Writable;
+  /** Resolves with the agent's exit status once it has exited. */
+  exited: Promise<number>;
+  /** Everything the agent printed on stderr (for error messages). */
+  stderr(): string;
+  kill(): void;
+}
+
+/** The bundled agent sits next to the bundled CLI in dist/. */
+export function agentBundlePath(): string {
+  return fileURLToPath(new URL('./agent.cjs', import.meta.url));
+}
+
+export function startLocalAgent(): AgentConnection {
+  const child = spawn(process.execPath, [agentBundlePath()], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let errText = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
+    if (errText.length < 65536) errText += s;
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  return {
+    input: child.stdout,
+    output: child.stdin,
+    exited,
+    stderr: () => errText,
+    kill: () => child.kill('SIGTERM'),
+  };
+}

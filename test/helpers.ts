@@ -1,0 +1,105 @@
+// Shared test plumbing: scratch directories, running the real lb binary, and
+// independent oracles (rsync for tree fidelity, strace for which files were opened).
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, lstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach } from 'vitest';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const LB = join(ROOT, 'bin', 'lb');
+
+const scratch: string[] = [];
+
+/** A fresh directory removed after the test. */
+export function tempDir(prefix = 'lb-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+export interface LbRun {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function lb(args: string[], env: Record<string, string> = {}): LbRun {
+  const r = spawnSync(process.execPath, [LB, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface Summary {
+  snapshot: string | null;
+  created: boolean;
+  files: { new: number; copied: number; linked: number; total: number };
+  bytes: { scanned: number; read: number; transferred: number; stored: number };
+  warnings: string[];
+  skipped: { path: string; reason: string }[];
+}
+
+/** Back up with --json and a test-local catalog; fails the test on a non-zero exit. */
+export function backup(source: string, repo: string, catalog: string, extra: string[] = []): Summary {
+  const r = lb(['backup', source, repo, '--json', '--catalog', catalog, ...extra]);
+  if (r.status !== 0) throw new Error(`lb exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Summary;
+}
+
+/**
+ * The independent fidelity oracle: rsync in dry-run, comparing checksums and all
+ * metadata, lists every difference between the source and the snapshot tree.
+ * An empty result means the tree is a faithful copy.
+ */
+export function rsyncDifferences(source: string, tree: string): string[] {
+  const r = rsync(['-rlptgoDHn', '--checksum', '--itemize-changes', '--delete', source + '/', tree + '/']);
+  return r.stdout.split('\n').filter((line) => line.trim() !== '');
+}
+
+export function rsync(args: string[]): SpawnSyncReturns<string> {
+  const r = spawnSync('rsync', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
+  return r;
+}
+
+/** Runs lb under strace and returns every path it opened for reading. */
+export function openedPaths(args: string[]): { run: LbRun; opened: string[] } {
+  const log = join(tempDir('lb-strace-'), 'trace');
+  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=open,openat', '-o', log, process.execPath, LB, ...args], {
+    encoding: 'utf8',
+  });
+  const trace = spawnSync('cat', [log], { encoding: 'utf8' }).stdout;
+  const opened: string[] = [];
+  for (const line of trace.split('\n')) {
+    const m = /open(?:at)?\((?:[^,]+, )?"((?:[^"\\]|\\.)*)"/.exec(line);
+    if (m && !line.includes('= -1')) opened.push(m[1]!);
+  }
+  return { run: { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }, opened };
+}
+
+export function snapshots(repo: string): string[] {
+  return readdirSync(repo).filter((n) => /^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$/.test(n)).sort();
+}
+
+export function inode(path: string): bigint {
+  return lstatSync(path, { bigint: true }).ino;
+}
+
+/** Every object file in the store. */
+export function objectCount(repo: string): number {
+  let n = 0;
+  const objects = join(repo, '.lb', 'objects');
+  for (const a of readdirSync(objects)) for (const b of readdirSync(join(objects, a))) n += readdirSync(join(objects, a, b)).length;
+  return n;
+}
+
+/**
+ * Wait past the racily-clean window (100 ms on filesystems with fine timestamps):
+ * lb rightly refuses to cache the hash of a file changed a moment ago.
+ */
+export function settle(): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+}
