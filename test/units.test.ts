@@ -1,0 +1,91 @@
+// The pure pieces, checked against independent facts rather than their own output.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { comparePaths } from '../src/diff/order.js';
+import { FrameDecoder, FrameWriter, ProtocolError } from '../src/protocol/frames.js';
+import { decodeEntry, decodeSourceMessage, encodeEntry, isSafeRelativePath } from '../src/protocol/messages.js';
+import { escapeBytes, unescapeBytes } from '../src/repo/manifest.js';
+import { walk } from '../src/scan/walk.js';
+import { PassThrough } from 'node:stream';
+import { tempDir } from './helpers.js';
+
+describe('canonical order', () => {
+  it('sorting whole paths with comparePaths gives exactly the order the walk yields', async () => {
+    const root = tempDir();
+    const names = ['a', 'a-b', 'a.b', 'a b', 'ab', 'B', '\xe9', 'a0'];
+    for (const n of names) {
+      mkdirSync(Buffer.from(join(root, n), 'latin1'));
+      for (const m of names) writeFileSync(Buffer.from(join(root, n, m), 'latin1'), '');
+    }
+    const walked: Buffer[] = [];
+    for await (const e of walk(root)) walked.push(e.path);
+    const sorted = [...walked].sort(comparePaths);
+    expect(sorted.map((p) => p.toString('latin1'))).toEqual(walked.map((p) => p.toString('latin1')));
+    // Children follow their parent directly: 'a/…' entries come before 'a-b'.
+    const order = walked.map((p) => p.toString('latin1'));
+    expect(order.indexOf('a/B')).toBeLessThan(order.indexOf('a-b'));
+  });
+});
+
+describe('manifest escaping', () => {
+  it('round-trips arbitrary bytes and keeps readable names readable', () => {
+    for (let i = 0; i < 500; i++) {
+      const raw = randomBytes(1 + (i % 40));
+      expect(unescapeBytes(escapeBytes(raw)).equals(raw)).toBe(true);
+    }
+    expect(escapeBytes(Buffer.from('2019-06-12 Holiday/Été.jpg'))).toBe('2019-06-12 Holiday/Été.jpg');
+    expect(escapeBytes(Buffer.from('tab\there%'))).toBe('tab%09here%25');
+    expect(escapeBytes(Buffer.from([0x63, 0xe9]))).toBe('c%E9');
+    expect(escapeBytes(Buffer.alloc(0))).toBe('.');
+  });
+});
+
+describe('protocol validation', () => {
+  const base = { k: 'f', s: 1, m: '1', mo: 0o644, u: 0, g: 0 };
+  const withPath = (p: string) => ({ ...base, p: Buffer.from(p, 'latin1').toString('base64') });
+
+  it('refuses absolute, dot-dot, NUL and empty-component paths', () => {
+    for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..', '.', 'a/./b', 'a//b', 'a/', 'a\0b']) {
+      expect(isSafeRelativePath(Buffer.from(bad, 'latin1'))).toBe(false);
+      expect(() => decodeEntry(withPath(bad))).toThrow(ProtocolError);
+    }
+    for (const good of ['', 'a', 'a/b', '..a', 'a..', '.hidden', 'caf\xe9']) {
+      expect(isSafeRelativePath(Buffer.from(good, 'latin1'))).toBe(true);
+    }
+  });
+
+  it('refuses malformed fields and unknown messages', () => {
+    expect(() => decodeEntry({ ...withPath('a'), s: -1 })).toThrow(ProtocolError);
+    expect(() => decodeEntry({ ...withPath('a'), mo: 0o17777 })).toThrow(ProtocolError);
+    expect(() => decodeEntry({ ...withPath('a'), h: 'not-a-hash' })).toThrow(ProtocolError);
+    expect(() => decodeEntry({ ...withPath('a'), k: 'l' })).toThrow(ProtocolError); // symlink without target
+    expect(() => decodeSourceMessage({ t: 'format-disk' })).toThrow(ProtocolError);
+    expect(() => decodeSourceMessage({ t: 'entries', first: 0, entries: 'x' })).toThrow(ProtocolError);
+  });
+
+  it('carries entries with raw-byte paths through encoding', () => {
+    const entry = decodeEntry(encodeEntry({ path: Buffer.from([0x61, 0xff, 0x0a]), type: 'file', size: 3, mtimeNs: 1234567890123456789n, mode: 0o600, uid: 1, gid: 2 }));
+    expect(entry.path.equals(Buffer.from([0x61, 0xff, 0x0a]))).toBe(true);
+    expect(entry.mtimeNs).toBe(1234567890123456789n);
+  });
+
+  it('reassembles frames split at every byte boundary and refuses oversized ones', async () => {
+    const pipe = new PassThrough();
+    const writer = new FrameWriter(pipe);
+    const chunks: Buffer[] = [];
+    pipe.on('data', (c: Buffer) => chunks.push(c));
+    await writer.send({ t: 'end' });
+    await writer.sendData(Buffer.from('payload'));
+    const wire = Buffer.concat(chunks);
+    const decoder = new FrameDecoder();
+    const frames = [];
+    for (const byte of wire) frames.push(...decoder.push(Buffer.from([byte])));
+    expect(frames).toHaveLength(2);
+    expect(frames[0]).toEqual({ type: 1, message: { t: 'end' } });
+    const huge = Buffer.alloc(5);
+    huge.writeUInt32BE(0xffffffff, 0);
+    expect(() => new FrameDecoder().push(huge)).toThrow(ProtocolError);
+  });
+});
