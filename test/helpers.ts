@@ -92,7 +92,7 @@ export function inode(path: string): bigint {
 export function objectCount(repo: string): number {
   let n = 0;
   const objects = join(repo, '.lb', 'objects');
-  for (const a of readdirSync(objects)) for (const b of readdirSync(join(objects, a))) n += readdirSync(join(objects, a, b)).length;
+  for (const fanout of readdirSync(objects)) n += readdirSync(join(objects, fanout)).length;
   return n;
 }
 

@@ -3,8 +3,7 @@
 // walk goes on. A window of unsettled entries bounds memory on both sides; no
 // request waits for a reply per file.
 import type { Readable, Writable } from 'node:stream';
-import pLimit from 'p-limit';
-import { FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
+import { DATA_CHUNK, FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
 import {
   PROTOCOL_VERSION,
   decodeAgentMessage,
@@ -17,13 +16,17 @@ import {
 import { Accounts } from '../scan/accounts.js';
 import { FileChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
 import { walk, type ScanEntry, type Skipped } from '../scan/walk.js';
-import type { BigIntStats } from 'node:fs';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
 const WINDOW = 16384;
 const BATCH = 512;
-/** Concurrent hash reads: overlap disk latency with hashing on the other core. */
-const HASH_CONCURRENCY = 3;
+/**
+ * A file hashed on request is usually asked for moments later when its content is
+ * new; small files are kept in memory meanwhile, up to this much, so new content
+ * is read and hashed once.
+ */
+const RECENT_BYTES = 64 * 1024 * 1024;
+const RECENT_FILE = 4 * 1024 * 1024;
 /** Attempts at reading a file that keeps changing under us before reporting it. */
 const READ_ATTEMPTS = 3;
 
@@ -68,7 +71,10 @@ export class Sender {
   private readonly writer: FrameWriter;
   private readonly pending = new Map<number, PendingFile>();
   private readonly accounts = new Accounts();
-  private readonly hashLimit = pLimit(HASH_CONCURRENCY);
+  /** Content of files just hashed, oldest first, for the data request that may follow. */
+  private readonly recent = new Map<number, { content: Buffer; facts: ReadFacts }>();
+  private recentBytes = 0;
+  private hashChain: Promise<void> = Promise.resolve();
   private dataChain: Promise<void> = Promise.resolve();
   private sent = 0;
   private settled = 0;
@@ -108,6 +114,7 @@ export class Sender {
       this.fail(error as Error);
     }
     await reading;
+    await this.hashChain;
     await this.dataChain;
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
@@ -204,7 +211,7 @@ export class Sender {
           case 'want':
             for (const index of message.hash) {
               const file = this.requested(index);
-              void this.hashLimit(() => this.answerHash(index, file)).catch((e: Error) => this.fail(e));
+              this.hashChain = this.hashChain.then(() => this.answerHash(index, file)).catch((e: Error) => this.fail(e));
             }
             for (const index of message.data) {
               const file = this.requested(index);
@@ -243,11 +250,7 @@ export class Sender {
   }
 
   /** Read a file, retrying while it changes under us; null (after reporting) when it cannot be read. */
-  private async readStable(
-    index: number,
-    file: PendingFile,
-    attempt: (onChunk?: (c: Buffer) => Promise<void>) => Promise<ReadFacts>,
-  ): Promise<ReadFacts | null> {
+  private async readStable(index: number, file: PendingFile, attempt: () => Promise<ReadFacts>): Promise<ReadFacts | null> {
     let last: Error | null = null;
     for (let i = 0; i < READ_ATTEMPTS; i++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
@@ -266,31 +269,60 @@ export class Sender {
     return null;
   }
 
+  private countRead = (n: number) => {
+    this.stats.bytesRead += n;
+  };
+
   private async answerHash(index: number, file: PendingFile): Promise<void> {
-    const facts = await this.readStable(index, file, () =>
-      readThrough(file.absolute, undefined, (n) => (this.stats.bytesRead += n)),
-    );
+    let content: Buffer | undefined;
+    const facts = await this.readStable(index, file, async () => {
+      const read = await readThrough(file.absolute, { onBytes: this.countRead, keepUpTo: RECENT_FILE });
+      content = read.content;
+      return read;
+    });
     if (!facts) return;
     this.stats.filesHashed++;
+    if (content) this.keepRecent(index, content, facts);
     await this.send({ t: 'hashed', index, facts });
   }
 
+  private keepRecent(index: number, content: Buffer, facts: ReadFacts): void {
+    this.recent.set(index, { content, facts });
+    this.recentBytes += content.length;
+    for (const [old, kept] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(old);
+      this.recentBytes -= kept.content.length;
+    }
+  }
+
   private async answerData(index: number, file: PendingFile): Promise<void> {
+    const kept = this.recent.get(index);
+    if (kept) {
+      // The very bytes that were hashed: consistent with the facts already sent.
+      this.recent.delete(index);
+      this.recentBytes -= kept.content.length;
+      await this.send({ t: 'data-begin', index });
+      for (let offset = 0; offset < kept.content.length; offset += DATA_CHUNK) {
+        await this.writer.sendData(kept.content.subarray(offset, offset + DATA_CHUNK));
+      }
+      this.stats.bytesSent += kept.content.length;
+      this.stats.filesSent++;
+      await this.send({ t: 'data-end', index, facts: kept.facts });
+      return;
+    }
     const facts = await this.readStable(index, file, async () => {
       await this.send({ t: 'data-begin', index });
-      return readThrough(
-        file.absolute,
-        async (chunk) => {
+      return readThrough(file.absolute, {
+        onBytes: this.countRead,
+        onChunk: async (chunk) => {
           await this.writer.sendData(chunk);
           this.stats.bytesSent += chunk.length;
         },
-        (n) => (this.stats.bytesRead += n),
-      );
+      });
     });
     if (!facts) return;
     this.stats.filesSent++;
     await this.send({ t: 'data-end', index, facts });
   }
 }
-
-export type { BigIntStats };

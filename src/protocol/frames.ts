@@ -106,16 +106,21 @@ export class FrameWriter {
   /** Queue a message without waiting for the peer; for small replies from a loop that must not stall. */
   post(message: object): void {
     const payload = Buffer.from(JSON.stringify(message), 'utf8');
+    this.out.cork();
     this.out.write(header(FRAME_JSON, payload.length));
     this.out.write(payload);
+    this.out.uncork();
     this.bytesWritten += payload.length + 5;
   }
 
   private async write(head: Buffer, payload: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     while (this.waiting) await this.waiting;
+    // Corked, header and payload leave in one writev.
+    this.out.cork();
     this.out.write(head);
     const more = this.out.write(payload);
+    this.out.uncork();
     this.bytesWritten += head.length + payload.length;
     if (!more) {
       this.waiting = new Promise<void>((resolve) => {

@@ -1,7 +1,10 @@
 // The object store: one inode per (content, metadata). An object's name is
-//   objects/<h0h1>/<h2h3>/<sha256>.<mode octal>.<uid>.<gid>.<mtime ns>
+//   objects/<h0h1h2>/<sha256>.<mode octal>.<uid>.<gid>.<mtime ns>
 // so "this content with this metadata?" is one lstat and "this content at all?"
-// reads one small directory. New objects wait in the run's incoming/ folder and
+// reads one small directory. One level of 4096 directories, not two of 256:
+// a two-level fan-out costs a mkdir for nearly every object in a young
+// repository (65,536 leaves), and creating directories is what a first backup
+// pays most for; 4096 still keeps about 250 names per directory at a million objects. New objects wait in the run's incoming/ folder and
 // enter the store only after their bytes are synced to disk, so the store never
 // holds an object whose content a power cut could have lost.
 import {
@@ -63,7 +66,7 @@ export class ObjectStore {
   ) {}
 
   private storeDir(hash: string): string {
-    return join(this.objectsDir, hash.slice(0, 2), hash.slice(2, 4));
+    return join(this.objectsDir, hash.slice(0, 3));
   }
 
   /** The path of the object with this content and metadata, or null. */
@@ -157,7 +160,7 @@ export class ObjectStore {
     for (const [hash, names] of this.unpublished) {
       const dir = this.storeDir(hash);
       if (!this.madeDirs.has(dir)) {
-        mkdirSync(dir, { recursive: true, mode: 0o755 });
+        mkdirSync(dir, { recursive: true, mode: 0o755 }); // no error when it exists
         this.madeDirs.add(dir);
       }
       for (const name of names) renameSync(join(this.incomingDir, name), join(dir, name));
