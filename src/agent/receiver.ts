@@ -76,7 +76,6 @@ export class Receiver {
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
   private receiving: Incoming | null = null;
-  private tempCounter = 0;
   private ended = false;
 
   private wantHash: number[] = [];
@@ -241,7 +240,7 @@ export class Receiver {
       if (this.receiving.slot !== slot) throw new ProtocolError('peer began a file inside another');
       this.discardIncoming();
     }
-    const path = join(this.incomingDir, `tmp-${this.tempCounter++}`);
+    const path = this.store.tempPath();
     this.receiving = { slot, fd: openSync(path, 'wx', 0o600), path, hasher: createHash('sha256'), size: 0 };
   }
 
