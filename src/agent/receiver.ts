@@ -14,7 +14,7 @@ import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, Entry, FileFacts, RunCounts, RunResult } from '../protocol/messages.js';
-import { ManifestReader, recordBody, type How, type ManifestRecord } from '../repo/manifest.js';
+import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
 import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
 import { Repository } from '../repo/repository.js';
 import { RepositoryLock } from '../repo/lock.js';
@@ -27,13 +27,15 @@ interface Slot {
   index: number;
   entry: Entry;
   meta: ObjectMeta;
-  previous: ManifestRecord | undefined;
+  previous: PreviousRecord | undefined;
   state: SlotState;
   hash?: string;
   /** This entry's own transfer brought the content (the object itself may since have been published). */
   fresh?: boolean;
   /** The source could not read it: left out of the snapshot with a warning. */
   dropped?: string;
+  /** recordBody() of this entry once its hash is final; cached for the comparisons. */
+  body?: string;
 }
 
 interface Incoming {
@@ -62,7 +64,7 @@ export class Receiver {
   private builder: SnapshotBuilder | null = null;
   private readonly previousName: string | null;
   private previous: ManifestReader | null = null;
-  private previousHead: ManifestRecord | null = null;
+  private previousHead: PreviousRecord | null = null;
   /** Still identical to the previous snapshot, and how many records so far. */
   private identical: boolean;
   private identicalCount = 0;
@@ -107,7 +109,7 @@ export class Receiver {
       this.previousName = this.repo.latest();
       if (this.previousName) {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
-        this.previousHead = this.previous.next();
+        this.previousHead = this.previous.nextPrevious();
       }
       this.identical = this.previous !== null && !options.always;
       if (!this.identical) this.builder = new SnapshotBuilder(this.repo, this.name, this.asRoot);
@@ -145,14 +147,14 @@ export class Receiver {
   }
 
   /** The previous snapshot's record at this path, if any; records passed over mean the tree changed. */
-  private matchPrevious(path: Buffer): ManifestRecord | undefined {
+  private matchPrevious(path: Buffer): PreviousRecord | undefined {
     while (this.previousHead && comparePaths(this.previousHead.path, path) < 0) {
       this.identical && this.diverge();
-      this.previousHead = this.previous!.next();
+      this.previousHead = this.previous!.nextPrevious();
     }
     if (this.previousHead && comparePaths(this.previousHead.path, path) === 0) {
       const found = this.previousHead;
-      this.previousHead = this.previous!.next();
+      this.previousHead = this.previous!.nextPrevious();
       return found;
     }
     return undefined;
@@ -169,7 +171,7 @@ export class Receiver {
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.matchPrevious(entry.path), state: 'ready' };
     this.slots.push(slot);
     if (entry.type !== 'file') return;
-    const hash = knownHash(entry, slot.previous, this.options.quickCheck);
+    const hash = knownHash(entry, this.options.quickCheck ? slot.previous?.record() : undefined, this.options.quickCheck);
     if (hash === undefined) {
       slot.state = 'hash';
       this.wantHash.push(slot.index);
@@ -179,7 +181,7 @@ export class Receiver {
   /** With the hash known: ready if the repository has the content, else wait for a transfer. */
   private resolveContent(slot: Slot, hash: string): void {
     slot.hash = hash;
-    if (this.previousHasObject(slot, hash) || fileAction(this.store.state(hash, slot.meta)) !== 'transfer') {
+    if (this.previousHasObject(slot) || fileAction(this.store.state(hash, slot.meta)) !== 'transfer') {
       slot.state = 'ready';
       return;
     }
@@ -194,11 +196,29 @@ export class Receiver {
     }
   }
 
-  /** The previous snapshot links this exact object, so it is stored: no lookup needed. */
-  private previousHasObject(slot: Slot, hash: string): boolean {
-    const p = slot.previous;
-    const m = slot.meta;
-    return p?.type === 'file' && p.hash === hash && p.mode === m.mode && p.uid === m.uid && p.gid === m.gid && p.mtimeNs === m.mtimeNs;
+  /** The previous snapshot has this very entry, so its object is stored: no lookup needed. */
+  private previousHasObject(slot: Slot): boolean {
+    return slot.previous !== undefined && slot.previous.body === this.bodyOf(slot);
+  }
+
+  private recordOf(slot: Slot): ManifestRecord {
+    const e = slot.entry;
+    return {
+      how: 'made',
+      type: e.type,
+      path: e.path,
+      hash: slot.hash ?? '',
+      size: e.type === 'file' ? e.size : 0,
+      mtimeNs: e.mtimeNs,
+      mode: e.mode,
+      uid: slot.meta.uid,
+      gid: slot.meta.gid,
+      target: e.target ?? null,
+    };
+  }
+
+  private bodyOf(slot: Slot): string {
+    return (slot.body ??= recordBody(this.recordOf(slot)));
   }
 
   private slotAt(index: number, expected: SlotState[]): Slot {
@@ -208,6 +228,7 @@ export class Receiver {
   }
 
   private applyFacts(slot: Slot, facts: FileFacts): void {
+    slot.body = undefined;
     slot.entry.size = facts.size;
     slot.entry.mtimeNs = facts.mtimeNs;
     slot.meta.mtimeNs = facts.mtimeNs;
@@ -266,6 +287,7 @@ export class Receiver {
     const expected = slot.hash!;
     this.applyFacts(slot, facts);
     slot.hash = hash;
+    slot.body = undefined;
     this.store.adopt(r.path, hash, slot.meta, r.size);
     slot.fresh = true;
     slot.state = 'ready';
@@ -319,20 +341,9 @@ export class Receiver {
       this.identical && this.diverge();
       return;
     }
-    const record: ManifestRecord = {
-      how: 'made',
-      type: e.type,
-      path: e.path,
-      hash: slot.hash ?? '',
-      size: e.type === 'file' ? e.size : 0,
-      mtimeNs: e.mtimeNs,
-      mode: e.mode,
-      uid: slot.meta.uid,
-      gid: slot.meta.gid,
-      target: e.target ?? null,
-    };
+    const record = this.recordOf(slot);
     if (this.identical) {
-      if (slot.previous && recordBody(slot.previous) === recordBody(record)) {
+      if (slot.previous && slot.previous.body === this.bodyOf(slot)) {
         this.identicalCount++;
         this.count(record.type, 'linked');
         return;

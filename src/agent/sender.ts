@@ -152,10 +152,7 @@ export class Sender {
       group: this.accounts.groupName(gid),
     };
     if (scanned.type === 'symlink') entry.target = scanned.target!;
-    if (scanned.type === 'file') {
-      const hash = this.setup.cache?.lookup(s);
-      if (hash !== undefined) entry.hash = hash;
-    }
+    if (scanned.cachedHash !== undefined) entry.hash = scanned.cachedHash;
     return entry;
   }
 
@@ -169,6 +166,7 @@ export class Sender {
     const stats = this.stats;
     for await (const scanned of walk(this.setup.sourceRoot, {
       prune: this.setup.prune,
+      cache: this.setup.cache,
       onSkip: (skipped) => {
         stats.skipped.push(skipped);
         this.setup.onLog?.(`warning: ${JSON.stringify(skipped.path.toString())}: ${skipped.reason}`);

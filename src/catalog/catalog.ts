@@ -79,10 +79,13 @@ export class Catalog {
     `);
   }
 
-  lookup(stat: StatKey): string | undefined {
-    const row = this.select.get(stat.dev, stat.ino);
-    if (!row || row.size !== stat.size || row.mtime_ns !== stat.mtimeNs || row.ctime_ns !== stat.ctimeNs) return undefined;
-    return row.sha256.toString('hex');
+  /** Hashes for files whose cached stat still matches, in order (undefined where not). */
+  lookupMany(stats: StatKey[]): (string | undefined)[] {
+    return stats.map((stat) => {
+      const row = this.select.get(stat.dev, stat.ino);
+      if (!row || row.size !== stat.size || row.mtime_ns !== stat.mtimeNs || row.ctime_ns !== stat.ctimeNs) return undefined;
+      return row.sha256.toString('hex');
+    });
   }
 
   remember(stat: StatKey, hash: string): void {

@@ -103,7 +103,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   });
   const progress =
     opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY
-      ? new Progress({
+      ? await Progress.start({
           stats: sender.stats,
           get entriesSent() {
             return sender.entriesSent;

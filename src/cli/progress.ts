@@ -1,5 +1,5 @@
 // A live progress line on a terminal (never under cron: only when stderr is a TTY).
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { SenderStats } from '../agent/sender.js';
 import { formatBytes } from './format.js';
 
@@ -14,8 +14,17 @@ export class Progress {
   private readonly timer: NodeJS.Timeout;
   private readonly started = Date.now();
 
-  constructor(private readonly source: ProgressSource) {
-    this.bar = new cliProgress.SingleBar(
+  /** Loaded only on a terminal: cron runs never pay for it. */
+  static async start(source: ProgressSource): Promise<Progress> {
+    const { default: bars } = await import('cli-progress');
+    return new Progress(source, bars);
+  }
+
+  private constructor(
+    private readonly source: ProgressSource,
+    bars: typeof cliProgress,
+  ) {
+    this.bar = new bars.SingleBar(
       {
         stream: process.stderr,
         format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta_formatted}',
@@ -24,7 +33,7 @@ export class Progress {
         clearOnComplete: true,
         etaBuffer: 50,
       },
-      cliProgress.Presets.shades_classic,
+      bars.Presets.shades_classic,
     );
     this.bar.start(1, 0, this.payload());
     this.timer = setInterval(() => this.update(), 250);

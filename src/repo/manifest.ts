@@ -140,6 +140,14 @@ export class ManifestWriter {
   }
 }
 
+/** A record of a previous manifest: its path and comparable body at once, the rest parsed on demand. */
+export interface PreviousRecord {
+  path: Buffer;
+  /** As recordBody() would give it: equal bodies mean an identical entry. */
+  body: string;
+  record(): ManifestRecord;
+}
+
 /** Reads a manifest one record at a time in constant memory. */
 export class ManifestReader {
   private readonly fd: number;
@@ -161,6 +169,22 @@ export class ManifestReader {
   next(): ManifestRecord | null {
     const line = this.nextLine();
     return line === null ? null : parseRecord(line);
+  }
+
+  /** The next record, parsing only its path: an unchanged run compares bodies as strings. */
+  nextPrevious(): PreviousRecord | null {
+    const line = this.nextLine();
+    if (line === null) return null;
+    const bodyStart = line.indexOf('\t') + 1;
+    const pathStart = line.indexOf('\t', bodyStart) + 1;
+    const pathEnd = line.indexOf('\t', pathStart);
+    if (bodyStart === 0 || pathStart === 0 || pathEnd < 0) throw new Error('corrupt manifest line');
+    let parsed: ManifestRecord | null = null;
+    return {
+      path: unescapeBytes(line.slice(pathStart, pathEnd)),
+      body: line.slice(bodyStart),
+      record: () => (parsed ??= parseRecord(line)),
+    };
   }
 
   private nextLine(): string | null {

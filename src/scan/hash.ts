@@ -9,7 +9,8 @@ export const READ_CHUNK = 1024 * 1024;
 
 /** What the hash cache needs of a file's stat; keyed so a moved file is still found. */
 export interface HashCache {
-  lookup(stat: BigIntStats): string | undefined;
+  /** Hashes for files whose cached stat still matches, in the same order (undefined where not). */
+  lookupMany(stats: BigIntStats[]): (string | undefined)[];
   remember(stat: BigIntStats, hash: string): void;
 }
 

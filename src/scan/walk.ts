@@ -2,6 +2,7 @@
 // entries come out in the canonical order the repository side merges against.
 // Names are handled as Buffers throughout: a name that is not UTF-8 survives.
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import type { HashCache } from './hash.js';
 
 export type ScanType = 'file' | 'dir' | 'symlink';
 
@@ -11,6 +12,8 @@ export interface ScanEntry {
   type: ScanType;
   stat: BigIntStats;
   target?: Buffer;
+  /** The content hash, when the hash cache vouches for this inode. */
+  cachedHash?: string;
 }
 
 export interface Skipped {
@@ -22,6 +25,8 @@ export interface WalkOptions {
   /** Absolute paths never to descend into (e.g. the repository when it lies inside the source). */
   prune?: (absolute: Buffer) => boolean;
   onSkip?: (skipped: Skipped) => void;
+  /** Asked once per directory for all its regular files. */
+  cache?: HashCache;
 }
 
 const SLASH = Buffer.from('/');
@@ -92,6 +97,11 @@ async function* walkDir(
     } else {
       options.onSkip?.({ path, reason: `${describe(stat)} skipped` });
     }
+  }
+  if (options.cache) {
+    const files = children.filter((c) => c.type === 'file');
+    const hashes = options.cache.lookupMany(files.map((f) => f.stat));
+    files.forEach((f, i) => (f.cachedHash = hashes[i]));
   }
   for (const child of children) {
     yield child;
