@@ -8,7 +8,7 @@
 // nothing is built; at the first difference the identical prefix is replayed
 // from the previous manifest, so an unchanged run writes nothing at all.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
@@ -22,6 +22,9 @@ import { SnapshotBuilder } from '../repo/snapshot.js';
 import { Accounts } from '../scan/accounts.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
+
+/** Tell the source how far entries are settled after this many more (well below its window). */
+const SETTLED_EVERY = 1024;
 
 interface Slot {
   index: number;
@@ -71,6 +74,7 @@ export class Receiver {
 
   private readonly slots: Slot[] = [];
   private slotBase = 0;
+  private reportedSettled = 0;
   private nextIndex = 0;
   private lastPath: Buffer | null = null;
   /** Directories received whose subtrees may still receive entries. */
@@ -261,8 +265,8 @@ export class Receiver {
       if (this.receiving.slot !== slot) throw new ProtocolError('peer began a file inside another');
       this.discardIncoming();
     }
-    const path = this.store.tempPath();
-    this.receiving = { slot, fd: openSync(path, 'wx', 0o600), path, hasher: createHash('sha256'), size: 0 };
+    const { path, fd } = this.store.tempFile();
+    this.receiving = { slot, fd, path, hasher: createHash('sha256'), size: 0 };
   }
 
   data(chunk: Buffer): void {
@@ -324,14 +328,17 @@ export class Receiver {
   // ---- finalizing, in order ----
 
   private finalizeReady(): void {
-    const before = this.slotBase;
     let i = 0;
     while (i < this.slots.length && this.slots[i]!.state === 'ready') this.finalize(this.slots[i++]!);
     if (i > 0) {
       this.slots.splice(0, i);
       this.slotBase += i;
     }
-    if (this.slotBase !== before) this.events.settled(this.slotBase);
+    // The source needs these only to keep its window open; one message per file would cost a write each.
+    if (this.slotBase - this.reportedSettled >= SETTLED_EVERY || (this.slots.length === 0 && this.slotBase > this.reportedSettled)) {
+      this.reportedSettled = this.slotBase;
+      this.events.settled(this.slotBase);
+    }
   }
 
   private finalize(slot: Slot): void {
@@ -459,6 +466,7 @@ export class Receiver {
   }
 
   private release(): void {
+    this.store.close();
     this.repo.clearLeftovers();
     this.lock.release();
   }
