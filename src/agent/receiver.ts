@@ -25,6 +25,8 @@ type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
 /** Tell the source how far entries are settled after this many more (well below its window). */
 const SETTLED_EVERY = 1024;
+/** …or after this long, so progress on a terminal moves smoothly. */
+const SETTLED_MS = 250;
 
 interface Slot {
   index: number;
@@ -75,6 +77,7 @@ export class Receiver {
   private readonly slots: Slot[] = [];
   private slotBase = 0;
   private reportedSettled = 0;
+  private reportedAt = 0;
   private nextIndex = 0;
   private lastPath: Buffer | null = null;
   /** Directories received whose subtrees may still receive entries. */
@@ -335,8 +338,10 @@ export class Receiver {
       this.slotBase += i;
     }
     // The source needs these only to keep its window open; one message per file would cost a write each.
-    if (this.slotBase - this.reportedSettled >= SETTLED_EVERY || (this.slots.length === 0 && this.slotBase > this.reportedSettled)) {
+    const unreported = this.slotBase - this.reportedSettled;
+    if (unreported > 0 && (unreported >= SETTLED_EVERY || this.slots.length === 0 || Date.now() - this.reportedAt > SETTLED_MS)) {
       this.reportedSettled = this.slotBase;
+      this.reportedAt = Date.now();
       this.events.settled(this.slotBase);
     }
   }

@@ -74,8 +74,10 @@ export class Sender {
   /** Content of files just hashed, oldest first, for the data request that may follow. */
   private readonly recent = new Map<number, { content: Buffer; facts: ReadFacts }>();
   private recentBytes = 0;
-  private hashChain: Promise<void> = Promise.resolve();
-  private dataChain: Promise<void> = Promise.resolve();
+  /** Requests waiting; data first, so hashing stays only just ahead of sending and its bytes are still in `recent`. */
+  private readonly dataQueue: [number, PendingFile][] = [];
+  private readonly hashQueue: [number, PendingFile][] = [];
+  private working: Promise<void> | null = null;
   private sent = 0;
   private settled = 0;
   private wake: (() => void) | null = null;
@@ -114,8 +116,7 @@ export class Sender {
       this.fail(error as Error);
     }
     await reading;
-    await this.hashChain;
-    await this.dataChain;
+    await this.working;
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
     return this.result;
@@ -207,14 +208,9 @@ export class Sender {
             }
             break;
           case 'want':
-            for (const index of message.hash) {
-              const file = this.requested(index);
-              this.hashChain = this.hashChain.then(() => this.answerHash(index, file)).catch((e: Error) => this.fail(e));
-            }
-            for (const index of message.data) {
-              const file = this.requested(index);
-              this.dataChain = this.dataChain.then(() => this.answerData(index, file)).catch((e: Error) => this.fail(e));
-            }
+            for (const index of message.hash) this.hashQueue.push([index, this.requested(index)]);
+            for (const index of message.data) this.dataQueue.push([index, this.requested(index)]);
+            this.working ??= this.work().catch((e: Error) => this.fail(e));
             break;
           case 'settled':
             if (message.upTo < this.settled || message.upTo > this.sent) throw new ProtocolError('the repository side settled entries never sent');
@@ -234,6 +230,25 @@ export class Sender {
       }
     }
     throw new AgentError('the repository side exited without finishing');
+  }
+
+  /** Answer requests one at a time until none are left. */
+  private async work(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.failure) return;
+        const data = this.dataQueue.shift();
+        if (data) {
+          await this.answerData(...data);
+          continue;
+        }
+        const hash = this.hashQueue.shift();
+        if (!hash) return;
+        await this.answerHash(...hash);
+      }
+    } finally {
+      this.working = null;
+    }
   }
 
   /** A peer may only ask about files it was sent and has not settled. */

@@ -2,6 +2,15 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
 
+// A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
+// Its agent then sees its input close and publishes nothing.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(128 + 13);
+    throw error;
+  });
+}
+
 const program = new Command('lb')
   .description('Dated, hard-linked snapshots: moved, renamed and duplicated files cost no new storage and no new transfer.')
   .version('0.1.0')

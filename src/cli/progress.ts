@@ -1,7 +1,7 @@
 // A live progress line on a terminal (never under cron: only when stderr is a TTY).
 import type cliProgress from 'cli-progress';
 import type { SenderStats } from '../agent/sender.js';
-import { formatBytes } from './format.js';
+import { formatBytes, formatSeconds } from './format.js';
 
 export interface ProgressSource {
   stats: SenderStats;
@@ -27,11 +27,10 @@ export class Progress {
     this.bar = new bars.SingleBar(
       {
         stream: process.stderr,
-        format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta_formatted}',
+        format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}',
         barsize: 20,
         hideCursor: true,
         clearOnComplete: true,
-        etaBuffer: 50,
       },
       bars.Presets.shades_classic,
     );
@@ -48,7 +47,15 @@ export class Progress {
       read: formatBytes(s.bytesRead),
       sent: formatBytes(s.bytesSent),
       rate: formatBytes(Math.round(s.bytesRead / seconds)),
+      eta: this.eta(seconds),
     };
+  }
+
+  /** Remaining entries at the rate entries have settled so far; unknown until the walk has found them all. */
+  private eta(seconds: number): string {
+    const { stats, entriesSent, entriesSettled } = this.source;
+    if (!stats.scanDone || entriesSettled === 0) return '…';
+    return formatSeconds(((entriesSent - entriesSettled) * seconds) / entriesSettled);
   }
 
   private update(): void {
