@@ -245,6 +245,8 @@ export class Sender {
         const hash = this.hashQueue.shift();
         if (!hash) return;
         await this.answerHash(...hash);
+        // Let the data requests that answer brings back in before hashing further ahead.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.working = null;
