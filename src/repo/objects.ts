@@ -1,15 +1,21 @@
-// The object store: one inode per (content, metadata). An object's name is
-//   objects/<h0h1h2>/<sha256>.<mode octal>.<uid>.<gid>.<mtime ns>
-// so "this content with this metadata?" is one lstat and "this content at all?"
-// reads one small directory. One level of 4096 directories, not two of 256:
-// a two-level fan-out costs a mkdir for nearly every object in a young
-// repository (65,536 leaves), and creating directories is what a first backup
-// pays most for; 4096 still keeps about 250 names per directory at a million objects. New objects wait in the run's incoming/ folder and
-// enter the store only after their bytes are synced to disk, so the store never
-// holds an object whose content a power cut could have lost.
+// The object store: one inode per (content, metadata), in 256 directories by the
+// first two hex digits of the SHA-256:
+//   objects/ab/<sha256>                            the content's primary object
+//   objects/ab/<sha256>.<mode>.<uid>.<gid>.<mtime>  the same content with other metadata
+// "This content at all?" is one lstat of the primary; "this content with this
+// metadata?" is that lstat (the primary's own inode says its metadata) or one
+// more for the variant. Reading metadata from the inode rather than trusting a
+// name also stays right if someone chmods a file inside a snapshot.
+// Why not more directories: every fan-out directory is one more inode to create,
+// and creating inodes is what a first backup pays most for (256 are made at
+// most; 65,536 leaves of aa/bb cost a mkdir for nearly every early object).
+// New objects wait in the run's incoming/ folder and enter the store only after
+// their bytes are synced, so the store never holds an object a power cut could
+// have emptied.
 import {
   chmodSync,
   chownSync,
+  closeSync,
   constants,
   copyFileSync,
   fsyncSync,
@@ -17,11 +23,10 @@ import {
   mkdirSync,
   open,
   openSync,
-  closeSync,
-  readdirSync,
   renameSync,
   unlinkSync,
   utimesSync,
+  type BigIntStats,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
@@ -36,24 +41,25 @@ export interface ObjectMeta {
 
 /**
  * Staging is spread over this many subdirectories: creating thousands of files
- * in one directory that is constantly renamed out of costs several times more
- * per create on ext4 than the same work spread thin.
+ * in one directory that is constantly renamed out of costs more per create on
+ * ext4 than the same work spread thin.
  */
 const STAGING_SHARDS = 64;
 
-/**
- * Temporary files made ahead, on libuv's thread pool. Creating a file can wait
- * on the journal for far longer than writing it (half a millisecond and more
- * on a busy ext4); made ahead, several creates wait at once and the receiving
- * loop never waits on one.
- */
+/** Temporary files made ahead on libuv's thread pool, so the receiving loop rarely waits on a create. */
 const READY_TEMP_FILES = 32;
 
 /** Sync new objects to disk and publish them to the store after this many. */
 const FLUSH_OBJECTS = 4096;
 const FLUSH_BYTES = 256 * 1024 * 1024;
 
-export function objectName(hash: string, meta: ObjectMeta): string {
+/**
+ * utimes takes seconds as a double and libuv keeps whole microseconds, so a set
+ * mtime can differ from the wanted one by up to a microsecond and a rounding step.
+ */
+const MTIME_TOLERANCE_NS = 2000n;
+
+export function variantName(hash: string, meta: ObjectMeta): string {
   return `${hash}.${meta.mode.toString(8)}.${meta.uid}.${meta.gid}.${meta.mtimeNs}`;
 }
 
@@ -62,21 +68,42 @@ export function toSeconds(ns: bigint): number {
   return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
 }
 
-function errno(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException).code;
+function hasMeta(stat: BigIntStats, meta: ObjectMeta): boolean {
+  const drift = stat.mtimeNs - meta.mtimeNs;
+  return (
+    Number(stat.mode & 0o7777n) === meta.mode &&
+    Number(stat.uid) === meta.uid &&
+    Number(stat.gid) === meta.gid &&
+    drift < MTIME_TOLERANCE_NS &&
+    drift > -MTIME_TOLERANCE_NS
+  );
+}
+
+function lstatOrNull(path: string): BigIntStats | null {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+interface Staged {
+  path: string;
+  meta: ObjectMeta;
 }
 
 export class ObjectStore {
-  /** Objects made this run and not yet published: hash -> their paths in incoming/. */
-  private readonly unpublished = new Map<string, string[]>();
+  /** Objects made this run and not yet published, by content hash. */
+  private readonly unpublished = new Map<string, Staged[]>();
+  private unpublishedCount = 0;
+  private unpublishedBytes = 0;
+  private readonly madeDirs = new Set<string>();
   private readonly shardsMade = new Set<number>();
   private tempCounter = 0;
   private readonly readyTemps: { path: string; fd: number }[] = [];
   private tempsInFlight = 0;
   private closed = false;
-  private unpublishedCount = 0;
-  private unpublishedBytes = 0;
-  private readonly madeDirs = new Set<string>();
   bytesStored = 0;
 
   constructor(
@@ -87,15 +114,49 @@ export class ObjectStore {
   ) {}
 
   private storeDir(hash: string): string {
-    return join(this.objectsDir, hash.slice(0, 3));
+    return join(this.objectsDir, hash.slice(0, 2));
+  }
+
+  private primaryPath(hash: string): string {
+    return join(this.storeDir(hash), hash);
+  }
+
+  /** The path of an object with this content and metadata, or null. */
+  locate(hash: string, meta: ObjectMeta): string | null {
+    const staged = this.unpublished.get(hash)?.find((s) => sameMeta(s.meta, meta));
+    if (staged) return staged.path;
+    const primary = this.primaryPath(hash);
+    const stat = lstatOrNull(primary);
+    if (stat === null) return null;
+    if (hasMeta(stat, meta)) return primary;
+    const variant = join(this.storeDir(hash), variantName(hash, meta));
+    return lstatOrNull(variant) ? variant : null;
+  }
+
+  /** Any object with this content, whatever its metadata, or null. */
+  anyWithContent(hash: string): string | null {
+    const staged = this.unpublished.get(hash);
+    if (staged?.length) return staged[0]!.path;
+    const primary = this.primaryPath(hash);
+    return lstatOrNull(primary) ? primary : null;
+  }
+
+  state(hash: string, meta: ObjectMeta): StoreState {
+    if (this.locate(hash, meta)) return 'exact';
+    return this.anyWithContent(hash) ? 'content' : 'absent';
+  }
+
+  /** The name a new object gets: the primary if the content is new, else a variant. */
+  private nameFor(hash: string, meta: ObjectMeta): string {
+    return this.anyWithContent(hash) ? variantName(hash, meta) : hash;
   }
 
   /** An open, empty file in the staging area, to be adopted or discarded; made ahead when it can be. */
   tempFile(): { path: string; fd: number } {
-    const ready = this.readyTemps.shift() ?? { path: '', fd: -1 };
-    if (ready.fd < 0) {
-      ready.path = this.tempPath();
-      ready.fd = openSync(ready.path, 'wx', 0o600);
+    let ready = this.readyTemps.shift();
+    if (!ready) {
+      const path = this.tempPath();
+      ready = { path, fd: openSync(path, 'wx', 0o600) };
     }
     this.makeTempsAhead();
     return ready;
@@ -114,14 +175,8 @@ export class ObjectStore {
     }
   }
 
-  /** Close the files made ahead; the staging directory is removed with the run's leftovers. */
-  close(): void {
-    this.closed = true;
-    for (const t of this.readyTemps.splice(0)) closeSync(t.fd);
-  }
-
-  /** A fresh path in the staging area for a file to be adopted or discarded. */
-  tempPath(): string {
+  /** A fresh path in the staging area. */
+  private tempPath(): string {
     const n = this.tempCounter++;
     const shard = n % STAGING_SHARDS;
     const dir = join(this.incomingDir, String(shard));
@@ -132,40 +187,8 @@ export class ObjectStore {
     return join(dir, `tmp-${n}`);
   }
 
-  /** The path of the object with this content and metadata, or null. */
-  locate(hash: string, meta: ObjectMeta): string | null {
-    const name = objectName(hash, meta);
-    const staged = this.unpublished.get(hash)?.find((p) => basename(p) === name);
-    if (staged) return staged;
-    const path = join(this.storeDir(hash), name);
-    try {
-      lstatSync(path);
-      return path;
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return null;
-      throw error;
-    }
-  }
-
-  /** Any object with this content, whatever its metadata, or null. */
-  anyWithContent(hash: string): string | null {
-    const fresh = this.unpublished.get(hash);
-    if (fresh?.length) return fresh[0]!;
-    let names: string[];
-    try {
-      names = readdirSync(this.storeDir(hash));
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return null;
-      throw error;
-    }
-    const prefix = hash + '.';
-    const found = names.find((n) => n.startsWith(prefix));
-    return found === undefined ? null : join(this.storeDir(hash), found);
-  }
-
-  state(hash: string, meta: ObjectMeta): StoreState {
-    if (this.locate(hash, meta)) return 'exact';
-    return this.anyWithContent(hash) ? 'content' : 'absent';
+  discardTemp(tempPath: string): void {
+    unlinkSync(tempPath);
   }
 
   /** Adopt a verified temporary file as the object (hash, meta); returns its path. */
@@ -176,29 +199,25 @@ export class ObjectStore {
       return existing;
     }
     this.applyMeta(tempPath, meta);
-    const path = join(dirname(tempPath), objectName(hash, meta));
+    const path = join(dirname(tempPath), this.nameFor(hash, meta));
     renameSync(tempPath, path);
-    this.noteUnpublished(hash, path, size);
+    this.noteUnpublished(hash, path, meta, size);
     return path;
-  }
-
-  discardTemp(tempPath: string): void {
-    unlinkSync(tempPath);
   }
 
   /** Make the object (hash, meta) from a stored object of the same content: a reflink where the filesystem can. */
   copyFrom(sourcePath: string, hash: string, meta: ObjectMeta, size: number): string {
-    const path = join(dirname(this.tempPath()), objectName(hash, meta));
+    const path = join(dirname(this.tempPath()), this.nameFor(hash, meta));
     copyFileSync(sourcePath, path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
     this.applyMeta(path, meta);
-    this.noteUnpublished(hash, path, size);
+    this.noteUnpublished(hash, path, meta, size);
     return path;
   }
 
-  private noteUnpublished(hash: string, path: string, size: number): void {
-    const paths = this.unpublished.get(hash);
-    if (paths) paths.push(path);
-    else this.unpublished.set(hash, [path]);
+  private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): void {
+    const staged = this.unpublished.get(hash);
+    if (staged) staged.push({ path, meta });
+    else this.unpublished.set(hash, [{ path, meta }]);
     this.unpublishedCount++;
     this.unpublishedBytes += size;
     this.bytesStored += size;
@@ -217,20 +236,30 @@ export class ObjectStore {
   publish(): void {
     if (this.unpublishedCount === 0) return;
     syncFilesystem(this.incomingDir, () => {
-      for (const paths of this.unpublished.values()) for (const p of paths) fsyncPath(p);
+      for (const staged of this.unpublished.values()) for (const s of staged) fsyncPath(s.path);
     });
-    for (const [hash, paths] of this.unpublished) {
+    for (const [hash, staged] of this.unpublished) {
       const dir = this.storeDir(hash);
       if (!this.madeDirs.has(dir)) {
         mkdirSync(dir, { recursive: true, mode: 0o755 }); // no error when it exists
         this.madeDirs.add(dir);
       }
-      for (const p of paths) renameSync(p, join(dir, basename(p)));
+      for (const s of staged) renameSync(s.path, join(dir, basename(s.path)));
     }
     this.unpublished.clear();
     this.unpublishedCount = 0;
     this.unpublishedBytes = 0;
   }
+
+  /** Close the files made ahead; the staging directory is removed with the run's leftovers. */
+  close(): void {
+    this.closed = true;
+    for (const t of this.readyTemps.splice(0)) closeSync(t.fd);
+  }
+}
+
+function sameMeta(a: ObjectMeta, b: ObjectMeta): boolean {
+  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs;
 }
 
 function fsyncPath(path: string): void {
