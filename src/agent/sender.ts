@@ -55,6 +55,7 @@ export class AgentError extends Error {}
 
 interface PendingFile {
   absolute: Buffer;
+  directoryInode: bigint;
 }
 
 export class Sender {
@@ -179,7 +180,7 @@ export class Sender {
       if (entry.type === 'file') {
         stats.filesScanned++;
         stats.bytesScanned += entry.size;
-        this.pending.set(index, { absolute: this.absolute(entry.path) });
+        this.pending.set(index, { absolute: this.absolute(entry.path), directoryInode: scanned.directoryInode });
       }
       batch.push(entry);
       if (batch.length >= BATCH) {
@@ -260,8 +261,8 @@ export class Sender {
     return file;
   }
 
-  private remember(facts: ReadFacts, startedNs: bigint): void {
-    if (this.setup.cache && cacheable(facts.stat, startedNs)) this.setup.cache.remember(facts.stat, facts.hash);
+  private remember(file: PendingFile, facts: ReadFacts, startedNs: bigint): void {
+    if (this.setup.cache && cacheable(facts.stat, startedNs)) this.setup.cache.remember(file.directoryInode, facts.stat, facts.hash);
   }
 
   /** Read a file, retrying while it changes under us; null (after reporting) when it cannot be read. */
@@ -271,7 +272,7 @@ export class Sender {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
       try {
         const facts = await attempt();
-        this.remember(facts, startedNs);
+        this.remember(file, facts, startedNs);
         return facts;
       } catch (error) {
         last = error as Error;

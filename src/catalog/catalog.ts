@@ -1,11 +1,13 @@
-// The local catalog: a cache of content hashes keyed by (device, inode, size,
-// mtime, ctime), and the history of runs. Deleting it loses no data, only time.
+// The local catalog: a cache of content hashes, and the history of runs.
+// Deleting it loses no data, only time. Hashes are keyed by (device, directory
+// inode, inode) and valid while size, mtime and ctime match: one range scan
+// serves a whole directory listing, and a moved directory keeps its inode.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** What the catalog needs of a stat: bigint fields as node:fs gives them with { bigint: true }. */
 export interface StatKey {
@@ -39,8 +41,9 @@ const BATCH = 2000;
 
 export class Catalog {
   private readonly db: Database.Database;
-  private readonly select: Database.Statement<[bigint, bigint], { size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>;
-  private readonly upsert: Database.Statement<[bigint, bigint, bigint, bigint, bigint, Buffer]>;
+  private readonly selectDirectory: Database.Statement<[bigint, bigint], { ino: bigint; size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>;
+  private readonly upsert: Database.Statement<[bigint, bigint, bigint, bigint, bigint, bigint, Buffer]>;
+  private readonly forget: Database.Statement<[bigint, bigint, bigint]>;
   private pending = 0;
 
   constructor(path: string) {
@@ -50,10 +53,11 @@ export class Catalog {
     this.db.pragma('synchronous = NORMAL');
     this.db.defaultSafeIntegers(true);
     this.migrate();
-    this.select = this.db.prepare('SELECT size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev = ? AND ino = ?');
+    this.selectDirectory = this.db.prepare('SELECT ino, size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev = ? AND dir_ino = ?');
     this.upsert = this.db.prepare(
-      'INSERT OR REPLACE INTO hashes (dev, ino, size, mtime_ns, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO hashes (dev, dir_ino, ino, size, mtime_ns, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
+    this.forget = this.db.prepare('DELETE FROM hashes WHERE dev = ? AND dir_ino = ? AND ino = ?');
     this.db.exec('BEGIN');
   }
 
@@ -61,12 +65,14 @@ export class Catalog {
     const version = Number(this.db.pragma('user_version', { simple: true }));
     if (version === SCHEMA_VERSION) return;
     if (version > SCHEMA_VERSION) throw new Error('the catalog was written by a newer lb; use --catalog to point elsewhere');
+    // Version 1 keyed hashes by inode alone; being a cache, its rows are simply dropped.
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS hashes (
-        dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+      DROP TABLE IF EXISTS hashes;
+      CREATE TABLE hashes (
+        dev INTEGER NOT NULL, dir_ino INTEGER NOT NULL, ino INTEGER NOT NULL,
         size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
         sha256 BLOB NOT NULL,
-        PRIMARY KEY (dev, ino)
+        PRIMARY KEY (dev, dir_ino, ino)
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS runs (
         id INTEGER PRIMARY KEY,
@@ -79,17 +85,24 @@ export class Catalog {
     `);
   }
 
-  /** Hashes for files whose cached stat still matches, in order (undefined where not). */
-  lookupMany(stats: StatKey[]): (string | undefined)[] {
-    return stats.map((stat) => {
-      const row = this.select.get(stat.dev, stat.ino);
-      if (!row || row.size !== stat.size || row.mtime_ns !== stat.mtimeNs || row.ctime_ns !== stat.ctimeNs) return undefined;
+  /** Hashes for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
+  lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
+    const rows = new Map<bigint, { size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>();
+    for (const row of this.selectDirectory.iterate(directory.dev, directory.ino)) rows.set(row.ino, row);
+    if (rows.size === 0) return files.map(() => undefined);
+    const present = new Set<bigint>();
+    const hashes = files.map((f) => {
+      present.add(f.ino);
+      const row = rows.get(f.ino);
+      if (!row || row.size !== f.size || row.mtime_ns !== f.mtimeNs || row.ctime_ns !== f.ctimeNs) return undefined;
       return row.sha256.toString('hex');
     });
+    for (const ino of rows.keys()) if (!present.has(ino)) this.forget.run(directory.dev, directory.ino, ino);
+    return hashes;
   }
 
-  remember(stat: StatKey, hash: string): void {
-    this.upsert.run(stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
+  remember(directoryInode: bigint, stat: StatKey, hash: string): void {
+    this.upsert.run(stat.dev, directoryInode, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
     if (++this.pending >= BATCH) this.commit();
   }
 

@@ -7,11 +7,15 @@ import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node
 
 export const READ_CHUNK = 1024 * 1024;
 
-/** What the hash cache needs of a file's stat; keyed so a moved file is still found. */
+/**
+ * The hash cache, asked one directory at a time: entries are keyed by device,
+ * directory inode and file inode (a moved or renamed directory keeps its inode,
+ * so its files are still found) and valid while size, mtime and ctime match.
+ */
 export interface HashCache {
-  /** Hashes for files whose cached stat still matches, in the same order (undefined where not). */
-  lookupMany(stats: BigIntStats[]): (string | undefined)[];
-  remember(stat: BigIntStats, hash: string): void;
+  /** Hashes for the regular files of one directory, in order (undefined where not cached or stale). */
+  lookupDirectory(directory: BigIntStats, files: BigIntStats[]): (string | undefined)[];
+  remember(directoryInode: bigint, stat: BigIntStats, hash: string): void;
 }
 
 export interface ReadFacts {

@@ -14,6 +14,8 @@ export interface ScanEntry {
   target?: Buffer;
   /** The content hash, when the hash cache vouches for this inode. */
   cachedHash?: string;
+  /** The inode of the directory holding it: the hash cache's key with the file's own. */
+  directoryInode: bigint;
 }
 
 export interface Skipped {
@@ -51,15 +53,17 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   const rootBytes = Buffer.from(root);
   const rootStat = lstatSync(rootBytes, { bigint: true });
   if (!rootStat.isDirectory()) throw new Error(`${root} is not a directory`);
-  yield { path: Buffer.alloc(0), type: 'dir', stat: rootStat };
-  yield* walkDir(rootBytes, Buffer.alloc(0), options);
+  yield { path: Buffer.alloc(0), type: 'dir', stat: rootStat, directoryInode: 0n };
+  yield* walkDir(rootBytes, Buffer.alloc(0), rootStat, options);
 }
 
 async function* walkDir(
   rootBytes: Buffer,
   relative: Buffer,
+  directory: BigIntStats,
   options: WalkOptions,
 ): AsyncGenerator<ScanEntry> {
+  const directoryInode = directory.ino;
   const absolute = relative.length === 0 ? rootBytes : Buffer.concat([rootBytes, SLASH, relative]);
   let names: Buffer[];
   try {
@@ -85,12 +89,12 @@ async function* walkDir(
     }
     if (stat.isDirectory()) {
       if (options.prune?.(full)) continue;
-      children.push({ path, type: 'dir', stat });
+      children.push({ path, type: 'dir', stat, directoryInode });
     } else if (stat.isFile()) {
-      children.push({ path, type: 'file', stat });
+      children.push({ path, type: 'file', stat, directoryInode });
     } else if (stat.isSymbolicLink()) {
       try {
-        children.push({ path, type: 'symlink', stat, target: readlinkSync(full, { encoding: 'buffer' }) });
+        children.push({ path, type: 'symlink', stat, directoryInode, target: readlinkSync(full, { encoding: 'buffer' }) });
       } catch (error) {
         options.onSkip?.({ path, reason: (error as Error).message });
       }
@@ -100,11 +104,11 @@ async function* walkDir(
   }
   if (options.cache) {
     const files = children.filter((c) => c.type === 'file');
-    const hashes = options.cache.lookupMany(files.map((f) => f.stat));
+    const hashes = options.cache.lookupDirectory(directory, files.map((f) => f.stat));
     files.forEach((f, i) => (f.cachedHash = hashes[i]));
   }
   for (const child of children) {
     yield child;
-    if (child.type === 'dir') yield* walkDir(rootBytes, child.path, options);
+    if (child.type === 'dir') yield* walkDir(rootBytes, child.path, child.stat, options);
   }
 }
