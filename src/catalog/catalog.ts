@@ -88,7 +88,7 @@ export class Catalog {
   /** Hashes for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
   lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
     const rows = new Map<bigint, { size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>();
-    for (const row of this.selectDirectory.iterate(directory.dev, directory.ino)) rows.set(row.ino, row);
+    for (const row of this.selectDirectory.all(directory.dev, directory.ino)) rows.set(row.ino, row);
     if (rows.size === 0) return files.map(() => undefined);
     const present = new Set<bigint>();
     const hashes = files.map((f) => {
