@@ -61,7 +61,6 @@ export class Receiver {
   private readonly repo: Repository;
   private readonly lock: RepositoryLock;
   private readonly store: ObjectStore;
-  private readonly incomingDir: string;
   private readonly accounts = new Accounts();
   private readonly asRoot = process.getuid?.() === 0;
   readonly name: string;
@@ -110,9 +109,9 @@ export class Receiver {
     try {
       this.repo.clearLeftovers();
       this.name = this.repo.freeSnapshotName(options.snapshotName);
-      this.incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
-      mkdirSync(this.incomingDir, { mode: 0o700 });
-      this.store = new ObjectStore(this.repo.objectsDir, this.incomingDir, this.asRoot);
+      const incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
+      mkdirSync(incomingDir, { mode: 0o700 });
+      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, this.asRoot);
       this.previousName = this.repo.latest();
       if (this.previousName) {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
