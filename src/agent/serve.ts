@@ -3,10 +3,20 @@
 // waits for the disk: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, decodeSourceMessage } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, decodeSourceMessage, type RunResult } from '../protocol/messages.js';
 import { Receiver } from './receiver.js';
 
-export async function serve(input: Readable, output: Writable): Promise<number> {
+export interface ServeOutcome {
+  result: RunResult | null;
+  error: string | null;
+}
+
+export interface ServeHooks {
+  /** Handle log lines here instead of sending them to the source (pull mode prints them locally). */
+  onLog?: (line: string) => void;
+}
+
+export async function serve(input: Readable, output: Writable, hooks: ServeHooks = {}): Promise<ServeOutcome> {
   const writer = new FrameWriter(output);
   const decoder = new FrameDecoder();
   let receiver: Receiver | null = null;
@@ -28,7 +38,7 @@ export async function serve(input: Readable, output: Writable): Promise<number> 
           receiver = new Receiver(message.repository, message.options, {
             want: (hash, data) => writer.post({ t: 'want', hash, data }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
-            log: (line) => writer.post({ t: 'log', line }),
+            log: hooks.onLog ?? ((line) => writer.post({ t: 'log', line })),
           });
           continue;
         }
@@ -58,7 +68,7 @@ export async function serve(input: Readable, output: Writable): Promise<number> 
           const result = receiver.finish();
           receiver = null;
           await writer.send({ t: 'done', result });
-          return 0;
+          return { result, error: null };
         }
       }
     }
@@ -71,6 +81,6 @@ export async function serve(input: Readable, output: Writable): Promise<number> 
     } catch {
       // the source is gone; nothing left to tell
     }
-    return 1;
+    return { result: null, error: message };
   }
 }

@@ -1,12 +1,17 @@
-// `lb backup SRC DST`: checks the command line, runs the source side here and
-// the repository side as an agent, and reports.
+// `lb backup SRC DST`: checks the command line, runs the source side and the
+// repository side (an agent: a local child process, or pushed over SSH), and
+// reports. Pushing: the source side runs here with the catalog. Pulling: the
+// source side runs in the remote agent and the repository side here.
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { Sender, AgentError } from '../agent/sender.js';
+import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
+import { serve } from '../agent/serve.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
-import type { RunResult } from '../protocol/messages.js';
+import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { snapshotNameFor } from '../repo/repository.js';
-import { startLocalAgent } from '../transport/local.js';
+import { describeLocation, parseLocation, type Location } from '../transport/address.js';
+import { startLocalAgent, type AgentConnection } from '../transport/local.js';
+import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
 import { Progress } from './progress.js';
 
@@ -18,19 +23,17 @@ export interface BackupCommandOptions {
   numericIds?: boolean;
   catalog?: string;
   progress?: boolean;
+  sshI?: string;
+  sshP?: string;
+  sshC?: boolean;
+  acceptNewHostKey?: boolean;
+  remoteNode?: string;
 }
 
 /** Exit statuses, documented in the README. */
 export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3 } as const;
 
 export class UsageError extends Error {}
-
-function isRemote(address: string): boolean {
-  // scp's rule: a colon before any slash makes it host:path.
-  const colon = address.indexOf(':');
-  const slash = address.indexOf('/');
-  return colon > 0 && (slash < 0 || colon < slash);
-}
 
 function checkSource(source: string): string {
   let stat;
@@ -43,14 +46,16 @@ function checkSource(source: string): string {
   return realpathSync(source);
 }
 
-function checkRepository(repository: string, source: string): string {
+function checkRepository(repository: string, source: string | null): string {
   const absolute = resolve(repository);
-  // Resolve through the nearest existing ancestor, so a repository to be created inside the source is caught too.
-  let existing = absolute;
-  while (!existsSync(existing)) existing = resolve(existing, '..');
-  const real = resolve(realpathSync(existing), absolute.slice(existing.length).replace(/^\//, ''));
-  if (real === source || real.startsWith(source + sep)) {
-    throw new UsageError(`repository ${repository} lies inside the source ${source}; choose a repository outside it`);
+  if (source !== null) {
+    // Resolve through the nearest existing ancestor, so a repository to be created inside the source is caught too.
+    let existing = absolute;
+    while (!existsSync(existing)) existing = resolve(existing, '..');
+    const real = resolve(realpathSync(existing), absolute.slice(existing.length).replace(/^\//, ''));
+    if (real === source || real.startsWith(source + sep)) {
+      throw new UsageError(`repository ${repository} lies inside the source ${source}; choose a repository outside it`);
+    }
   }
   if (existsSync(absolute)) {
     const stat = statSync(absolute);
@@ -62,45 +67,167 @@ function checkRepository(repository: string, source: string): string {
   return absolute;
 }
 
+function sshOptions(opts: BackupCommandOptions, notice: (line: string) => void): SshOptions {
+  let port: number | undefined;
+  if (opts.sshP !== undefined) {
+    port = Number(opts.sshP);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--ssh-p wants a port number, not ${opts.sshP}`);
+  }
+  return {
+    identityFile: opts.sshI,
+    port,
+    compress: opts.sshC ?? false,
+    acceptNewHostKey: opts.acceptNewHostKey ?? false,
+    remoteNode: opts.remoteNode,
+    onNotice: notice,
+  };
+}
+
+interface Outcome {
+  result: RunResult;
+  /** Source-side figures; null when pulling (the source side ran on the remote). */
+  stats: SenderStats | null;
+  wire: { sent: number; received: number } | null;
+}
+
 export async function backupCommand(sourceArg: string, repositoryArg: string, opts: BackupCommandOptions): Promise<number> {
-  if (isRemote(sourceArg) || isRemote(repositoryArg)) {
-    throw new UsageError('remote sources and repositories (host:path) are not supported by this build yet');
-  }
   const started = Date.now();
-  const source = checkSource(sourceArg);
-  const repository = checkRepository(repositoryArg, source);
-
-  let catalog: Catalog | undefined;
-  const catalogPath = opts.catalog ?? defaultCatalogPath();
+  let source: Location;
+  let repository: Location;
   try {
-    catalog = new Catalog(catalogPath);
+    source = parseLocation(sourceArg);
+    repository = parseLocation(repositoryArg);
   } catch (error) {
-    // The catalog is only a cache: without it the run reads more, and loses nothing.
-    process.stderr.write(`lb: warning: catalog ${catalogPath} unusable (${(error as Error).message}); hashing without it\n`);
+    throw new UsageError((error as Error).message);
   }
-
+  if (source.kind === 'remote' && repository.kind === 'remote') {
+    throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
+  }
   const print = (line: string) => {
     if (!opts.quiet) (opts.json ? process.stderr : process.stdout).write(line + '\n');
   };
-  const agent = startLocalAgent();
-  const sender = new Sender(agent.input, agent.output, {
-    sourceRoot: source,
-    repository,
-    cache: catalog,
-    options: {
-      snapshotName: snapshotNameFor(new Date(started)),
-      always: opts.always ?? false,
-      numericIds: opts.numericIds ?? false,
-      verbose: opts.verbose ?? false,
-      quickCheck: catalog === undefined,
-      sourceLabel: source,
-    },
-    onLog: (line) => {
-      if (line.startsWith('warning: ')) {
-        if (!opts.quiet) process.stderr.write(`lb: ${line}\n`);
-      } else print(line);
-    },
+  const warn = (line: string) => {
+    if (!opts.quiet) process.stderr.write(`lb: ${line}\n`);
+  };
+  const onLog = (line: string) => (line.startsWith('warning: ') ? warn(line) : print(line));
+  const ssh = sshOptions(opts, warn);
+  const localSource = source.kind === 'local' ? checkSource(source.path) : null;
+  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource) : null;
+  const options: BackupOptions = {
+    snapshotName: snapshotNameFor(new Date(started)),
+    always: opts.always ?? false,
+    numericIds: opts.numericIds ?? false,
+    verbose: opts.verbose ?? false,
+    quickCheck: false,
+    sourceLabel: localSource ?? describeLocation(source),
+  };
+
+  let outcome: Outcome;
+  let catalog: Catalog | undefined;
+  if (source.kind === 'local') {
+    catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
+    options.quickCheck = catalog === undefined;
+    outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog);
+  } else {
+    options.quickCheck = true; // the remote scanner has no catalog of its own
+    outcome = await pull(source, localRepository!, options, ssh, onLog);
+  }
+
+  const seconds = (Date.now() - started) / 1000;
+  const { result, stats, wire } = outcome;
+  const c = result.counts;
+  const partial = result.warnings.length > 0;
+  const transferred = stats?.bytesSent ?? c.bytesReceived;
+  catalog?.recordRun({
+    source: options.sourceLabel,
+    repository: describeLocation(repository),
+    snapshot: result.snapshot,
+    startedAt: new Date(started).toISOString(),
+    seconds,
+    newFiles: c.newFiles,
+    copiedFiles: c.copiedFiles,
+    linkedFiles: c.linkedFiles,
+    bytesTransferred: transferred,
+    status: partial ? 'partial' : 'ok',
   });
+  catalog?.close();
+
+  const repositoryLabel = localRepository ?? describeLocation(repository);
+  if (opts.json) {
+    process.stdout.write(
+      JSON.stringify({
+        snapshot: result.snapshot,
+        created: result.created,
+        source: options.sourceLabel,
+        repository: repositoryLabel,
+        files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
+        directories: c.directories,
+        symlinks: c.symlinks,
+        skipped: stats?.skipped.map((k) => ({ path: k.path.toString(), reason: k.reason })) ?? [],
+        warnings: result.warnings,
+        bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored },
+        wire,
+        seconds,
+        status: partial ? 'partial' : 'ok',
+      }) + '\n',
+    );
+  } else if (result.created) {
+    print(`lb: snapshot ${result.snapshot} of ${options.sourceLabel} in ${repositoryLabel}`);
+    print(
+      `  files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked` +
+        ` (${c.newFiles + c.copiedFiles + c.linkedFiles} files${stats ? ', ' + formatBytes(stats.bytesScanned) : ''}; ${c.directories} directories, ${c.symlinks} symlinks)`,
+    );
+    print(
+      `  transferred ${formatBytes(transferred)}, stored ${formatBytes(c.bytesStored)}` +
+        (stats ? `, read ${formatBytes(stats.bytesRead)} from the source` : '') +
+        ` in ${formatSeconds(seconds)}`,
+    );
+  } else {
+    print(`lb: nothing changed since the latest snapshot in ${repositoryLabel}; none made (--always makes one anyway)`);
+  }
+  if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
+  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
+  return partial ? EXIT.partial : EXIT.ok;
+}
+
+function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
+  try {
+    return new Catalog(path);
+  } catch (error) {
+    // The catalog is only a cache: without it the run reads more, and loses nothing.
+    warn(`warning: catalog ${path} unusable (${(error as Error).message}); hashing without it`);
+    return undefined;
+  }
+}
+
+function wireOf(session: SshSession | null): Outcome['wire'] {
+  return session ? { sent: session.socket.bytesWritten, received: session.socket.bytesRead } : null;
+}
+
+/** The source is here: scan with the catalog, and feed a local or remote repository-side agent. */
+async function push(
+  source: string,
+  repository: Location,
+  repositoryPath: string,
+  options: BackupOptions,
+  catalog: Catalog | undefined,
+  ssh: SshOptions,
+  opts: BackupCommandOptions,
+  onLog: (line: string) => void,
+): Promise<Outcome> {
+  let session: SshSession | null = null;
+  let agent: AgentConnection;
+  if (repository.kind === 'remote') {
+    session = await openSession(repository.host, repository.user, ssh);
+    try {
+      agent = await startRemoteAgent(session, ssh, []);
+    } catch (error) {
+      session.close();
+      throw error;
+    }
+  } else agent = startLocalAgent();
+
+  const sender = new Sender(agent.input, agent.output, { sourceRoot: source, repository: repositoryPath, cache: catalog, options, onLog });
   const progress =
     opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY
       ? await Progress.start({
@@ -113,66 +240,43 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
           },
         })
       : null;
-
-  let result: RunResult;
   try {
-    result = await sender.run();
+    const result = await sender.run();
+    agent.output.end();
+    await agent.exited;
+    return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
     agent.kill();
     const detail = agent.stderr().trim();
     throw new Error((error instanceof AgentError || !detail ? (error as Error).message : detail).split('\n')[0]);
   } finally {
     progress?.stop();
-    agent.output.end();
+    session?.close();
   }
-  await agent.exited;
-  const seconds = (Date.now() - started) / 1000;
-  const s = sender.stats;
-  const c = result.counts;
-  const partial = result.warnings.length > 0;
-  catalog?.recordRun({
-    source,
-    repository,
-    snapshot: result.snapshot,
-    startedAt: new Date(started).toISOString(),
-    seconds,
-    newFiles: c.newFiles,
-    copiedFiles: c.copiedFiles,
-    linkedFiles: c.linkedFiles,
-    bytesTransferred: s.bytesSent,
-    status: partial ? 'partial' : 'ok',
-  });
-  catalog?.close();
+}
 
-  if (opts.json) {
-    process.stdout.write(
-      JSON.stringify({
-        snapshot: result.snapshot,
-        created: result.created,
-        source,
-        repository,
-        files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
-        directories: c.directories,
-        symlinks: c.symlinks,
-        skipped: s.skipped.map((k) => ({ path: k.path.toString(), reason: k.reason })),
-        warnings: result.warnings,
-        bytes: { scanned: s.bytesScanned, read: s.bytesRead, transferred: s.bytesSent, stored: c.bytesStored },
-        seconds,
-        status: partial ? 'partial' : 'ok',
-      }) + '\n',
-    );
-  } else if (result.created) {
-    print(`lb: snapshot ${result.snapshot} of ${source} in ${repository}`);
-    print(
-      `  files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked` +
-        ` (${c.newFiles + c.copiedFiles + c.linkedFiles} files, ${formatBytes(s.bytesScanned)}; ${c.directories} directories, ${c.symlinks} symlinks)`,
-    );
-    print(
-      `  transferred ${formatBytes(s.bytesSent)}, stored ${formatBytes(c.bytesStored)}, read ${formatBytes(s.bytesRead)} from the source in ${formatSeconds(seconds)}`,
-    );
-  } else {
-    print(`lb: nothing changed since the latest snapshot in ${repository}; none made (--always makes one anyway)`);
+/** The source is remote: its agent scans and sends; the repository side runs here. */
+async function pull(
+  source: Extract<Location, { kind: 'remote' }>,
+  repository: string,
+  options: BackupOptions,
+  ssh: SshOptions,
+  onLog: (line: string) => void,
+): Promise<Outcome> {
+  const session = await openSession(source.host, source.user, ssh);
+  try {
+    const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options })).toString('base64');
+    const agent = await startRemoteAgent(session, ssh, ['source', config]);
+    const outcome = await serve(agent.input, agent.output, { onLog });
+    agent.output.end();
+    const code = await agent.exited;
+    if (!outcome.result) {
+      // The remote's own words first: they say why it stopped (a missing source, say).
+      const remote = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
+      throw new Error(remote || outcome.error || `the remote agent exited with status ${code}`);
+    }
+    return { result: outcome.result, stats: null, wire: wireOf(session) };
+  } finally {
+    session.close();
   }
-  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
-  return partial ? EXIT.partial : EXIT.ok;
 }

@@ -20,8 +20,8 @@ const program = new Command('lb')
 program
   .command('backup', { isDefault: true })
   .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
-  .argument('<source>', 'directory to back up')
-  .argument('<repository>', 'lb repository (created when missing or empty)')
+  .argument('<source>', 'directory to back up: a local path or [user@]host:path')
+  .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
   .option('--always', 'make a snapshot even when nothing changed since the latest one')
   .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
   .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
@@ -29,6 +29,11 @@ program
   .option('-v, --verbose', 'list what happens to every entry')
   .option('-q, --quiet', 'print only errors')
   .option('--no-progress', 'no live progress display, even on a terminal')
+  .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
+  .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
+  .option('--ssh-C', 'compress the SSH connection')
+  .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
+  .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
   .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
     process.exitCode = await backupCommand(source, repository, opts);
   });
