@@ -248,7 +248,7 @@ async function push(
   } catch (error) {
     agent.kill();
     const detail = agent.stderr().trim();
-    throw new Error((error instanceof AgentError || !detail ? (error as Error).message : detail).split('\n')[0]);
+    throw new Error(session?.lost ?? (error instanceof AgentError || !detail ? (error as Error).message : detail).split('\n')[0]);
   } finally {
     progress?.stop();
     session?.close();
@@ -273,7 +273,7 @@ async function pull(
     if (!outcome.result) {
       // The remote's own words first: they say why it stopped (a missing source, say).
       const remote = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
-      throw new Error(remote || outcome.error || `the remote agent exited with status ${code}`);
+      throw new Error(session.lost ?? (remote || outcome.error || `the remote agent exited with status ${code}`));
     }
     return { result: outcome.result, stats: null, wire: wireOf(session) };
   } finally {

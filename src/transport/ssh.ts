@@ -39,9 +39,11 @@ export interface SshTarget {
   identityFiles: string[];
   identitiesOnly: boolean;
   proxyJump: string | null;
+  /** ConnectTimeout from the config, for both the TCP connection and the SSH handshake. */
+  connectTimeoutMs: number;
 }
 
-const CONNECT_TIMEOUT_MS = 20_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 const KEEPALIVE_MS = 15_000;
 const MIN_REMOTE_NODE = 18;
 
@@ -75,6 +77,7 @@ export function resolveTarget(alias: string, user: string | undefined, options: 
   const port = options.port ?? Number(first(computed.Port) ?? 22);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SshError(`invalid port ${port} for ${alias}`);
   const proxyJump = first(computed.ProxyJump);
+  const connectTimeout = Number(first(computed.ConnectTimeout));
   return {
     alias,
     host: first(computed.HostName) ?? alias,
@@ -83,6 +86,7 @@ export function resolveTarget(alias: string, user: string | undefined, options: 
     identityFiles,
     identitiesOnly: first(computed.IdentitiesOnly)?.toLowerCase() === 'yes',
     proxyJump: proxyJump && proxyJump.toLowerCase() !== 'none' ? proxyJump : null,
+    connectTimeoutMs: connectTimeout > 0 ? connectTimeout * 1000 : DEFAULT_CONNECT_TIMEOUT_MS,
   };
 }
 
@@ -162,10 +166,10 @@ async function authMethods(target: SshTarget, skipped: string[]): Promise<AnyAut
   return methods;
 }
 
-function tcpSocket(host: string, port: number): Promise<Socket> {
+function tcpSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host, port });
-    socket.setTimeout(CONNECT_TIMEOUT_MS);
+    socket.setTimeout(timeoutMs);
     socket.once('connect', () => {
       socket.setTimeout(0);
       resolve(socket);
@@ -190,6 +194,8 @@ export interface SshSession {
   target: SshTarget;
   /** The TCP socket to the first hop: its byte counts are what crossed the wire. */
   socket: Socket;
+  /** Why the connection dropped after it was set up, if it did. */
+  readonly lost: string | null;
   close(): void;
 }
 
@@ -213,7 +219,7 @@ export async function openSession(alias: string, user: string | undefined, optio
       ),
     );
   } else {
-    socket = await tcpSocket(target.host, target.port);
+    socket = await tcpSocket(target.host, target.port, target.connectTimeoutMs);
     stream = socket;
   }
 
@@ -226,10 +232,11 @@ export async function openSession(alias: string, user: string | undefined, optio
   const config: ConnectConfig = {
     sock: stream,
     username: target.user,
-    readyTimeout: CONNECT_TIMEOUT_MS,
+    readyTimeout: target.connectTimeoutMs,
     keepaliveInterval: KEEPALIVE_MS,
     keepaliveCountMax: 4,
     authHandler: methods,
+    debug: process.env.LB_SSH_DEBUG ? (line: string) => process.stderr.write(line + '\n') : undefined,
     algorithms: options.compress ? { compress: ['zlib@openssh.com', 'zlib', 'none'] } : undefined,
     hostVerifier: (key: Buffer) => {
       const verdict = checkHostKey(knownHosts, target.host, target.port, key);
@@ -258,9 +265,20 @@ export async function openSession(alias: string, user: string | undefined, optio
       }
     },
   };
+  let lost: string | null = null;
   await new Promise<void>((resolve, reject) => {
-    client.once('ready', () => resolve());
-    client.once('error', (error: Error & { level?: string }) => {
+    let settled = false;
+    client.once('ready', () => {
+      settled = true;
+      resolve();
+    });
+    // ssh2 can report more than one error for one failure (a timeout, then the socket we close): the first explains.
+    client.on('error', (error: Error & { level?: string }) => {
+      if (settled) {
+        lost ??= error.message;
+        return;
+      }
+      settled = true;
       socket.destroy();
       if (hostKeyProblem) reject(new SshError(hostKeyProblem));
       else if (error.level === 'client-authentication') {
@@ -275,6 +293,9 @@ export async function openSession(alias: string, user: string | undefined, optio
     client,
     target,
     socket,
+    get lost() {
+      return lost === null ? null : `the SSH connection to ${name} was lost (${lost})`;
+    },
     close: () => {
       client.end();
       jump?.close();
@@ -346,7 +367,12 @@ export async function startRemoteAgent(session: SshSession, options: SshOptions,
   channel.stderr.on('data', (d: Buffer) => {
     if (errText.length < 65536) errText += d.toString();
   });
-  const exited = new Promise<number>((resolve) => channel.on('close', (code: number | null) => resolve(code ?? 255)));
+  // 'exit' comes with the remote's exit-status; 'close' alone only once the channel's input was read to its end,
+  // which a reader that stopped after the final message never does.
+  const exited = new Promise<number>((resolve) => {
+    channel.once('exit', (code: number | null) => resolve(code ?? 255));
+    channel.once('close', (code: number | null) => resolve(code ?? 255));
+  });
   return {
     input: channel,
     output: channel,
