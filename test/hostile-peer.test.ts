@@ -26,7 +26,7 @@ async function talk(repository: string, messages: object[]): Promise<{ replies: 
     options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil' },
   };
   for (const m of [hello, ...messages]) await writer.send(m);
-  child.stdin.end();
+  writer.end();
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
   return { replies, code };
 }

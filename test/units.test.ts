@@ -9,6 +9,7 @@ import { decodeEntry, decodeSourceMessage, encodeEntry, isSafeRelativePath } fro
 import { escapeBytes, unescapeBytes } from '../src/repo/manifest.js';
 import { walk } from '../src/scan/walk.js';
 import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { tempDir } from './helpers.js';
 
 describe('canonical order', () => {
@@ -78,6 +79,8 @@ describe('protocol validation', () => {
     pipe.on('data', (c: Buffer) => chunks.push(c));
     await writer.send({ t: 'end' });
     await writer.sendData(Buffer.from('payload'));
+    writer.end();
+    await finished(pipe);
     const wire = Buffer.concat(chunks);
     const decoder = new FrameDecoder();
     const frames = [];

@@ -67,7 +67,8 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
         if (receiver.complete) {
           const result = receiver.finish();
           receiver = null;
-          await writer.send({ t: 'done', result });
+          writer.post({ t: 'done', result });
+          writer.flush();
           return { result, error: null };
         }
       }
@@ -77,7 +78,8 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
     receiver?.abort();
     const message = error instanceof Error ? error.message : String(error);
     try {
-      await writer.send({ t: 'error', message });
+      writer.post({ t: 'error', message });
+      writer.flush();
     } catch {
       // the source is gone; nothing left to tell
     }

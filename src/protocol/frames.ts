@@ -81,8 +81,18 @@ function header(type: number, payloadLength: number): Buffer {
   return head;
 }
 
-/** Writes frames to a stream, waiting for 'drain' so a slow peer slows us down instead of filling memory. */
+/** Small frames queued within one turn of the event loop leave together, up to this many bytes per write. */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
+ * Writes frames to a stream. Small frames are gathered and written together once the current turn of the
+ * event loop ends (over SSH each write becomes at least one encrypted packet, so a 5-byte header alone costs
+ * as much as a small file). Waits for 'drain', so a slow peer slows us down instead of filling memory.
+ */
 export class FrameWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
   private waiting: Promise<void> | null = null;
   private failure: Error | null = null;
   bytesWritten = 0;
@@ -94,47 +104,78 @@ export class FrameWriter {
   }
 
   async send(message: object): Promise<void> {
-    const payload = Buffer.from(JSON.stringify(message), 'utf8');
-    if (payload.length > MAX_FRAME) throw new ProtocolError('message too large for one frame');
-    await this.write(header(FRAME_JSON, payload.length), payload);
+    this.post(message);
+    await this.backpressure();
   }
 
   async sendData(data: Buffer): Promise<void> {
-    await this.write(header(FRAME_DATA, data.length), data);
+    const head = header(FRAME_DATA, data.length);
+    if (data.length < COALESCE_BYTES / 4) this.queue(head, data);
+    else {
+      // Big enough to leave on its own: no copy into the queue.
+      this.flush();
+      this.out.cork();
+      this.out.write(head);
+      const more = this.out.write(data);
+      this.out.uncork();
+      this.bytesWritten += head.length + data.length;
+      if (!more) this.waitForDrain();
+    }
+    await this.backpressure();
   }
 
   /** Queue a message without waiting for the peer; for small replies from a loop that must not stall. */
   post(message: object): void {
     const payload = Buffer.from(JSON.stringify(message), 'utf8');
-    this.out.cork();
-    this.out.write(header(FRAME_JSON, payload.length));
-    this.out.write(payload);
-    this.out.uncork();
-    this.bytesWritten += payload.length + 5;
+    if (payload.length > MAX_FRAME) throw new ProtocolError('message too large for one frame');
+    this.queue(header(FRAME_JSON, payload.length), payload);
   }
 
-  private async write(head: Buffer, payload: Buffer): Promise<void> {
+  /** Write what is queued now rather than at the end of this turn (before a final message, say). */
+  flush(): void {
+    if (this.pendingBytes === 0) return;
+    const buffer = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.out.write(buffer)) this.waitForDrain();
+  }
+
+  /** Write what is queued, then end the stream. */
+  end(): void {
+    this.flush();
+    this.out.end();
+  }
+
+  private queue(head: Buffer, payload: Buffer): void {
+    this.pending.push(head, payload);
+    this.pendingBytes += head.length + payload.length;
+    this.bytesWritten += head.length + payload.length;
+    if (this.pendingBytes >= COALESCE_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private waitForDrain(): void {
+    this.waiting ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.out.off('drain', done);
+        this.out.off('close', done);
+        this.waiting = null;
+        resolve();
+      };
+      this.out.on('drain', done);
+      this.out.on('close', done);
+    });
+  }
+
+  private async backpressure(): Promise<void> {
     if (this.failure) throw this.failure;
     while (this.waiting) await this.waiting;
-    // Corked, header and payload leave in one writev.
-    this.out.cork();
-    this.out.write(head);
-    const more = this.out.write(payload);
-    this.out.uncork();
-    this.bytesWritten += head.length + payload.length;
-    if (!more) {
-      this.waiting = new Promise<void>((resolve) => {
-        const done = () => {
-          this.out.off('drain', done);
-          this.out.off('close', done);
-          this.waiting = null;
-          resolve();
-        };
-        this.out.on('drain', done);
-        this.out.on('close', done);
-      });
-      await this.waiting;
-    }
     if (this.failure) throw this.failure;
   }
 }
