@@ -33,8 +33,9 @@ async function talk(repository: string, messages: object[]): Promise<{ replies: 
 
 describe('the agent against a malicious source', () => {
   const attacks: [string, object][] = [
-    ['a dot-dot path', { p: Buffer.from('../escape').toString('base64'), k: 'd', s: 0, m: '0', mo: 0o755, u: 0, g: 0 }],
-    ['an absolute path', { p: Buffer.from('/tmp/escape').toString('base64'), k: 'd', s: 0, m: '0', mo: 0o755, u: 0, g: 0 }],
+    ['a dot-dot path', { p: '../escape', k: 'd', s: 0, m: '0', mo: 0o755, u: 0, g: 0 }],
+    ['an absolute path', { p: '/tmp/escape', k: 'd', s: 0, m: '0', mo: 0o755, u: 0, g: 0 }],
+    ['a dot-dot path in raw bytes', { pb: Buffer.from('a/../../escape').toString('base64'), k: 'd', s: 0, m: '0', mo: 0o755, u: 0, g: 0 }],
   ];
   for (const [name, evil] of attacks) {
     it(`refuses ${name}`, async () => {

@@ -4,12 +4,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { comparePaths } from '../src/diff/order.js';
-import { FrameDecoder, FrameWriter, ProtocolError } from '../src/protocol/frames.js';
+import { FrameDecoder, FrameWriter, MAX_FRAME, ProtocolError } from '../src/protocol/frames.js';
 import { decodeEntry, decodeSourceMessage, encodeEntry, isSafeRelativePath } from '../src/protocol/messages.js';
 import { escapeBytes, unescapeBytes } from '../src/repo/manifest.js';
 import { walk } from '../src/scan/walk.js';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { deflateRawSync } from 'node:zlib';
 import { tempDir } from './helpers.js';
 
 describe('canonical order', () => {
@@ -45,12 +46,15 @@ describe('manifest escaping', () => {
 
 describe('protocol validation', () => {
   const base = { k: 'f', s: 1, m: '1', mo: 0o644, u: 0, g: 0 };
-  const withPath = (p: string) => ({ ...base, p: Buffer.from(p, 'latin1').toString('base64') });
+  // Both wire forms of a path: text, and base64 of raw bytes.
+  const withPath = (p: string) => ({ ...base, pb: Buffer.from(p, 'latin1').toString('base64') });
+  const withTextPath = (p: string) => ({ ...base, p });
 
   it('refuses absolute, dot-dot, NUL and empty-component paths', () => {
     for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..', '.', 'a/./b', 'a//b', 'a/', 'a\0b']) {
       expect(isSafeRelativePath(Buffer.from(bad, 'latin1'))).toBe(false);
       expect(() => decodeEntry(withPath(bad))).toThrow(ProtocolError);
+      expect(() => decodeEntry(withTextPath(bad))).toThrow(ProtocolError);
     }
     for (const good of ['', 'a', 'a/b', '..a', 'a..', '.hidden', 'caf\xe9']) {
       expect(isSafeRelativePath(Buffer.from(good, 'latin1'))).toBe(true);
@@ -70,6 +74,12 @@ describe('protocol validation', () => {
     const entry = decodeEntry(encodeEntry({ path: Buffer.from([0x61, 0xff, 0x0a]), type: 'file', size: 3, mtimeNs: 1234567890123456789n, mode: 0o600, uid: 1, gid: 2 }));
     expect(entry.path.equals(Buffer.from([0x61, 0xff, 0x0a]))).toBe(true);
     expect(entry.mtimeNs).toBe(1234567890123456789n);
+    for (const name of ['caf\u00e9/\u5199\u771f.jpg', 'new\nline', '\u{1F4F7}']) {
+      const target = Buffer.from([0x2e, 0x2e, 0x2f, 0xfe]);
+      const link = decodeEntry(encodeEntry({ path: Buffer.from(name), type: 'symlink', size: 0, mtimeNs: 1n, mode: 0o777, uid: 0, gid: 0, target }));
+      expect(link.path.toString()).toBe(name);
+      expect(link.target!.equals(target)).toBe(true);
+    }
   });
 
   it('reassembles frames split at every byte boundary and refuses oversized ones', async () => {
@@ -78,6 +88,8 @@ describe('protocol validation', () => {
     const chunks: Buffer[] = [];
     pipe.on('data', (c: Buffer) => chunks.push(c));
     await writer.send({ t: 'end' });
+    const large = { t: 'log', line: 'x'.repeat(5000) }; // deflated on the wire
+    await writer.send(large);
     await writer.sendData(Buffer.from('payload'));
     writer.end();
     await finished(pipe);
@@ -85,8 +97,17 @@ describe('protocol validation', () => {
     const decoder = new FrameDecoder();
     const frames = [];
     for (const byte of wire) frames.push(...decoder.push(Buffer.from([byte])));
-    expect(frames).toHaveLength(2);
+    expect(wire.length).toBeLessThan(5000);
+    expect(frames).toHaveLength(3);
     expect(frames[0]).toEqual({ type: 1, message: { t: 'end' } });
+    expect(frames[1]).toEqual({ type: 1, message: large });
+    expect(frames[2]).toEqual({ type: 2, data: Buffer.from('payload') });
+    // A deflated frame that would inflate past the frame limit is refused, not inflated.
+    const bomb = deflateRawSync(Buffer.alloc(MAX_FRAME + 1, 0x20));
+    const bombFrame = Buffer.concat([Buffer.alloc(5), bomb]);
+    bombFrame.writeUInt32BE(bomb.length + 1, 0);
+    bombFrame[4] = 3;
+    expect(() => new FrameDecoder().push(bombFrame)).toThrow(/does not inflate within the frame limit/);
     const huge = Buffer.alloc(5);
     huge.writeUInt32BE(0xffffffff, 0);
     expect(() => new FrameDecoder().push(huge)).toThrow(ProtocolError);

@@ -1,9 +1,15 @@
 // Length-prefixed frames: u32 big-endian length of (type + payload), u8 type, payload.
-// JSON frames carry control messages; DATA frames carry raw file bytes.
+// JSON frames carry control messages (deflated when large: batches of entries
+// compress several times over); DATA frames carry raw file bytes.
 import type { Writable } from 'node:stream';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export const FRAME_JSON = 1;
 export const FRAME_DATA = 2;
+const FRAME_DEFLATED_JSON = 3;
+
+/** JSON this long or longer is deflated: below it, the saving is a few bytes. */
+const DEFLATE_FROM = 512;
 
 /** Largest frame either side accepts; a peer announcing more is broken or hostile. */
 export const MAX_FRAME = 8 * 1024 * 1024;
@@ -32,14 +38,8 @@ export class FrameDecoder {
       const type = body[0];
       const payload = body.subarray(1);
       if (type === FRAME_DATA) frames.push({ type: FRAME_DATA, data: payload });
-      else if (type === FRAME_JSON) {
-        let message: unknown;
-        try {
-          message = JSON.parse(payload.toString('utf8'));
-        } catch {
-          throw new ProtocolError('peer sent a malformed message');
-        }
-        frames.push({ type: FRAME_JSON, message });
+      else if (type === FRAME_JSON || type === FRAME_DEFLATED_JSON) {
+        frames.push({ type: FRAME_JSON, message: parseMessage(type === FRAME_JSON ? payload : inflate(payload)) });
       } else throw new ProtocolError(`peer sent an unknown frame type ${type}`);
     }
     return frames;
@@ -71,6 +71,23 @@ export class FrameDecoder {
     }
     this.length -= n;
     return out;
+  }
+}
+
+function parseMessage(json: Buffer): unknown {
+  try {
+    return JSON.parse(json.toString('utf8'));
+  } catch {
+    throw new ProtocolError('peer sent a malformed message');
+  }
+}
+
+/** A deflated message may not inflate past the frame limit: no zip bombs. */
+function inflate(payload: Buffer): Buffer {
+  try {
+    return inflateRawSync(payload, { maxOutputLength: MAX_FRAME });
+  } catch {
+    throw new ProtocolError('peer sent a message that does not inflate within the frame limit');
   }
 }
 
@@ -126,9 +143,13 @@ export class FrameWriter {
 
   /** Queue a message without waiting for the peer; for small replies from a loop that must not stall. */
   post(message: object): void {
-    const payload = Buffer.from(JSON.stringify(message), 'utf8');
-    if (payload.length > MAX_FRAME) throw new ProtocolError('message too large for one frame');
-    this.queue(header(FRAME_JSON, payload.length), payload);
+    const json = Buffer.from(JSON.stringify(message), 'utf8');
+    if (json.length > MAX_FRAME) throw new ProtocolError('message too large for one frame');
+    if (json.length < DEFLATE_FROM) this.queue(header(FRAME_JSON, json.length), json);
+    else {
+      const deflated = deflateRawSync(json);
+      this.queue(header(FRAME_DEFLATED_JSON, deflated.length), deflated);
+    }
   }
 
   /** Write what is queued now rather than at the end of this turn (before a final message, say). */

@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -77,9 +77,23 @@ export type AgentMessage =
 
 // ---- encoding ----
 
+/**
+ * Names go as text when they are UTF-8 (as nearly all are: deflate then finds the prefixes
+ * they share), as base64 under a second key when they are not.
+ */
+function putBytes(wire: Record<string, unknown>, key: string, value: Buffer): void {
+  const text = value.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(value)) wire[key] = text;
+  else wire[key + 'b'] = value.toString('base64');
+}
+
+function getBytes(w: Record<string, unknown>, key: string, what: string): Buffer {
+  if (w[key] !== undefined) return Buffer.from(str(w[key], what, 65536), 'utf8');
+  return bytes(w[key + 'b'], what);
+}
+
 export function encodeEntry(e: Entry): object {
   const wire: Record<string, unknown> = {
-    p: e.path.toString('base64'),
     k: e.type === 'file' ? 'f' : e.type === 'dir' ? 'd' : 'l',
     s: e.size,
     m: e.mtimeNs.toString(),
@@ -87,10 +101,11 @@ export function encodeEntry(e: Entry): object {
     u: e.uid,
     g: e.gid,
   };
+  putBytes(wire, 'p', e.path);
   if (e.user !== undefined) wire.un = e.user;
   if (e.group !== undefined) wire.gn = e.group;
   if (e.hash !== undefined) wire.h = e.hash;
-  if (e.target !== undefined) wire.t = e.target.toString('base64');
+  if (e.target !== undefined) putBytes(wire, 't', e.target);
   return wire;
 }
 
@@ -181,7 +196,7 @@ function nanoseconds(v: unknown, what: string): bigint {
 
 export function decodeEntry(raw: unknown): Entry {
   const w = obj(raw, 'entry');
-  const path = bytes(w.p, 'entry path');
+  const path = getBytes(w, 'p', 'entry path');
   if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
   const type = w.k === 'f' ? 'file' : w.k === 'd' ? 'dir' : w.k === 'l' ? 'symlink' : fail('entry type');
   const entry: Entry = {
@@ -200,10 +215,10 @@ export function decodeEntry(raw: unknown): Entry {
     entry.hash = hash(w.h, 'entry hash');
   }
   if (type === 'symlink') {
-    const target = bytes(w.t, 'symlink target');
+    const target = getBytes(w, 't', 'symlink target');
     if (target.length === 0 || target.includes(0)) fail('symlink target');
     entry.target = target;
-  } else if (w.t !== undefined) fail('target on a non-symlink');
+  } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
   return entry;
 }
 
