@@ -115,6 +115,8 @@ describe('lb over SSH', () => {
     const home = join(work, 'home');
     mkdirSync(join(home, '.ssh'), { recursive: true });
     appendFileSync(join(home, '.ssh', 'known_hosts'), `[127.0.0.1]:${sshd.port} ${sshd.hostKey}\n`);
+    // The authorized key is there too, but as with ssh, naming a key leaves the default ones out.
+    spawnSync('cp', [join(sshd.home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_ed25519')]);
     const target = `root@127.0.0.1:${join(work, 'repo')}`;
 
     const wrongKey = remoteLb(['backup', join(work, 'src'), target, '--ssh-i', join(work, 'stranger')], { HOME: home });

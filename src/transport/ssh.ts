@@ -68,10 +68,11 @@ export function resolveTarget(alias: string, user: string | undefined, options: 
     ...(options.identityFile ? [options.identityFile] : []),
     ...(configured ? (Array.isArray(configured) ? configured : [configured]) : []),
   ].map(expandHome);
-  if (identityFiles.length === 0 || !options.identityFile) {
+  // As ssh: the default keys only when neither the command line nor the config names one.
+  if (identityFiles.length === 0) {
     for (const name of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
       const path = join(sshDir(), name);
-      if (!identityFiles.includes(path) && existsSync(path)) identityFiles.push(path);
+      if (existsSync(path)) identityFiles.push(path);
     }
   }
   const port = options.port ?? Number(first(computed.Port) ?? 22);
