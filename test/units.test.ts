@@ -11,6 +11,7 @@ import { walk } from '../src/scan/walk.js';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { deflateRawSync } from 'node:zlib';
+import { parseLocation } from '../src/transport/address.js';
 import { tempDir } from './helpers.js';
 
 describe('canonical order', () => {
@@ -111,5 +112,17 @@ describe('protocol validation', () => {
     const huge = Buffer.alloc(5);
     huge.writeUInt32BE(0xffffffff, 0);
     expect(() => new FrameDecoder().push(huge)).toThrow(ProtocolError);
+  });
+});
+
+describe('addresses', () => {
+  it('reads [user@]host:path as scp does, and leaves paths with a slash before the colon local', () => {
+    expect(parseLocation('backup@host:/snapshots')).toEqual({ kind: 'remote', user: 'backup', host: 'host', path: '/snapshots' });
+    expect(parseLocation('host:photos')).toEqual({ kind: 'remote', user: undefined, host: 'host', path: 'photos' });
+    expect(parseLocation('host:')).toEqual({ kind: 'remote', user: undefined, host: 'host', path: '.' });
+    expect(parseLocation('me@[::1]:/x')).toEqual({ kind: 'remote', user: 'me', host: '::1', path: '/x' });
+    expect(parseLocation('a.b@c@host:/x')).toEqual({ kind: 'remote', user: 'a.b@c', host: 'host', path: '/x' });
+    for (const local of ['./a:b', '/photos', '/mnt/c:d', 'photos', ':x']) expect(parseLocation(local)).toEqual({ kind: 'local', path: local });
+    expect(() => parseLocation('@host:/x')).toThrow(/empty user name/);
   });
 });
