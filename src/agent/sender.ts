@@ -49,6 +49,8 @@ export interface SenderSetup {
   /** Directories never to enter (the repository itself when it lies in the source). */
   prune?: (absolute: Buffer) => boolean;
   onLog?: (line: string) => void;
+  /** The repository side is across a network: deflate large messages. */
+  remote?: boolean;
 }
 
 export class AgentError extends Error {}
@@ -91,7 +93,7 @@ export class Sender {
     output: Writable,
     private readonly setup: SenderSetup,
   ) {
-    this.writer = new FrameWriter(output);
+    this.writer = new FrameWriter(output, setup.remote ?? false);
     this.rootBytes = Buffer.from(setup.sourceRoot);
   }
 

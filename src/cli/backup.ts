@@ -227,7 +227,14 @@ async function push(
     }
   } else agent = startLocalAgent();
 
-  const sender = new Sender(agent.input, agent.output, { sourceRoot: source, repository: repositoryPath, cache: catalog, options, onLog });
+  const sender = new Sender(agent.input, agent.output, {
+    sourceRoot: source,
+    repository: repositoryPath,
+    cache: catalog,
+    options,
+    onLog,
+    remote: session !== null,
+  });
   const progress =
     opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY
       ? await Progress.start({

@@ -114,7 +114,11 @@ export class FrameWriter {
   private failure: Error | null = null;
   bytesWritten = 0;
 
-  constructor(private readonly out: Writable) {
+  /** `deflate`: compress large control messages; worth it over a network, wasted CPU over a local pipe. */
+  constructor(
+    private readonly out: Writable,
+    private readonly deflate = true,
+  ) {
     out.on('error', (error: Error) => {
       this.failure = error;
     });
@@ -145,7 +149,7 @@ export class FrameWriter {
   post(message: object): void {
     const json = Buffer.from(JSON.stringify(message), 'utf8');
     if (json.length > MAX_FRAME) throw new ProtocolError('message too large for one frame');
-    if (json.length < DEFLATE_FROM) this.queue(header(FRAME_JSON, json.length), json);
+    if (!this.deflate || json.length < DEFLATE_FROM) this.queue(header(FRAME_JSON, json.length), json);
     else {
       const deflated = deflateRawSync(json);
       this.queue(header(FRAME_DEFLATED_JSON, deflated.length), deflated);
