@@ -54,13 +54,15 @@ export function backup(source: string, repo: string, catalog: string, extra: str
  * metadata, lists every difference between the source and the snapshot tree.
  * An empty result means the tree is a faithful copy.
  */
-export function rsyncDifferences(source: string, tree: string): string[] {
-  const r = rsync(['-rlptgoDHn', '--checksum', '--itemize-changes', '--delete', source + '/', tree + '/']);
+export function rsyncDifferences(source: string, tree: string, options: { hardLinks?: boolean } = {}): string[] {
+  // Without hard links where the source's link groups are merged into one object on purpose.
+  const flags = options.hardLinks === false ? '-rlptgoDn' : '-rlptgoDHn';
+  const r = rsync([flags, '--checksum', '--itemize-changes', '--delete', source + '/', tree + '/']);
   return r.stdout.split('\n').filter((line) => line.trim() !== '');
 }
 
 export function rsync(args: string[]): SpawnSyncReturns<string> {
-  const r = spawnSync('rsync', args, { encoding: 'utf8' });
+  const r = spawnSync('rsync', args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr}`);
   return r;
 }

@@ -8,7 +8,7 @@
 // nothing is built; at the first difference the identical prefix is replayed
 // from the previous manifest, so an unchanged run writes nothing at all.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, mkdirSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
@@ -17,6 +17,7 @@ import type { BackupOptions, Entry, FileFacts, RunCounts, RunResult } from '../p
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
 import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
 import { Repository } from '../repo/repository.js';
+import { writeFully } from '../repo/write-fully.js';
 import { RepositoryLock } from '../repo/lock.js';
 import { SnapshotBuilder } from '../repo/snapshot.js';
 import { Accounts } from '../scan/accounts.js';
@@ -118,11 +119,15 @@ export class Receiver {
         this.previousHead = this.previous.nextPrevious();
       }
       this.identical = this.previous !== null && !options.always;
-      if (!this.identical) this.builder = new SnapshotBuilder(this.repo, this.name, this.asRoot);
+      if (!this.identical) this.builder = this.newBuilder();
     } catch (error) {
       this.lock.release();
       throw error;
     }
+  }
+
+  private newBuilder(): SnapshotBuilder {
+    return new SnapshotBuilder(this.repo, this.name, this.asRoot, (object, tree) => this.store.linkInto(object, tree));
   }
 
   // ---- entries ----
@@ -274,7 +279,7 @@ export class Receiver {
   data(chunk: Buffer): void {
     const r = this.receiving;
     if (!r) throw new ProtocolError('peer sent file data outside a file');
-    writeSync(r.fd, chunk);
+    writeFully(r.fd, chunk);
     r.hasher.update(chunk);
     r.size += chunk.length;
     this.counts.bytesReceived += chunk.length;
@@ -367,7 +372,7 @@ export class Receiver {
   /** Build the identical prefix from the previous manifest, then build from here on. */
   private diverge(): void {
     this.identical = false;
-    this.builder = new SnapshotBuilder(this.repo, this.name, this.asRoot);
+    this.builder = this.newBuilder();
     const replay = new ManifestReader(join(this.repo.snapshotDir(this.previousName!), 'manifest'));
     try {
       for (let i = 0; i < this.identicalCount; i++) {
@@ -470,8 +475,11 @@ export class Receiver {
   }
 
   private release(): void {
-    this.store.close();
-    this.repo.clearLeftovers();
-    this.lock.release();
+    try {
+      this.store.close();
+      this.repo.clearLeftovers();
+    } finally {
+      this.lock.release();
+    }
   }
 }

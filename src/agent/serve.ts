@@ -4,6 +4,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, decodeSourceMessage, type RunResult } from '../protocol/messages.js';
+import { describeFailure } from './failure.js';
 import { Receiver } from './receiver.js';
 
 export interface ServeOutcome {
@@ -75,8 +76,12 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
     }
     throw new ProtocolError('the source disconnected before the end of the backup');
   } catch (error) {
-    receiver?.abort();
-    const message = error instanceof Error ? error.message : String(error);
+    try {
+      receiver?.abort();
+    } catch {
+      // The failure that stopped the run is the one to report; the next run clears what is left.
+    }
+    const message = describeFailure(error);
     try {
       writer.post({ t: 'error', message });
       writer.flush();

@@ -3,7 +3,8 @@
 // Paths and link targets are raw bytes: valid UTF-8 is written as is, except that
 // '%', tab, newline and other control bytes are %XX-escaped; a name that is not
 // valid UTF-8 has every byte >= 0x80 escaped as well, so it round-trips exactly.
-import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { writeFully } from './write-fully.js';
 import { StringDecoder } from 'node:string_decoder';
 
 export const MANIFEST_HEADER = '# lb manifest 1';
@@ -128,7 +129,7 @@ export class ManifestWriter {
   }
 
   private flush(): void {
-    if (this.chunks.length) writeSync(this.fd, this.chunks.join(''));
+    if (this.chunks.length) writeFully(this.fd, this.chunks.join(''));
     this.chunks = [];
     this.size = 0;
   }

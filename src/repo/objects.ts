@@ -19,6 +19,7 @@ import {
   constants,
   copyFileSync,
   fsyncSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   open,
@@ -52,6 +53,8 @@ const READY_TEMP_FILES = 32;
 /** Sync new objects to disk and publish them to the store after this many. */
 const FLUSH_OBJECTS = 4096;
 const FLUSH_BYTES = 256 * 1024 * 1024;
+/** …or after this long: a run killed outright loses at most this much transfer time. */
+const FLUSH_MS = 5000;
 
 /**
  * utimes takes seconds as a double and libuv keeps whole microseconds, so a set
@@ -98,9 +101,12 @@ export class ObjectStore {
   private readonly unpublished = new Map<string, Staged[]>();
   private unpublishedCount = 0;
   private unpublishedBytes = 0;
+  private publishedAt = Date.now();
   private readonly madeDirs = new Set<string>();
   private readonly shardsMade = new Set<number>();
   private tempCounter = 0;
+  /** Object path -> its twin with links to spare, once the object reached the hard-link limit. */
+  private readonly twins = new Map<string, string>();
   private readonly readyTemps: { path: string; fd: number }[] = [];
   private tempsInFlight = 0;
   private closed = false;
@@ -214,6 +220,45 @@ export class ObjectStore {
     return path;
   }
 
+  /**
+   * Hard-link a tree entry to an object. At the filesystem's link limit (EMLINK:
+   * 65,000 on ext4, soon reached by a common small file across many snapshots)
+   * the entry links to a twin instead: a copy of the object named `<object>+N`.
+   */
+  linkInto(objectPath: string, treePath: Buffer): void {
+    try {
+      linkSync(this.twins.get(objectPath) ?? objectPath, treePath);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EMLINK') throw error;
+    }
+    // Twins live in the store even when the object is still staged: a twin is synced as it is made.
+    const name = basename(objectPath);
+    const base = join(this.storeDir(name.slice(0, 64)), name);
+    for (let n = 1; ; n++) {
+      const twin = `${base}+${n}`;
+      if (!lstatOrNull(twin)) this.makeTwin(objectPath, twin);
+      try {
+        linkSync(twin, treePath);
+        this.twins.set(objectPath, twin);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EMLINK') throw error;
+      }
+    }
+  }
+
+  /** A durable copy of `objectPath`, with its metadata, at `twin`; appears complete or not at all. */
+  private makeTwin(objectPath: string, twin: string): void {
+    const stat = lstatSync(objectPath, { bigint: true });
+    const temp = this.tempPath();
+    mkdirSync(dirname(twin), { recursive: true, mode: 0o755 });
+    copyFileSync(objectPath, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    this.applyMeta(temp, { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs });
+    fsyncPath(temp);
+    renameSync(temp, twin);
+  }
+
   private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): void {
     const staged = this.unpublished.get(hash);
     if (staged) staged.push({ path, meta });
@@ -221,7 +266,9 @@ export class ObjectStore {
     this.unpublishedCount++;
     this.unpublishedBytes += size;
     this.bytesStored += size;
-    if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES) this.publish();
+    if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || Date.now() - this.publishedAt >= FLUSH_MS) {
+      this.publish();
+    }
   }
 
   private applyMeta(path: string, meta: ObjectMeta): void {
@@ -247,6 +294,7 @@ export class ObjectStore {
       for (const s of staged) renameSync(s.path, join(dir, basename(s.path)));
     }
     this.unpublished.clear();
+    this.publishedAt = Date.now();
     this.unpublishedCount = 0;
     this.unpublishedBytes = 0;
   }

@@ -6,7 +6,6 @@
 import {
   chmodSync,
   chownSync,
-  linkSync,
   lchownSync,
   lutimesSync,
   mkdirSync,
@@ -34,6 +33,8 @@ export class SnapshotBuilder {
     private readonly repo: Repository,
     readonly name: string,
     private readonly setOwner: boolean,
+    /** Hard-links a tree path to a stored object (the store knows what to do at the link limit). */
+    private readonly linkObject: (objectPath: string, treePath: Buffer) => void,
   ) {
     this.workDir = join(repo.tmpDir, name);
     mkdirSync(this.workDir, { mode: 0o700 });
@@ -60,7 +61,7 @@ export class SnapshotBuilder {
         this.open.push(record);
         break;
       case 'file':
-        linkSync(objectPath!, path);
+        this.linkObject(objectPath!, path);
         break;
       case 'symlink': {
         symlinkSync(record.target!, path);
