@@ -1,5 +1,6 @@
 // The repository lock: a file created exclusively, naming its holder. A lock
-// whose holder is a dead process on this host is stale and taken over.
+// whose holder is gone from this host (no such process, or a process that
+// started after the lock was taken: the pid was reused) is stale and taken over.
 import { openSync, writeSync, closeSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -9,15 +10,29 @@ interface Holder {
   host: string;
   pid: number;
   since: string;
+  /** The holder's start time in clock ticks since boot (Linux /proc), telling a reused pid apart. */
+  started?: string;
 }
 
-function alive(pid: number): boolean {
+/** Field 22 of /proc/PID/stat, or undefined where there is no /proc. */
+function processStart(pid: number): string | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
+}
+
+function alive(holder: Holder): boolean {
+  try {
+    process.kill(holder.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const started = processStart(holder.pid);
+  return holder.started === undefined || started === undefined || started === holder.started;
 }
 
 function readHolder(path: string): Holder | null {
@@ -34,20 +49,14 @@ export class RepositoryLock {
 
   static acquire(lbDir: string): RepositoryLock {
     const path = join(lbDir, 'lock');
-    const holder: Holder = { host: hostname(), pid: process.pid, since: new Date().toISOString() };
+    const holder: Holder = { host: hostname(), pid: process.pid, since: new Date().toISOString(), started: processStart(process.pid) };
     for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o644);
-        writeSync(fd, JSON.stringify(holder) + '\n');
-        closeSync(fd);
-        return new RepositoryLock(path, holder);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
+      if (RepositoryLock.create(path, holder)) return new RepositoryLock(path, holder);
       const other = readHolder(path);
-      if (other && (other.host !== holder.host || alive(other.pid))) {
+      if (other && (other.host !== holder.host || alive(other))) {
         throw new RepositoryError(
-          `repository is locked by pid ${other.pid} on ${other.host} since ${other.since}; another lb run is using it`,
+          `repository is in use by another lb run (pid ${other.pid} on ${other.host}, since ${other.since}); ` +
+            `if that run is gone for good, remove ${path}`,
         );
       }
       // Stale (dead holder, or an unreadable lock from a run killed while writing it):
@@ -60,6 +69,26 @@ export class RepositoryLock {
       }
     }
     throw new RepositoryError('could not take the repository lock');
+  }
+
+  /** Create the lock file with the holder in it; false if one exists. A half-written lock is removed. */
+  private static create(path: string, holder: Holder): boolean {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      writeSync(fd, JSON.stringify(holder) + '\n');
+    } catch (error) {
+      closeSync(fd);
+      unlinkSync(path);
+      throw error;
+    }
+    closeSync(fd);
+    return true;
   }
 
   release(): void {
