@@ -58,7 +58,7 @@ describe('the agent against a malicious source', () => {
     const through: Entry = { ...dir('door/planted'), type: 'dir' };
     const { replies, code } = await talk(repo, [
       { t: 'entries', first: 0, entries: [encodeEntry(dir('')), encodeEntry(link), encodeEntry(through)] },
-      { t: 'end' },
+      { t: 'end', incomplete: false },
     ]);
     expect(code).toBe(1);
     expect(replies.at(-1)?.message).toMatch(/parent is not a directory/);
@@ -72,9 +72,12 @@ describe('the agent against a malicious source', () => {
     const twice = await talk(repo, [{ t: 'entries', first: 0, entries: [encodeEntry(dir('')), encodeEntry(dir('b')), encodeEntry(dir('a'))] }]);
     expect(twice.code).toBe(1);
     expect(twice.replies.at(-1)?.message).toMatch(/out of order/);
-    const unasked = await talk(repo, [{ t: 'entries', first: 0, entries: [encodeEntry(dir(''))] }, { t: 'data-begin', index: 0 }]);
+    const unasked = await talk(repo, [{ t: 'entries', first: 0, entries: [encodeEntry(dir(''))] }, { t: 'data-begin', index: 0, from: 0 }]);
     expect(unasked.code).toBe(1);
     expect(unasked.replies.at(-1)?.message).toMatch(/asked nothing/);
+    const deferred = await talk(repo, [{ t: 'entries', first: 0, entries: [encodeEntry(dir(''))] }, { t: 'deferred', index: 0 }]);
+    expect(deferred.code).toBe(1);
+    expect(deferred.replies.at(-1)?.message).toMatch(/asked nothing/);
     expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
     expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
   });

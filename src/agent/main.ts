@@ -11,7 +11,7 @@ function fail(error: unknown): void {
 
 async function runSource(encoded: string): Promise<void> {
   // Written by the invoking lb on the ssh command line: trusted as its own arguments are.
-  const config = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Pick<SenderSetup, 'sourceRoot' | 'repository' | 'options'>;
+  const config = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Pick<SenderSetup, 'sourceRoot' | 'repository' | 'options' | 'budgetMs'>;
   const sender = new Sender(process.stdin, process.stdout, { ...config, remote: true, onLog: (line) => process.stderr.write(line + '\n') });
   await sender.run();
 }

@@ -8,12 +8,12 @@
 // nothing is built; at the first difference the identical prefix is replayed
 // from the previous manifest, so an unchanged run writes nothing at all.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, mkdirSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, RunCounts, RunResult } from '../protocol/messages.js';
+import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunCounts, RunResult } from '../protocol/messages.js';
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
 import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
 import { Repository } from '../repo/repository.js';
@@ -28,6 +28,10 @@ type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 const SETTLED_EVERY = 1024;
 /** …or after this long, so progress on a terminal moves smoothly. */
 const SETTLED_MS = 250;
+/** Transfers this large are written where an interrupted run leaves them, to resume from. */
+const RESUMABLE = 8 * 1024 * 1024;
+/** Resume offers are whole MiB: the tail of an interrupted write is the least trustworthy part. */
+const RESUME_ALIGN = 1024 * 1024;
 
 interface Slot {
   index: number;
@@ -40,6 +44,8 @@ interface Slot {
   fresh?: boolean;
   /** The source could not read it: left out of the snapshot with a warning. */
   dropped?: string;
+  /** Left for the next run by the time budget. */
+  deferred?: boolean;
   /** recordBody() of this entry once its hash is final; cached for the comparisons. */
   body?: string;
 }
@@ -50,10 +56,12 @@ interface Incoming {
   path: string;
   hasher: Hash;
   size: number;
+  /** Written to .lb/partial/, where it outlives an interrupted run. */
+  partial: boolean;
 }
 
 export interface ReceiverEvents {
-  want(hash: number[], data: number[]): void;
+  want(hash: number[], data: number[], resume: ResumeOffer[]): void;
   settled(upTo: number): void;
   log(line: string): void;
 }
@@ -85,7 +93,12 @@ export class Receiver {
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
   private receiving: Incoming | null = null;
+  /** Resume offers made, by entry index: where the stored prefix ends and its running hash. */
+  private readonly offers = new Map<number, { from: number; hasher: Hash }>();
   private ended = false;
+  /** The time budget ran out: no snapshot this run, only objects. */
+  private incomplete = false;
+  private deferredCount = 0;
 
   private wantHash: number[] = [];
   private wantData: number[] = [];
@@ -97,6 +110,7 @@ export class Receiver {
     symlinks: 0,
     bytesReceived: 0,
     bytesStored: 0,
+    bytesResumed: 0,
   };
   readonly warnings: string[] = [];
 
@@ -109,6 +123,7 @@ export class Receiver {
     this.lock = RepositoryLock.acquire(this.repo.lbDir);
     try {
       this.repo.clearLeftovers();
+      mkdirSync(this.repo.partialDir, { recursive: true, mode: 0o700 });
       this.name = this.repo.freeSnapshotName(options.snapshotName);
       const incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
       mkdirSync(incomingDir, { mode: 0o700 });
@@ -255,7 +270,8 @@ export class Receiver {
 
   unreadable(index: number, reason: string): void {
     const slot = this.slotAt(index, ['hash', 'data']);
-    if (this.receiving?.slot === slot) this.discardIncoming();
+    if (this.receiving?.slot === slot) this.closeIncoming(false);
+    this.offers.delete(index);
     slot.dropped = reason;
     if (slot.state === 'data') this.releaseDependents(slot.hash!);
     slot.state = 'ready';
@@ -263,23 +279,87 @@ export class Receiver {
     this.finalizeReady();
   }
 
+  /** The source ran out of time for this entry: left for the next run, a partial transfer kept. */
+  deferred(index: number): void {
+    const slot = this.slotAt(index, ['hash', 'data']);
+    if (this.receiving?.slot === slot) this.closeIncoming(true);
+    this.offers.delete(index);
+    slot.deferred = true;
+    if (slot.state === 'data') this.releaseDependents(slot.hash!);
+    slot.state = 'ready';
+    this.giveUpSnapshot();
+    this.flushRequests();
+    this.finalizeReady();
+  }
+
+  private giveUpSnapshot(): void {
+    if (this.incomplete) return;
+    this.incomplete = true;
+    this.identical = false;
+    this.builder?.abandon();
+    this.builder = null;
+  }
+
   // ---- file data ----
 
-  dataBegin(index: number): void {
+  /**
+   * A large file with a partial transfer from an interrupted run is offered for
+   * resuming: the source checks the prefix's SHA-256 against its own file and
+   * sends only the rest. The running hash carries on from the prefix, so the
+   * object is still verified whole.
+   */
+  private resumeOffer(index: number): ResumeOffer | null {
+    const slot = this.slots[index - this.slotBase]!;
+    if (slot.entry.size < RESUMABLE) return null;
+    let fd: number;
+    try {
+      fd = openSync(this.repo.partialPath(slot.hash!), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      return null; // none kept
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(RESUME_ALIGN);
+      const hasher = createHash('sha256');
+      let from = 0;
+      while (from + RESUME_ALIGN < slot.entry.size && readSync(fd, buffer, 0, RESUME_ALIGN, from) === RESUME_ALIGN) {
+        hasher.update(buffer);
+        from += RESUME_ALIGN;
+      }
+      if (from === 0) return null;
+      this.offers.set(index, { from, hasher });
+      return { index, from, prefix: hasher.copy().digest('hex') };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  dataBegin(index: number, from: number): void {
     const slot = this.slotAt(index, ['data']);
     // A second begin for the same entry restarts it (the source re-reads a file that changed).
     if (this.receiving) {
       if (this.receiving.slot !== slot) throw new ProtocolError('peer began a file inside another');
-      this.discardIncoming();
+      this.closeIncoming(false);
     }
-    const { path, fd } = this.store.tempFile();
-    this.receiving = { slot, fd, path, hasher: createHash('sha256'), size: 0 };
+    const offer = this.offers.get(index);
+    this.offers.delete(index);
+    if (from !== 0 && from !== offer?.from) throw new ProtocolError(`peer resumed entry ${index} from a point never offered`);
+    if (slot.entry.size < RESUMABLE) {
+      const { path, fd } = this.store.tempFile();
+      this.receiving = { slot, fd, path, hasher: createHash('sha256'), size: 0, partial: false };
+      return;
+    }
+    const path = this.repo.partialPath(slot.hash!);
+    // Never through a symlink, even inside our own repository.
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    ftruncateSync(fd, from);
+    this.receiving = { slot, fd, path, hasher: from ? offer!.hasher : createHash('sha256'), size: from, partial: true };
+    this.counts.bytesResumed += from;
   }
 
   data(chunk: Buffer): void {
     const r = this.receiving;
     if (!r) throw new ProtocolError('peer sent file data outside a file');
-    writeFully(r.fd, chunk);
+    writeFully(r.fd, chunk, r.size);
     r.hasher.update(chunk);
     r.size += chunk.length;
     this.counts.bytesReceived += chunk.length;
@@ -292,6 +372,7 @@ export class Receiver {
     closeSync(r.fd);
     const hash = r.hasher.digest('hex');
     if (hash !== facts.hash || r.size !== facts.size) {
+      unlinkSync(r.path);
       throw new ProtocolError(`data for entry ${index} does not match its hash: corrupted in transit`);
     }
     const slot = r.slot;
@@ -299,7 +380,7 @@ export class Receiver {
     this.applyFacts(slot, facts);
     slot.hash = hash;
     slot.body = undefined;
-    this.store.adopt(r.path, hash, slot.meta, r.size);
+    this.store.adopt(r.partial ? this.store.stage(r.path) : r.path, hash, slot.meta, r.size);
     slot.fresh = true;
     slot.state = 'ready';
     if (hash === expected) {
@@ -317,16 +398,23 @@ export class Receiver {
     for (const slot of waiting) this.resolveContent(slot, hash);
   }
 
-  private discardIncoming(): void {
+  /** Stop receiving the current file; a partial transfer is kept when `keepPartial`. */
+  private closeIncoming(keepPartial: boolean): void {
     const r = this.receiving!;
     this.receiving = null;
     closeSync(r.fd);
-    this.store.discardTemp(r.path);
+    if (!r.partial) this.store.discardTemp(r.path);
+    else if (!keepPartial) unlinkSync(r.path);
   }
 
   private flushRequests(): void {
     if (this.wantHash.length || this.wantData.length) {
-      this.events.want(this.wantHash, this.wantData);
+      const resume: ResumeOffer[] = [];
+      for (const index of this.wantData) {
+        const offer = this.resumeOffer(index);
+        if (offer) resume.push(offer);
+      }
+      this.events.want(this.wantHash, this.wantData, resume);
       this.wantHash = [];
       this.wantData = [];
     }
@@ -357,6 +445,11 @@ export class Receiver {
       this.identical && this.diverge();
       return;
     }
+    if (slot.deferred) {
+      this.deferredCount++;
+      return;
+    }
+    if (this.incomplete) return; // no snapshot this run: nothing to build
     const record = this.recordOf(slot);
     if (this.identical) {
       if (slot.previous && slot.previous.body === this.bodyOf(slot)) {
@@ -421,8 +514,10 @@ export class Receiver {
 
   // ---- the end ----
 
-  end(): void {
+  /** The source has sent every entry; `incomplete` when its time budget stopped the walk. */
+  end(incomplete: boolean): void {
     this.ended = true;
+    if (incomplete) this.giveUpSnapshot();
   }
 
   /** True once the source said it has no more entries and every entry is settled. */
@@ -438,12 +533,15 @@ export class Receiver {
       this.previous?.close();
       this.store.publish();
       this.counts.bytesStored = this.store.bytesStored;
+      const outcome = { counts: this.counts, warnings: this.warnings, incomplete: this.incomplete, deferred: this.deferredCount };
+      if (this.incomplete) return { snapshot: null, created: false, ...outcome };
       let created = false;
       if (this.builder) {
         this.builder.publish(this.logText());
         created = true;
       }
-      return { snapshot: created ? this.name : null, created, counts: this.counts, warnings: this.warnings };
+      this.repo.clearPartials();
+      return { snapshot: created ? this.name : null, created, ...outcome };
     } finally {
       this.release();
     }
@@ -465,7 +563,7 @@ export class Receiver {
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
   abort(): void {
     try {
-      if (this.receiving) this.discardIncoming();
+      if (this.receiving) this.closeIncoming(true);
       this.builder?.abandon();
       this.previous?.close();
       this.store.publish();

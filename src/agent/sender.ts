@@ -29,6 +29,14 @@ const RECENT_BYTES = 64 * 1024 * 1024;
 const RECENT_FILE = 4 * 1024 * 1024;
 /** Attempts at reading a file that keeps changing under us before reporting it. */
 const READ_ATTEMPTS = 3;
+/**
+ * Under a time budget, a file is sent only if the measured rate says it ends in
+ * time, except files this large: those are started anyway and, if cut off, the
+ * next run resumes them (the repository side keeps what arrived). The rate is
+ * trusted once this much was sent.
+ */
+const RESUMABLE = 8 * 1024 * 1024;
+const RATE_SAMPLE = 1024 * 1024;
 
 export interface SenderStats {
   filesScanned: number;
@@ -51,13 +59,20 @@ export interface SenderSetup {
   onLog?: (line: string) => void;
   /** The repository side is across a network: deflate large messages. */
   remote?: boolean;
+  /** --minutes: stop starting transfers when the next would end after this many ms from the start. */
+  budgetMs?: number;
 }
 
 export class AgentError extends Error {}
 
+/** The time budget ran out in the middle of a transfer. */
+class TimeUpError extends Error {}
+
 interface PendingFile {
   absolute: Buffer;
   directoryInode: bigint;
+  /** As scanned: what the time budget estimates with. */
+  size: number;
 }
 
 export class Sender {
@@ -87,6 +102,14 @@ export class Sender {
   private failure: Error | null = null;
   private result: RunResult | null = null;
   private readonly rootBytes: Buffer;
+  private deadline = Infinity;
+  /** The budget stopped the walk before its end. */
+  private stoppedEarly = false;
+  /** Resume offers from the repository side, by entry index. */
+  private readonly offers = new Map<number, { from: number; prefix: string }>();
+  /** Bytes sent and time spent sending them, for the budget's rate estimate. */
+  private sentBytes = 0;
+  private sendingMs = 0;
 
   constructor(
     private readonly input: Readable,
@@ -110,19 +133,36 @@ export class Sender {
   }
 
   async run(): Promise<RunResult> {
+    let budgetTimer: NodeJS.Timeout | undefined;
+    if (this.setup.budgetMs !== undefined) {
+      this.deadline = Date.now() + this.setup.budgetMs;
+      // Wakes a walk waiting for its window, so it notices the end of the budget.
+      budgetTimer = setTimeout(() => this.wakeUp(), this.setup.budgetMs).unref();
+    }
     const reading = this.readReplies().catch((error: Error) => this.fail(error));
     try {
       await this.send({ t: 'hello', version: PROTOCOL_VERSION, repository: this.setup.repository, options: this.setup.options });
       await this.sendEntries();
-      await this.send({ t: 'end' });
+      await this.send({ t: 'end', incomplete: this.stoppedEarly });
     } catch (error) {
       this.fail(error as Error);
     }
     await reading;
+    clearTimeout(budgetTimer);
     await this.working;
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
     return this.result;
+  }
+
+  private timeUp(): boolean {
+    return Date.now() >= this.deadline;
+  }
+
+  /** Would sending `size` bytes at the rate measured so far end within the budget? */
+  private endsInTime(size: number): boolean {
+    if (this.deadline === Infinity || this.sentBytes < RATE_SAMPLE) return !this.timeUp();
+    return Date.now() + (size * this.sendingMs) / this.sentBytes < this.deadline;
   }
 
   private fail(error: Error): void {
@@ -177,12 +217,16 @@ export class Sender {
       },
     })) {
       if (this.failure) throw this.failure;
+      if (this.timeUp()) {
+        this.stoppedEarly = true;
+        break;
+      }
       const index = first + batch.length;
       const entry = this.toEntry(scanned);
       if (entry.type === 'file') {
         stats.filesScanned++;
         stats.bytesScanned += entry.size;
-        this.pending.set(index, { absolute: this.absolute(entry.path), directoryInode: scanned.directoryInode });
+        this.pending.set(index, { absolute: this.absolute(entry.path), directoryInode: scanned.directoryInode, size: entry.size });
       }
       batch.push(entry);
       if (batch.length >= BATCH) {
@@ -190,7 +234,7 @@ export class Sender {
         first += batch.length;
         this.sent = first;
         batch = [];
-        while (this.sent - this.settled > WINDOW && !this.failure) await new Promise<void>((r) => (this.wake = r));
+        while (this.sent - this.settled > WINDOW && !this.failure && !this.timeUp()) await new Promise<void>((r) => (this.wake = r));
       }
     }
     if (batch.length) await this.send({ t: 'entries', first, entries: batch });
@@ -213,6 +257,10 @@ export class Sender {
           case 'want':
             for (const index of message.hash) this.hashQueue.push([index, this.requested(index)]);
             for (const index of message.data) this.dataQueue.push([index, this.requested(index)]);
+            for (const offer of message.resume) {
+              if (!message.data.includes(offer.index)) throw new ProtocolError(`the repository side offered to resume entry ${offer.index} without asking for it`);
+              this.offers.set(offer.index, offer);
+            }
             this.working ??= this.work().catch((e: Error) => this.fail(e));
             break;
           case 'settled':
@@ -247,6 +295,10 @@ export class Sender {
         }
         const hash = this.hashQueue.shift();
         if (!hash) return;
+        if (this.timeUp()) {
+          await this.send({ t: 'deferred', index: hash[0] });
+          continue;
+        }
         await this.answerHash(...hash);
         // Let the data requests that answer brings back in before hashing further ahead.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -278,7 +330,9 @@ export class Sender {
         return facts;
       } catch (error) {
         last = error as Error;
-        if (!(error instanceof FileChangedError)) break;
+        // Neither is about the file: out of time, or the repository side is gone.
+      if (error instanceof TimeUpError || this.writer.broken) throw error;
+      if (!(error instanceof FileChangedError)) break;
       }
     }
     const reason = last instanceof FileChangedError ? `kept changing while being read` : `cannot read: ${last?.message}`;
@@ -293,11 +347,22 @@ export class Sender {
 
   private async answerHash(index: number, file: PendingFile): Promise<void> {
     let content: Buffer | undefined;
-    const facts = await this.readStable(index, file, async () => {
-      const read = await readThrough(file.absolute, { onBytes: this.countRead, keepUpTo: RECENT_FILE });
-      content = read.content;
-      return read;
-    });
+    const onBytes = (n: number) => {
+      this.countRead(n);
+      if (this.timeUp()) throw new TimeUpError();
+    };
+    let facts: ReadFacts | null;
+    try {
+      facts = await this.readStable(index, file, async () => {
+        const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE });
+        content = read.content;
+        return read;
+      });
+    } catch (error) {
+      if (!(error instanceof TimeUpError)) throw error;
+      await this.send({ t: 'deferred', index });
+      return;
+    }
     if (!facts) return;
     this.stats.filesHashed++;
     if (content) this.keepRecent(index, content, facts);
@@ -316,26 +381,65 @@ export class Sender {
 
   private async answerData(index: number, file: PendingFile): Promise<void> {
     const kept = this.recent.get(index);
-    if (kept) {
-      // The very bytes that were hashed: consistent with the facts already sent.
-      this.recent.delete(index);
-      this.recentBytes -= kept.content.length;
-      await this.send({ t: 'data-begin', index });
-      for (let offset = 0; offset < kept.content.length; offset += DATA_CHUNK) {
-        await this.writer.sendData(kept.content.subarray(offset, offset + DATA_CHUNK));
-      }
-      this.stats.bytesSent += kept.content.length;
-      this.stats.filesSent++;
-      await this.send({ t: 'data-end', index, facts: kept.facts });
+    const offer = this.offers.get(index);
+    this.offers.delete(index);
+    const size = kept?.content.length ?? file.size;
+    if (!this.endsInTime(size) && (size < RESUMABLE || this.timeUp())) {
+      await this.send({ t: 'deferred', index });
       return;
     }
+    const started = Date.now();
+    const sentBefore = this.stats.bytesSent;
+    try {
+      if (kept) await this.sendKept(index, kept.content, kept.facts);
+      else await this.sendFromDisk(index, file, offer);
+    } catch (error) {
+      if (!(error instanceof TimeUpError)) throw error;
+      await this.send({ t: 'deferred', index });
+    } finally {
+      this.sentBytes += this.stats.bytesSent - sentBefore;
+      this.sendingMs += Date.now() - started;
+    }
+  }
+
+  /** The very bytes that were hashed: consistent with the facts already sent. */
+  private async sendKept(index: number, content: Buffer, facts: ReadFacts): Promise<void> {
+    this.recent.delete(index);
+    this.recentBytes -= content.length;
+    await this.send({ t: 'data-begin', index, from: 0 });
+    for (let offset = 0; offset < content.length; offset += DATA_CHUNK) {
+      await this.writer.sendData(content.subarray(offset, offset + DATA_CHUNK));
+    }
+    this.stats.bytesSent += content.length;
+    this.stats.filesSent++;
+    await this.send({ t: 'data-end', index, facts });
+  }
+
+  /**
+   * Stream a file from disk. With a resume offer, the prefix the repository side
+   * holds is read and hashed here (not sent); only if its SHA-256 matches does
+   * the transfer start there. A mismatch (the partial was torn, or the file
+   * changed) counts as a changed read, and the retry sends everything.
+   */
+  private async sendFromDisk(index: number, file: PendingFile, offer: { from: number; prefix: string } | undefined): Promise<void> {
+    let resume = offer;
     const facts = await this.readStable(index, file, async () => {
-      await this.send({ t: 'data-begin', index });
+      const attempt = resume;
+      resume = undefined;
+      if (!attempt) await this.send({ t: 'data-begin', index, from: 0 });
       return readThrough(file.absolute, {
         onBytes: this.countRead,
         onChunk: async (chunk) => {
+          if (this.timeUp()) throw new TimeUpError();
           await this.writer.sendData(chunk);
           this.stats.bytesSent += chunk.length;
+        },
+        prefix: attempt && {
+          length: attempt.from,
+          reached: async (digest) => {
+            if (digest !== attempt.prefix) throw new FileChangedError('differs from the part of it already stored');
+            await this.send({ t: 'data-begin', index, from: attempt.from });
+          },
         },
       });
     });

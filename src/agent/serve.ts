@@ -37,7 +37,7 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           }
           writer.post({ t: 'hello', version: PROTOCOL_VERSION });
           receiver = new Receiver(message.repository, message.options, {
-            want: (hash, data) => writer.post({ t: 'want', hash, data }),
+            want: (hash, data, resume) => writer.post({ t: 'want', hash, data, resume }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
             log: hooks.onLog ?? ((line) => writer.post({ t: 'log', line })),
           });
@@ -56,13 +56,16 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
             receiver.unreadable(message.index, message.reason);
             break;
           case 'data-begin':
-            receiver.dataBegin(message.index);
+            receiver.dataBegin(message.index, message.from);
             break;
           case 'data-end':
             receiver.dataEnd(message.index, message.facts);
             break;
+          case 'deferred':
+            receiver.deferred(message.index);
+            break;
           case 'end':
-            receiver.end();
+            receiver.end(message.incomplete);
             break;
         }
         if (receiver.complete) {

@@ -28,10 +28,11 @@ export interface BackupCommandOptions {
   sshC?: boolean;
   acceptNewHostKey?: boolean;
   remoteNode?: string;
+  minutes?: string;
 }
 
 /** Exit statuses, documented in the README. */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, incomplete: 4 } as const;
 
 export class UsageError extends Error {}
 
@@ -83,6 +84,13 @@ function sshOptions(opts: BackupCommandOptions, notice: (line: string) => void):
   };
 }
 
+function budgetMs(minutes: string | undefined): number | undefined {
+  if (minutes === undefined) return undefined;
+  const value = Number(minutes);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--minutes wants a positive number of minutes, not ${minutes}`);
+  return Math.round(value * 60_000);
+}
+
 interface Outcome {
   result: RunResult;
   /** Source-side figures; null when pulling (the source side ran on the remote). */
@@ -111,6 +119,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   };
   const onLog = (line: string) => (line.startsWith('warning: ') ? warn(line) : print(line));
   const ssh = sshOptions(opts, warn);
+  const budget = budgetMs(opts.minutes);
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
   const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource) : null;
   const options: BackupOptions = {
@@ -127,16 +136,17 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   if (source.kind === 'local') {
     catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
     options.quickCheck = catalog === undefined;
-    outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog);
+    outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget);
   } else {
     options.quickCheck = true; // the remote scanner has no catalog of its own
-    outcome = await pull(source, localRepository!, options, ssh, onLog);
+    outcome = await pull(source, localRepository!, options, ssh, onLog, budget);
   }
 
   const seconds = (Date.now() - started) / 1000;
   const { result, stats, wire } = outcome;
   const c = result.counts;
   const partial = result.warnings.length > 0;
+  const status = result.incomplete ? 'incomplete' : partial ? 'partial' : 'ok';
   const transferred = stats?.bytesSent ?? c.bytesReceived;
   catalog?.recordRun({
     source: options.sourceLabel,
@@ -148,7 +158,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
     copiedFiles: c.copiedFiles,
     linkedFiles: c.linkedFiles,
     bytesTransferred: transferred,
-    status: partial ? 'partial' : 'ok',
+    status,
   });
   catalog?.close();
 
@@ -165,12 +175,21 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
         symlinks: c.symlinks,
         skipped: stats?.skipped.map((k) => ({ path: k.path.toString(), reason: k.reason })) ?? [],
         warnings: result.warnings,
-        bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored },
+        deferred: result.deferred,
+        bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
         wire,
         seconds,
-        status: partial ? 'partial' : 'ok',
+        status,
       }) + '\n',
     );
+  } else if (result.incomplete) {
+    print(`lb: time budget of ${opts.minutes} minute(s) used up; no snapshot made, the next run goes on from here`);
+    print(
+      `  stored ${c.newFiles + c.copiedFiles} file(s), ${formatBytes(c.bytesStored)}, which stay in the repository` +
+        `${result.deferred ? `; ${result.deferred} file(s) left for the next run` : ''}` +
+        `${c.bytesResumed ? `; resumed ${formatBytes(c.bytesResumed)} already received` : ''}`,
+    );
+    print(`  transferred ${formatBytes(transferred)} in ${formatSeconds(seconds)}`);
   } else if (result.created) {
     print(`lb: snapshot ${result.snapshot} of ${options.sourceLabel} in ${repositoryLabel}`);
     print(
@@ -187,7 +206,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   }
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
   if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
-  return partial ? EXIT.partial : EXIT.ok;
+  return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
 function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
@@ -214,6 +233,7 @@ async function push(
   ssh: SshOptions,
   opts: BackupCommandOptions,
   onLog: (line: string) => void,
+  budget: number | undefined,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
   let agent: AgentConnection;
@@ -234,6 +254,7 @@ async function push(
     options,
     onLog,
     remote: session !== null,
+    budgetMs: budget,
   });
   const progress =
     opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY
@@ -254,12 +275,25 @@ async function push(
     return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
     agent.kill();
-    const detail = agent.stderr().trim();
-    throw new Error(session?.lost ?? (error instanceof AgentError || !detail ? (error as Error).message : detail).split('\n')[0]);
+    throw new Error(session?.lost ?? (await agentDeath(agent)) ?? agentFailure(agent, error as Error));
   } finally {
     progress?.stop();
     session?.close();
   }
+}
+
+/** The agent's own words when it has any, else what went wrong on this side; one line. */
+function agentFailure(agent: AgentConnection, error: Error): string {
+  const detail = agent.stderr().trim();
+  return (error instanceof AgentError || !detail ? error.message : detail).split('\n')[0]!;
+}
+
+/** If the agent was killed (it then said nothing), say so rather than report a broken pipe. */
+async function agentDeath(agent: AgentConnection): Promise<string | null> {
+  const exited = await Promise.race([agent.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 2000).unref())]);
+  const signal = exited === null ? null : agent.exitSignal();
+  if (signal === null || signal === 'SIGTERM') return null; // SIGTERM is ours, sent just above
+  return `the repository side (lb agent) was killed by ${signal}; nothing was published, and the next run takes over from here`;
 }
 
 /** The source is remote: its agent scans and sends; the repository side runs here. */
@@ -269,10 +303,11 @@ async function pull(
   options: BackupOptions,
   ssh: SshOptions,
   onLog: (line: string) => void,
+  budget: number | undefined,
 ): Promise<Outcome> {
   const session = await openSession(source.host, source.user, ssh);
   try {
-    const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options })).toString('base64');
+    const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
     const agent = await startRemoteAgent(session, ssh, ['source', config]);
     const outcome = await serve(agent.input, agent.output, { onLog });
     agent.output.end();

@@ -34,6 +34,7 @@ program
   .option('--ssh-C', 'compress the SSH connection')
   .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
   .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
+  .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
   .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
     process.exitCode = await backupCommand(source, repository, opts);
   });

@@ -124,6 +124,11 @@ export class FrameWriter {
     });
   }
 
+  /** The stream failed (the peer went away): nothing more can be sent. */
+  get broken(): boolean {
+    return this.failure !== null || this.out.destroyed;
+  }
+
   async send(message: object): Promise<void> {
     this.post(message);
     await this.backpressure();

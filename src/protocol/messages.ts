@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -45,10 +45,14 @@ export type SourceMessage =
   | { t: 'hello'; version: number; repository: string; options: BackupOptions }
   | { t: 'entries'; first: number; entries: Entry[] }
   | { t: 'hashed'; index: number; facts: FileFacts }
-  | { t: 'data-begin'; index: number }
+  /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
+  | { t: 'data-begin'; index: number; from: number }
   | { t: 'data-end'; index: number; facts: FileFacts }
   | { t: 'unreadable'; index: number; reason: string }
-  | { t: 'end' };
+  /** Not read or sent within the time budget (--minutes); a bytes-in-flight file keeps what it received. */
+  | { t: 'deferred'; index: number }
+  /** `incomplete`: the budget ran out before the walk finished. */
+  | { t: 'end'; incomplete: boolean };
 
 export interface RunCounts {
   newFiles: number;
@@ -58,6 +62,8 @@ export interface RunCounts {
   symlinks: number;
   bytesReceived: number;
   bytesStored: number;
+  /** Bytes of interrupted transfers kept from an earlier run and not sent again. */
+  bytesResumed: number;
 }
 
 export interface RunResult {
@@ -65,11 +71,22 @@ export interface RunResult {
   created: boolean;
   counts: RunCounts;
   warnings: string[];
+  /** The time budget ran out: no snapshot, objects stored so far kept. */
+  incomplete: boolean;
+  /** Files left for the next run by the time budget. */
+  deferred: number;
+}
+
+/** The repository side holds the first `from` bytes of an interrupted transfer; `prefix` is their SHA-256. */
+export interface ResumeOffer {
+  index: number;
+  from: number;
+  prefix: string;
 }
 
 export type AgentMessage =
   | { t: 'hello'; version: number }
-  | { t: 'want'; hash: number[]; data: number[] }
+  | { t: 'want'; hash: number[]; data: number[]; resume: ResumeOffer[] }
   | { t: 'settled'; upTo: number }
   | { t: 'log'; line: string }
   | { t: 'done'; result: RunResult }
@@ -256,11 +273,13 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
     case 'data-end':
       return { t: m.t, index: int(m.index, 'entry index'), facts: decodeFacts(m.facts) };
     case 'data-begin':
-      return { t: 'data-begin', index: int(m.index, 'entry index') };
+      return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
     case 'unreadable':
       return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason') };
+    case 'deferred':
+      return { t: 'deferred', index: int(m.index, 'entry index') };
     case 'end':
-      return { t: 'end' };
+      return { t: 'end', incomplete: bool(m.incomplete, 'end') };
     default:
       fail('message type');
   }
@@ -269,6 +288,14 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
 function indexList(v: unknown, what: string): number[] {
   if (!Array.isArray(v) || v.length > 100000) fail(what);
   return v.map((i) => int(i, what));
+}
+
+function resumeOffers(v: unknown): ResumeOffer[] {
+  if (!Array.isArray(v) || v.length > 100000) fail('resume offers');
+  return v.map((raw) => {
+    const o = obj(raw, 'resume offer');
+    return { index: int(o.index, 'entry index'), from: int(o.from, 'resume offset'), prefix: hash(o.prefix, 'resume prefix') };
+  });
 }
 
 function decodeResult(raw: unknown): RunResult {
@@ -282,6 +309,7 @@ function decodeResult(raw: unknown): RunResult {
     symlinks: int(c.symlinks, 'count'),
     bytesReceived: int(c.bytesReceived, 'count'),
     bytesStored: int(c.bytesStored, 'count'),
+    bytesResumed: int(c.bytesResumed, 'count'),
   };
   if (!Array.isArray(r.warnings)) fail('warnings');
   return {
@@ -289,6 +317,8 @@ function decodeResult(raw: unknown): RunResult {
     created: bool(r.created, 'result'),
     counts,
     warnings: r.warnings.map((w) => str(w, 'warning')),
+    incomplete: bool(r.incomplete, 'result'),
+    deferred: int(r.deferred, 'count'),
   };
 }
 
@@ -298,7 +328,7 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
     case 'hello':
       return { t: 'hello', version: int(m.version, 'version') };
     case 'want':
-      return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request') };
+      return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request'), resume: resumeOffers(m.resume) };
     case 'settled':
       return { t: 'settled', upTo: int(m.upTo, 'settled index') };
     case 'log':

@@ -197,6 +197,13 @@ export class ObjectStore {
     unlinkSync(tempPath);
   }
 
+  /** Move a file from elsewhere in the repository (a completed partial transfer) into staging. */
+  stage(path: string): string {
+    const staged = this.tempPath();
+    renameSync(path, staged);
+    return staged;
+  }
+
   /** Adopt a verified temporary file as the object (hash, meta); returns its path. */
   adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number): string {
     const existing = this.locate(hash, meta);

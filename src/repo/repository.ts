@@ -1,5 +1,5 @@
 // Repository layout, creation and validation.
-//   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/
+//   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/, .lb/partial/ (interrupted transfers)
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,11 +14,14 @@ export class Repository {
   readonly lbDir: string;
   readonly objectsDir: string;
   readonly tmpDir: string;
+  /** Large transfers in progress, by content hash: what an interrupted run received, kept to resume from. */
+  readonly partialDir: string;
 
   private constructor(readonly root: string) {
     this.lbDir = join(root, '.lb');
     this.objectsDir = join(this.lbDir, 'objects');
     this.tmpDir = join(this.lbDir, 'tmp');
+    this.partialDir = join(this.lbDir, 'partial');
   }
 
   /** Open the repository at `root`, creating it if the directory is missing or empty. */
@@ -51,6 +54,15 @@ export class Repository {
   clearLeftovers(): void {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.tmpDir)) rmSync(join(this.tmpDir, name), { recursive: true, force: true });
+  }
+
+  partialPath(hash: string): string {
+    return join(this.partialDir, hash);
+  }
+
+  /** After a complete run: what is still partial belongs to content no longer wanted. */
+  clearPartials(): void {
+    rmSync(this.partialDir, { recursive: true, force: true });
   }
 
   latest(): string | null {

@@ -56,6 +56,12 @@ export interface ReadOptions {
   onBytes?: (n: number) => void;
   /** Return the whole content when the file is at most this large (and onChunk is absent). */
   keepUpTo?: number;
+  /**
+   * The first `length` bytes are hashed but not passed to onChunk; on reaching
+   * them, `reached` gets their SHA-256 and may throw to give up (resuming a
+   * transfer whose prefix the other side holds).
+   */
+  prefix?: { length: number; reached(digest: string): Promise<void> };
 }
 
 /**
@@ -72,21 +78,30 @@ export async function readThrough(path: Buffer, options: ReadOptions = {}): Prom
     const hasher = createHash('sha256');
     let size = 0;
     let content: Buffer | undefined;
+    let skip = options.prefix?.length ?? 0;
     for (;;) {
       // One byte beyond the expected size, so a small file is read (and EOF seen) in a single call.
       const want = Math.min(READ_CHUNK, Math.max(expected - size + 1, 1));
       const buffer = keep || options.onChunk ? Buffer.allocUnsafe(want) : scratch;
       const n = readSync(fd, buffer, 0, want, null);
       if (n === 0) break;
-      const chunk = buffer.subarray(0, n);
+      let chunk = buffer.subarray(0, n);
+      if (skip > 0) {
+        const held = chunk.subarray(0, Math.min(skip, n));
+        hasher.update(held);
+        skip -= held.length;
+        if (skip === 0) await options.prefix!.reached(hasher.copy().digest('hex'));
+        chunk = chunk.subarray(held.length);
+      }
       hasher.update(chunk);
       size += n;
       options.onBytes?.(n);
       if (keep) content = content ? Buffer.concat([content, chunk]) : chunk;
-      if (options.onChunk) await options.onChunk(chunk);
+      if (options.onChunk && chunk.length > 0) await options.onChunk(chunk);
       // A regular file returns less than asked only at its end.
       if (n < want) break;
     }
+    if (skip > 0) throw new FileChangedError('is shorter than the part of it already stored');
     const after = fstatSync(fd, { bigint: true });
     if (!sameFile(before, after) || BigInt(size) !== after.size) throw new FileChangedError('changed while being read');
     return { hash: hasher.digest('hex'), size, mtimeNs: after.mtimeNs, stat: after, content };

@@ -13,6 +13,8 @@ export interface AgentConnection {
   exited: Promise<number>;
   /** Everything the agent printed on stderr (for error messages). */
   stderr(): string;
+  /** The signal that ended the agent, once it has exited from one (null where unknown). */
+  exitSignal(): NodeJS.Signals | null;
   kill(): void;
 }
 
@@ -24,19 +26,24 @@ export function agentBundlePath(): string {
 export function startLocalAgent(): AgentConnection {
   const child = spawn(process.execPath, [agentBundlePath()], { stdio: ['pipe', 'pipe', 'pipe'] });
   let errText = '';
+  let signalled: NodeJS.Signals | null = null;
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (s: string) => {
     if (errText.length < 65536) errText += s;
   });
   const exited = new Promise<number>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on('close', (code, signal) => {
+      signalled = signal;
+      resolve(code ?? (signal ? 128 : 1));
+    });
   });
   return {
     input: child.stdout,
     output: child.stdin,
     exited,
     stderr: () => errText,
+    exitSignal: () => signalled,
     kill: () => child.kill('SIGTERM'),
   };
 }

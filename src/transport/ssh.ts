@@ -370,8 +370,13 @@ export async function startRemoteAgent(session: SshSession, options: SshOptions,
   });
   // 'exit' comes with the remote's exit-status; 'close' alone only once the channel's input was read to its end,
   // which a reader that stopped after the final message never does.
+  let signalled: NodeJS.Signals | null = null;
   const exited = new Promise<number>((resolve) => {
-    channel.once('exit', (code: number | null) => resolve(code ?? 255));
+    // ssh2 gives (code) for an exit status, (null, signal name without SIG) for a signal.
+    channel.once('exit', (code: number | null, signal?: string) => {
+      if (code === null && signal) signalled = `SIG${signal}` as NodeJS.Signals;
+      resolve(code ?? 255);
+    });
     channel.once('close', (code: number | null) => resolve(code ?? 255));
   });
   return {
@@ -379,6 +384,7 @@ export async function startRemoteAgent(session: SshSession, options: SshOptions,
     output: channel,
     exited,
     stderr: () => errText,
+    exitSignal: () => signalled,
     kill: () => channel.close(),
   };
 }
