@@ -125,7 +125,8 @@ describe('runs killed at random moments', () => {
       checkSnapshots(`generation ${generation}, completed`, copy);
       expect(rsyncDifferences(src, join(repo, 'latest', 'tree')), context(`generation ${generation}: latest`)).toEqual([]);
       expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
-      expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+      expect(readdirSync(join(repo, '.lb')).sort()).toEqual(['format', 'objects', 'tmp']);
+      expect(readdirSync(repo).filter((n) => !SNAPSHOT.test(n)).sort()).toEqual(['.lb', 'latest']);
     }
 
     // Invariant 3: every object's content hashes to the name it is stored under.

@@ -50,10 +50,15 @@ export class Repository {
     return repo;
   }
 
-  /** Remove what crashed runs left in .lb/tmp; call only while holding the lock. */
+  /**
+   * Remove what killed runs left: their work in .lb/tmp, a `latest` link made
+   * but not yet renamed into place, a stale lock moved aside. Only while holding the lock.
+   */
   clearLeftovers(): void {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.tmpDir)) rmSync(join(this.tmpDir, name), { recursive: true, force: true });
+    for (const name of readdirSync(this.root)) if (name.startsWith('.latest-')) rmSync(join(this.root, name), { force: true });
+    for (const name of readdirSync(this.lbDir)) if (name.startsWith('lock.stale-')) rmSync(join(this.lbDir, name), { force: true });
   }
 
   partialPath(hash: string): string {

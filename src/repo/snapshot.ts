@@ -6,6 +6,9 @@
 import {
   chmodSync,
   chownSync,
+  closeSync,
+  fsyncSync,
+  openSync,
   lchownSync,
   lutimesSync,
   mkdirSync,
@@ -19,7 +22,7 @@ import {
 import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
-import { toSeconds } from './objects.js';
+import { syncFilesystem, toSeconds } from './objects.js';
 import type { Repository } from './repository.js';
 
 export class SnapshotBuilder {
@@ -95,6 +98,8 @@ export class SnapshotBuilder {
     writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
     // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
     chmodSync(this.workDir, 0o755);
+    // Everything under the tree on disk before it gets its final name: complete even after a power cut.
+    syncFilesystem(this.workDir, () => fsyncDirectory(this.workDir));
     renameSync(this.workDir, this.repo.snapshotDir(this.name));
     const link = join(this.repo.root, `.latest-${process.pid}`);
     try {
@@ -113,5 +118,15 @@ export class SnapshotBuilder {
       // already closed or never written; the directory goes anyway
     }
     rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Where syncfs is unavailable: at least the snapshot directory's own entries. */
+function fsyncDirectory(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
