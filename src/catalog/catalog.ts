@@ -1,13 +1,15 @@
-// The local catalog: a cache of content hashes, and the history of runs.
-// Deleting it loses no data, only time. Hashes are keyed by (device, directory
-// inode, inode) and valid while size, mtime and ctime match: one range scan
-// serves a whole directory listing, and a moved directory keeps its inode.
+// The local catalog: caches of file hashes, and the history of runs. Deleting
+// it loses no data, only time. Two caches, one table each: SHA-256 (content
+// identity, for backups) and xxh64 (grouping candidates in `lb dedupe`). Both
+// are keyed by (device, directory inode, inode) and valid while size, mtime and
+// ctime match: one range scan serves a whole directory listing, and a moved
+// directory keeps its inode.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** What the catalog needs of a stat: bigint fields as node:fs gives them with { bigint: true }. */
 export interface StatKey {
@@ -39,11 +41,50 @@ export function defaultCatalogPath(): string {
 /** Commit cached hashes in batches: one transaction per file would dominate a large first run. */
 const BATCH = 2000;
 
-export class Catalog {
-  private readonly db: Database.Database;
-  private readonly selectDirectory: Database.Statement<[bigint, bigint], { ino: bigint; size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>;
+/** One hash cache: a table of (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash). */
+export class HashTable {
+  private readonly selectDirectory: Database.Statement<[bigint, bigint], { ino: bigint; size: bigint; mtime_ns: bigint; ctime_ns: bigint; hash: Buffer }>;
   private readonly upsert: Database.Statement<[bigint, bigint, bigint, bigint, bigint, bigint, Buffer]>;
   private readonly forget: Database.Statement<[bigint, bigint, bigint]>;
+
+  constructor(
+    db: Database.Database,
+    table: 'hashes' | 'fast_hashes',
+    private readonly written: () => void,
+  ) {
+    this.selectDirectory = db.prepare(`SELECT ino, size, mtime_ns, ctime_ns, hash FROM ${table} WHERE dev = ? AND dir_ino = ?`);
+    this.upsert = db.prepare(`INSERT OR REPLACE INTO ${table} (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    this.forget = db.prepare(`DELETE FROM ${table} WHERE dev = ? AND dir_ino = ? AND ino = ?`);
+  }
+
+  /** Hashes (hex) for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
+  lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
+    const rows = new Map<bigint, { size: bigint; mtime_ns: bigint; ctime_ns: bigint; hash: Buffer }>();
+    for (const row of this.selectDirectory.all(directory.dev, directory.ino)) rows.set(row.ino, row);
+    if (rows.size === 0) return files.map(() => undefined);
+    const present = new Set<bigint>();
+    const hashes = files.map((f) => {
+      present.add(f.ino);
+      const row = rows.get(f.ino);
+      if (!row || row.size !== f.size || row.mtime_ns !== f.mtimeNs || row.ctime_ns !== f.ctimeNs) return undefined;
+      return row.hash.toString('hex');
+    });
+    for (const ino of rows.keys()) if (!present.has(ino)) this.forget.run(directory.dev, directory.ino, ino);
+    return hashes;
+  }
+
+  remember(directoryInode: bigint, stat: StatKey, hash: string): void {
+    this.upsert.run(stat.dev, directoryInode, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
+    this.written();
+  }
+}
+
+export class Catalog {
+  private readonly db: Database.Database;
+  /** SHA-256 of file contents: what backups trust as content identity. */
+  readonly contentHashes: HashTable;
+  /** xxh64 of file contents: only for grouping dedupe candidates, always confirmed byte by byte. */
+  readonly fastHashes: HashTable;
   private pending = 0;
 
   constructor(path: string) {
@@ -53,11 +94,11 @@ export class Catalog {
     this.db.pragma('synchronous = NORMAL');
     this.db.defaultSafeIntegers(true);
     this.migrate();
-    this.selectDirectory = this.db.prepare('SELECT ino, size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev = ? AND dir_ino = ?');
-    this.upsert = this.db.prepare(
-      'INSERT OR REPLACE INTO hashes (dev, dir_ino, ino, size, mtime_ns, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.forget = this.db.prepare('DELETE FROM hashes WHERE dev = ? AND dir_ino = ? AND ino = ?');
+    const written = () => {
+      if (++this.pending >= BATCH) this.commit();
+    };
+    this.contentHashes = new HashTable(this.db, 'hashes', written);
+    this.fastHashes = new HashTable(this.db, 'fast_hashes', written);
     this.db.exec('BEGIN');
   }
 
@@ -65,15 +106,18 @@ export class Catalog {
     const version = Number(this.db.pragma('user_version', { simple: true }));
     if (version === SCHEMA_VERSION) return;
     if (version > SCHEMA_VERSION) throw new Error('the catalog was written by a newer lb; use --catalog to point elsewhere');
-    // Version 1 keyed hashes by inode alone; being a cache, its rows are simply dropped.
-    this.db.exec(`
-      DROP TABLE IF EXISTS hashes;
-      CREATE TABLE hashes (
+    // Older versions keyed hashes differently or named columns otherwise; being caches, their rows are simply dropped.
+    const table = (name: string) => `
+      DROP TABLE IF EXISTS ${name};
+      CREATE TABLE ${name} (
         dev INTEGER NOT NULL, dir_ino INTEGER NOT NULL, ino INTEGER NOT NULL,
         size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-        sha256 BLOB NOT NULL,
+        hash BLOB NOT NULL,
         PRIMARY KEY (dev, dir_ino, ino)
-      ) WITHOUT ROWID;
+      ) WITHOUT ROWID;`;
+    this.db.exec(`
+      ${table('hashes')}
+      ${table('fast_hashes')}
       CREATE TABLE IF NOT EXISTS runs (
         id INTEGER PRIMARY KEY,
         source TEXT NOT NULL, repository TEXT NOT NULL, snapshot TEXT,
@@ -83,27 +127,6 @@ export class Catalog {
       );
       PRAGMA user_version = ${SCHEMA_VERSION};
     `);
-  }
-
-  /** Hashes for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
-  lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
-    const rows = new Map<bigint, { size: bigint; mtime_ns: bigint; ctime_ns: bigint; sha256: Buffer }>();
-    for (const row of this.selectDirectory.all(directory.dev, directory.ino)) rows.set(row.ino, row);
-    if (rows.size === 0) return files.map(() => undefined);
-    const present = new Set<bigint>();
-    const hashes = files.map((f) => {
-      present.add(f.ino);
-      const row = rows.get(f.ino);
-      if (!row || row.size !== f.size || row.mtime_ns !== f.mtimeNs || row.ctime_ns !== f.ctimeNs) return undefined;
-      return row.sha256.toString('hex');
-    });
-    for (const ino of rows.keys()) if (!present.has(ino)) this.forget.run(directory.dev, directory.ino, ino);
-    return hashes;
-  }
-
-  remember(directoryInode: bigint, stat: StatKey, hash: string): void {
-    this.upsert.run(stat.dev, directoryInode, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
-    if (++this.pending >= BATCH) this.commit();
   }
 
   private commit(): void {

@@ -209,7 +209,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
-function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
+export function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
   try {
     return new Catalog(path);
   } catch (error) {
@@ -250,7 +250,7 @@ async function push(
   const sender = new Sender(agent.input, agent.output, {
     sourceRoot: source,
     repository: repositoryPath,
-    cache: catalog,
+    cache: catalog?.contentHashes,
     options,
     onLog,
     remote: session !== null,

@@ -1,6 +1,7 @@
 // The lb command line. The only code that prints.
 import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
+import { dedupeCommand, type DedupeCommandOptions } from './dedupe.js';
 
 // A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
 // Its agent then sees its input close and publishes nothing.
@@ -37,6 +38,21 @@ program
   .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
   .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
     process.exitCode = await backupCommand(source, repository, opts);
+  });
+
+program
+  .command('dedupe')
+  .description('hard-link identical files inside DIR (one filesystem), replacing each duplicate atomically')
+  .argument('<dir>', 'directory tree to deduplicate')
+  .option('--content-only', "link equal contents even when mode, owner, group or mtime differ (the kept file's metadata wins)")
+  .option('-n, --dry-run', 'change nothing: report the groups and the space linking would free')
+  .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
+  .option('--json', 'print the summary as one JSON object on stdout')
+  .option('-v, --verbose', 'list every link made')
+  .option('-q, --quiet', 'print only errors')
+  .option('--no-progress', 'no live progress display, even on a terminal')
+  .action(async (dir: string, opts: DedupeCommandOptions) => {
+    process.exitCode = await dedupeCommand(dir, opts);
   });
 
 try {

@@ -38,8 +38,12 @@ export class FileChangedError extends Error {}
 const FINE_WINDOW_NS = 100_000_000n;
 const COARSE_WINDOW_NS = 2_000_000_000n;
 
+export function timestampWindow(stat: BigIntStats): bigint {
+  return stat.ctimeNs % 1_000_000_000n !== 0n ? FINE_WINDOW_NS : COARSE_WINDOW_NS;
+}
+
 export function cacheable(stat: BigIntStats, readStartedNs: bigint): boolean {
-  const window = stat.ctimeNs % 1_000_000_000n !== 0n ? FINE_WINDOW_NS : COARSE_WINDOW_NS;
+  const window = timestampWindow(stat);
   return stat.mtimeNs < readStartedNs - window && stat.ctimeNs < readStartedNs - window;
 }
 

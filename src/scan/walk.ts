@@ -29,6 +29,8 @@ export interface WalkOptions {
   onSkip?: (skipped: Skipped) => void;
   /** Asked once per directory for all its regular files. */
   cache?: HashCache;
+  /** Enter no mount point: what lies on another filesystem is skipped (hard links cannot cross one). */
+  oneFileSystem?: boolean;
 }
 
 const SLASH = Buffer.from('/');
@@ -54,14 +56,16 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   const rootStat = lstatSync(rootBytes, { bigint: true });
   if (!rootStat.isDirectory()) throw new Error(`${root} is not a directory`);
   yield { path: Buffer.alloc(0), type: 'dir', stat: rootStat, directoryInode: 0n };
-  yield* walkDir(rootBytes, Buffer.alloc(0), rootStat, options);
+  yield* walkDir(rootBytes, Buffer.alloc(0), rootStat, options.oneFileSystem ? { ...options, device: rootStat.dev } : options);
 }
+
+type DirOptions = WalkOptions & { device?: bigint };
 
 async function* walkDir(
   rootBytes: Buffer,
   relative: Buffer,
   directory: BigIntStats,
-  options: WalkOptions,
+  options: DirOptions,
 ): AsyncGenerator<ScanEntry> {
   const directoryInode = directory.ino;
   const absolute = relative.length === 0 ? rootBytes : Buffer.concat([rootBytes, SLASH, relative]);
@@ -85,6 +89,10 @@ async function* walkDir(
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         options.onSkip?.({ path, reason: (error as Error).message });
       }
+      continue;
+    }
+    if (options.device !== undefined && stat.dev !== options.device) {
+      options.onSkip?.({ path, reason: 'on another filesystem: not entered' });
       continue;
     }
     if (stat.isDirectory()) {

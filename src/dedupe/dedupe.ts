@@ -1,0 +1,258 @@
+// `lb dedupe DIR`: hard-link identical files inside one directory tree. Files
+// are grouped by size, then (where a group has more than one inode) by
+// metadata unless content-only, then by xxh64 (cached in the catalog), and
+// every candidate is compared byte by byte with the file it would be linked to.
+// A duplicate is replaced atomically (see replace.ts); a file that changed
+// since it was looked at is left alone. Files already linked together are one
+// inode and cost nothing; a second run over an unchanged tree reads nothing.
+import { lstatSync, type BigIntStats } from 'node:fs';
+import { comparePaths } from '../diff/order.js';
+import { cacheable, timestampWindow, type HashCache } from '../scan/hash.js';
+import { fastHashFile, loadFastHash } from '../scan/fast-hash.js';
+import { walk, type Skipped } from '../scan/walk.js';
+import { compareFiles } from './compare.js';
+import { replaceWithLink } from './replace.js';
+
+export interface DedupeOptions {
+  /** Link files of equal content whatever their mode, owner, group and mtime. */
+  contentOnly: boolean;
+  dryRun: boolean;
+  /** The catalog's xxh64 cache. */
+  cache?: HashCache;
+  /** A duplicate replaced (or, in a dry run, that would be). */
+  onLink?: (kept: Buffer, duplicate: Buffer) => void;
+  onSkip?: (skipped: Skipped) => void;
+}
+
+export interface DedupeReport {
+  filesScanned: number;
+  bytesScanned: number;
+  /** Files read to hash or compare them, and their bytes. */
+  bytesRead: number;
+  filesHashed: number;
+  /** Sets of identical files where at least one was (or would be) linked. */
+  groups: number;
+  filesLinked: number;
+  /** Bytes of the files whose every link was replaced: space the filesystem gets back. */
+  bytesReclaimed: number;
+  /** Left alone because they changed while being looked at. */
+  changed: number;
+  /** Same size and hash, different bytes. */
+  collisions: number;
+  phase: 'scanning' | 'comparing' | 'done';
+  skipped: Skipped[];
+}
+
+interface Place {
+  path: Buffer;
+  directoryInode: bigint;
+}
+
+/** One inode and every path under DIR that leads to it. */
+interface Inode {
+  stat: BigIntStats;
+  paths: Place[];
+  hash?: string;
+  /** Changed or unreadable: never linked, never linked to. */
+  unusable?: boolean;
+  /** Links under DIR when scanned: if all are replaced and it had no others, its space comes back. */
+  scannedLinks: number;
+}
+
+/** Files smaller than this are left alone, as util-linux hardlink does: an empty file frees no space. */
+const MIN_SIZE = 1n;
+
+/** Starts deduplicating; the report is live (for a progress display) and final once `done` resolves. */
+export function startDedupe(root: string, options: DedupeOptions): { report: DedupeReport; done: Promise<DedupeReport> } {
+  const report: DedupeReport = {
+    filesScanned: 0,
+    bytesScanned: 0,
+    bytesRead: 0,
+    filesHashed: 0,
+    groups: 0,
+    filesLinked: 0,
+    bytesReclaimed: 0,
+    changed: 0,
+    collisions: 0,
+    phase: 'scanning',
+    skipped: [],
+  };
+  return { report, done: run(root, options, report) };
+}
+
+async function run(root: string, options: DedupeOptions, report: DedupeReport): Promise<DedupeReport> {
+  const hasher = await loadFastHash();
+  const rootBytes = Buffer.from(root.replace(/\/+$/, '') || '/');
+  const bySize = new Map<bigint, Map<bigint, Inode>>();
+  for await (const entry of walk(root, {
+    cache: options.cache,
+    oneFileSystem: true,
+    onSkip: (skipped) => {
+      report.skipped.push(skipped);
+      options.onSkip?.(skipped);
+    },
+  })) {
+    if (entry.type !== 'file') continue;
+    report.filesScanned++;
+    report.bytesScanned += Number(entry.stat.size);
+    if (entry.stat.size < MIN_SIZE) continue;
+    const path = Buffer.concat([rootBytes, Buffer.from('/'), entry.path]);
+    let inodes = bySize.get(entry.stat.size);
+    if (!inodes) bySize.set(entry.stat.size, (inodes = new Map()));
+    let inode = inodes.get(entry.stat.ino);
+    if (!inode) inodes.set(entry.stat.ino, (inode = { stat: entry.stat, paths: [], scannedLinks: 0 }));
+    inode.paths.push({ path, directoryInode: entry.directoryInode });
+    inode.scannedLinks++;
+    inode.hash ??= entry.cachedHash;
+  }
+
+  report.phase = 'comparing';
+  const countRead = (n: number) => (report.bytesRead += n);
+  // Largest first: the most space back early, should the run be stopped.
+  for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
+    const inodes = bySize.get(size)!;
+    bySize.delete(size);
+    if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
+    for (const candidates of partition([...inodes.values()], (inode) => (options.contentOnly ? '' : metadataKey(inode.stat)))) {
+      if (candidates.length < 2) continue;
+      for (const inode of candidates) if (inode.hash === undefined) hashInode(inode, hasher, options.cache, report, countRead);
+      for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.hash))) {
+        if (same.length >= 2) linkIdentical(same, options, report, countRead);
+      }
+    }
+  }
+  report.phase = 'done';
+  return report;
+}
+
+function metadataKey(stat: BigIntStats): string {
+  return `${stat.mode}:${stat.uid}:${stat.gid}:${stat.mtimeNs}`;
+}
+
+/** Groups by key, in first-seen order; items whose key is undefined are left out. */
+function partition<T>(items: T[], key: (item: T) => string | undefined): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    if (k === undefined) continue;
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return [...groups.values()];
+}
+
+function hashInode(
+  inode: Inode,
+  hasher: Awaited<ReturnType<typeof loadFastHash>>,
+  cache: HashCache | undefined,
+  report: DedupeReport,
+  countRead: (n: number) => void,
+): void {
+  const startedNs = BigInt(Date.now()) * 1_000_000n;
+  let hash: string | null;
+  try {
+    hash = fastHashFile(hasher, inode.paths[0]!.path, inode.stat, countRead);
+  } catch (error) {
+    report.skipped.push({ path: inode.paths[0]!.path, reason: `cannot read: ${(error as Error).message}` });
+    inode.unusable = true;
+    return;
+  }
+  report.filesHashed++;
+  if (hash === null) {
+    report.changed++;
+    inode.unusable = true;
+    return;
+  }
+  inode.hash = hash;
+  if (cache && cacheable(inode.stat, startedNs)) for (const place of inode.paths) cache.remember(place.directoryInode, inode.stat, hash);
+}
+
+/**
+ * One set of inodes with the same size, metadata (unless content-only) and
+ * hash. The file kept is the one with the most links already (ties: the first
+ * path in byte order), so existing link groups grow rather than move. Each
+ * other inode is compared with the kept one; a mismatch (a hash collision)
+ * makes it a kept file of its own for the rest. At the link limit the inode
+ * being linked becomes the kept file for those after it.
+ */
+function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeReport, countRead: (n: number) => void): void {
+  inodes.sort((a, b) => (a.stat.nlink !== b.stat.nlink ? Number(b.stat.nlink - a.stat.nlink) : comparePaths(a.paths[0]!.path, b.paths[0]!.path)));
+  const kept: Inode[] = [];
+  const grown = new Set<Inode>();
+  for (const inode of inodes) {
+    let placed = false;
+    for (let k = 0; k < kept.length && !placed; k++) {
+      const target = kept[k]!;
+      const comparison = compareFiles({ path: target.paths[0]!.path, stat: target.stat }, { path: inode.paths[0]!.path, stat: inode.stat }, countRead);
+      if (comparison === 'second changed') {
+        report.changed++;
+        placed = true;
+      } else if (comparison === 'first changed') {
+        report.changed++;
+        kept.splice(k--, 1);
+      } else if (comparison === 'different') {
+        report.collisions++;
+      } else {
+        placed = true;
+        const outcome = linkInodeInto(target, inode, options, report);
+        if (outcome !== 'none') grown.add(target);
+        if (outcome === 'link limit') kept.splice(k, 1, inode); // the full one can take no more
+      }
+    }
+    if (!placed) kept.push(inode);
+  }
+  report.groups += grown.size;
+  if (!options.dryRun && options.cache) for (const target of grown) rememberLinked(target, options.cache);
+}
+
+/** Replace every path of `inode` by a link to `target`; 'link limit' if the target filled up on the way. */
+function linkInodeInto(target: Inode, inode: Inode, options: DedupeOptions, report: DedupeReport): 'all' | 'some' | 'none' | 'link limit' {
+  let moved = 0;
+  while (inode.paths.length > 0) {
+    const place = inode.paths[0]!;
+    if (!options.dryRun) {
+      const outcome = replaceWithLink({ path: target.paths[0]!.path, stat: target.stat }, { path: place.path, stat: inode.stat });
+      if (outcome === 'link limit') return 'link limit';
+      if (outcome !== 'linked') {
+        report.changed++;
+        break;
+      }
+      // Our own link and unlink moved both inodes' ctimes: take them up, nothing else may differ.
+      target.stat = refreshed(target.paths[0]!.path, target.stat) ?? target.stat;
+    }
+    options.onLink?.(target.paths[0]!.path, place.path);
+    inode.paths.shift();
+    target.paths.push(place);
+    report.filesLinked++;
+    moved++;
+    if (inode.paths.length > 0 && !options.dryRun) {
+      const after = refreshed(inode.paths[0]!.path, inode.stat);
+      if (!after) {
+        report.changed++;
+        break;
+      }
+      inode.stat = after;
+    }
+  }
+  if (inode.paths.length === 0 && BigInt(inode.scannedLinks) === inode.stat.nlink) report.bytesReclaimed += Number(inode.stat.size);
+  return moved === 0 ? 'none' : inode.paths.length === 0 ? 'all' : 'some';
+}
+
+/** The file's stat now, if only its ctime and link count moved since `before`; null if anything else did. */
+function refreshed(path: Buffer, before: BigIntStats): BigIntStats | null {
+  const now = lstatSync(path, { bigint: true });
+  return now.ino === before.ino && now.dev === before.dev && now.size === before.size && now.mtimeNs === before.mtimeNs ? now : null;
+}
+
+/**
+ * A kept file's ctime moved with every link made to it: record its hash under
+ * the new stat for every directory it is now in, so the next run reads nothing.
+ * Safe although the ctime is fresh: its content was just compared and its mtime is old.
+ */
+function rememberLinked(target: Inode, cache: HashCache): void {
+  const stat = lstatSync(target.paths[0]!.path, { bigint: true });
+  if (stat.ino !== target.stat.ino || stat.mtimeNs !== target.stat.mtimeNs || stat.size !== target.stat.size) return;
+  if (stat.mtimeNs >= BigInt(Date.now()) * 1_000_000n - timestampWindow(stat)) return;
+  for (const place of target.paths) cache.remember(place.directoryInode, stat, target.hash!);
+}
