@@ -1,32 +1,11 @@
 // The destination failing under a run: full (ENOSPC on a small tmpfs), read-only,
 // and at the hard-link limit (a real EMLINK on an ext4 image). Real mounts: the
 // tests run as root; where mounting is not allowed they say so and skip.
-import { spawnSync } from 'node:child_process';
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { describe, expect, it, type TestContext } from 'vitest';
-import { backup, lb, rsync, rsyncDifferences, tempDir } from './helpers.js';
-
-function run(command: string, args: string[]): { ok: boolean; err: string } {
-  const r = spawnSync(command, args, { encoding: 'utf8' });
-  return { ok: r.status === 0, err: (r.stderr ?? '') + (r.error?.message ?? '') };
-}
-
-/** Mount, or skip the test with the reason when this machine does not allow it. */
-function mountOrSkip(ctx: TestContext, args: string[], dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const r = run('mount', [...args, dir]);
-  if (!r.ok) {
-    console.warn(`skipped: mount ${args.join(' ')} is not allowed here: ${r.err.trim()}`);
-    ctx.skip();
-  }
-}
-
-function umount(dir: string): void {
-  // Lazily when busy (a loop device detaching): the mount must not outlive the test.
-  if (!run('umount', [dir]).ok) run('umount', ['-l', dir]);
-}
+import { describe, expect, it } from 'vitest';
+import { backup, lb, mountExt4OrSkip, mountOrSkip, rsync, rsyncDifferences, run, tempDir, umount } from './helpers.js';
 
 function writeRandom(path: string, bytes: number): void {
   writeFileSync(path, randomBytes(bytes));
@@ -106,10 +85,7 @@ describe('a destination that fails under the run', () => {
     const work = tempDir();
     const image = join(work, 'ext4.img');
     const mnt = join(work, 'mnt');
-    writeFileSync(image, '');
-    expect(run('truncate', ['-s', '96M', image]).ok).toBe(true);
-    expect(run('mkfs.ext4', ['-q', '-F', image]).ok).toBe(true);
-    mountOrSkip(ctx, ['-o', 'loop', image], mnt);
+    mountExt4OrSkip(ctx, image, 96, mnt);
     try {
       // 65,010 entries of one content and metadata: one object, 10 links past ext4's 65,000.
       const src = join(work, 'src');

@@ -1,10 +1,10 @@
 // Shared test plumbing: scratch directories, running the real lb binary, and
 // independent oracles (rsync for tree fidelity, strace for which files were opened).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, lstatSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, type TestContext } from 'vitest';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const LB = join(ROOT, 'bin', 'lb');
@@ -104,4 +104,34 @@ export function objectCount(repo: string): number {
  */
 export function settle(): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+}
+
+// ---- real mounts for the tests that need a filesystem of their own (tests run as root) ----
+
+export function run(command: string, args: string[]): { ok: boolean; err: string } {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  return { ok: r.status === 0, err: (r.stderr ?? '') + (r.error?.message ?? '') };
+}
+
+/** Mount, or skip the test with the reason when this machine does not allow it. */
+export function mountOrSkip(ctx: TestContext, args: string[], dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const r = run('mount', [...args, dir]);
+  if (!r.ok) {
+    console.warn(`skipped: mount ${args.join(' ')} is not allowed here: ${r.err.trim()}`);
+    ctx.skip();
+  }
+}
+
+export function umount(dir: string): void {
+  // Lazily when busy (a loop device detaching): the mount must not outlive the test.
+  if (!run('umount', [dir]).ok) run('umount', ['-l', dir]);
+}
+
+/** A fresh ext4 filesystem in a file, loop-mounted at `dir` (or the test skipped, saying why). */
+export function mountExt4OrSkip(ctx: TestContext, image: string, sizeMiB: number, dir: string, inodes?: number): void {
+  writeFileSync(image, '');
+  const mkfs = ['-q', '-F', ...(inodes ? ['-N', String(inodes)] : []), image];
+  if (!run('truncate', ['-s', `${sizeMiB}M`, image]).ok || !run('mkfs.ext4', mkfs).ok) throw new Error('cannot make an ext4 image');
+  mountOrSkip(ctx, ['-o', 'loop', image], dir);
 }
