@@ -13,6 +13,8 @@ export interface Sshd {
   home: string;
   /** The host's public key line ("ssh-ed25519 AAAA..."). */
   hostKey: string;
+  /** With `ownRemoteHome`: the remote side's home and working directory (so its ~/.cache/lb), instead of root's. */
+  remoteHome?: string;
   env: Record<string, string>;
   stop(): void;
 }
@@ -48,8 +50,10 @@ export function sshdPath(): string {
   return ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => spawnSync('test', ['-x', p]).status === 0) ?? 'sshd';
 }
 
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(options: { ownRemoteHome?: boolean } = {}): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), 'lb-sshd-'));
+  const remoteHome = options.ownRemoteHome ? join(dir, 'remote-home') : undefined;
+  if (remoteHome) mkdirSync(remoteHome);
   const home = join(dir, 'home');
   mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
   const hostKey = keygen(join(dir, 'host_ed25519'));
@@ -72,6 +76,8 @@ export async function startSshd(): Promise<Sshd> {
       'PubkeyAuthentication yes',
       'PermitRootLogin prohibit-password',
       'LogLevel ERROR',
+      // The remote command runs from the test's own home: what it caches there cannot reach other tests or root's.
+      ...(remoteHome ? [`ForceCommand cd ${remoteHome} && HOME=${remoteHome} exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`] : []),
       '',
     ].join('\n'),
   );
@@ -89,6 +95,7 @@ export async function startSshd(): Promise<Sshd> {
     dir,
     home,
     hostKey,
+    remoteHome,
     env: { HOME: home, SSH_AUTH_SOCK: '', XDG_STATE_HOME: join(dir, 'state') },
     stop: () => {
       child.kill('SIGTERM');

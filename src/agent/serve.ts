@@ -3,19 +3,28 @@
 // waits for the disk: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, decodeSourceMessage, type RunResult } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, decodeSourceMessage, type BackupOptions, type RunResult } from '../protocol/messages.js';
 import { describeFailure } from './failure.js';
 import { Receiver } from './receiver.js';
 
 export interface ServeOutcome {
   result: RunResult | null;
   error: string | null;
+  /** Why it failed: the source broke the protocol, the source went away, or this side failed. */
+  failure: 'protocol' | 'disconnected' | 'local' | null;
 }
 
 export interface ServeHooks {
   /** Handle log lines here instead of sending them to the source (pull mode prints them locally). */
   onLog?: (line: string) => void;
+  /**
+   * Pull mode: this side was told the repository and options, not the source. A source whose hello
+   * names another repository is refused; its options are ignored.
+   */
+  own?: { repository: string; options: BackupOptions };
 }
+
+class SourceGone extends ProtocolError {}
 
 export async function serve(input: Readable, output: Writable, hooks: ServeHooks = {}): Promise<ServeOutcome> {
   const writer = new FrameWriter(output);
@@ -35,8 +44,11 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           if (message.version !== PROTOCOL_VERSION) {
             throw new ProtocolError(`the source speaks protocol ${message.version}, this agent speaks ${PROTOCOL_VERSION}`);
           }
+          if (hooks.own && message.repository !== hooks.own.repository) {
+            throw new ProtocolError(`the source named the repository ${JSON.stringify(message.repository)}, not ${hooks.own.repository}`);
+          }
           writer.post({ t: 'hello', version: PROTOCOL_VERSION });
-          receiver = new Receiver(message.repository, message.options, {
+          receiver = new Receiver(message.repository, hooks.own?.options ?? message.options, {
             want: (hash, data, resume) => writer.post({ t: 'want', hash, data, resume }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
             log: hooks.onLog ?? ((line) => writer.post({ t: 'log', line })),
@@ -73,11 +85,11 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           receiver = null;
           writer.post({ t: 'done', result });
           writer.flush();
-          return { result, error: null };
+          return { result, error: null, failure: null };
         }
       }
     }
-    throw new ProtocolError('the source disconnected before the end of the backup');
+    throw new SourceGone('the source disconnected before the end of the backup');
   } catch (error) {
     try {
       receiver?.abort();
@@ -91,6 +103,7 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
     } catch {
       // the source is gone; nothing left to tell
     }
-    return { result: null, error: message };
+    const failure = error instanceof SourceGone ? 'disconnected' : error instanceof ProtocolError ? 'protocol' : 'local';
+    return { result: null, error: message, failure };
   }
 }

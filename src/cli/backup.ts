@@ -2,9 +2,10 @@
 // repository side (an agent: a local child process, or pushed over SSH), and
 // reports. Pushing: the source side runs here with the catalog. Pulling: the
 // source side runs in the remote agent and the repository side here.
-import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
+import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
@@ -29,6 +30,8 @@ export interface BackupCommandOptions {
   acceptNewHostKey?: boolean;
   remoteNode?: string;
   minutes?: string;
+  /** Link-Backup's --lock: accepted, and changes nothing (lb always locks). */
+  lock?: boolean;
 }
 
 /** Exit statuses, documented in the README. */
@@ -41,10 +44,23 @@ function checkSource(source: string): string {
   try {
     stat = statSync(source);
   } catch {
-    throw new UsageError(`source ${source} does not exist`);
+    throw new UsageError(`source ${source} does not exist; give the directory to back up`);
   }
-  if (!stat.isDirectory()) throw new UsageError(`source ${source} is not a directory`);
+  if (!stat.isDirectory()) throw new UsageError(`source ${source} is not a directory; give the directory to back up`);
   return realpathSync(source);
+}
+
+const REPOSITORY_CHOICE = 'give a new or empty directory, or an existing lb repository';
+
+/** Before anything is written (the catalog, say): the repository, or the directory that would hold it, must be writable. */
+function checkWritable(repository: string): void {
+  let existing = repository;
+  while (!existsSync(existing)) existing = resolve(existing, '..');
+  try {
+    accessSync(existing, constants.W_OK);
+  } catch (error) {
+    throw new Error(describeFailure(error));
+  }
 }
 
 function checkRepository(repository: string, source: string | null): string {
@@ -60,19 +76,20 @@ function checkRepository(repository: string, source: string | null): string {
   }
   if (existsSync(absolute)) {
     const stat = statSync(absolute);
-    if (!stat.isDirectory()) throw new UsageError(`repository ${repository} exists and is not a directory`);
+    if (!stat.isDirectory()) throw new UsageError(`repository ${repository} exists and is not a directory; ${REPOSITORY_CHOICE}`);
     if (!existsSync(resolve(absolute, '.lb', 'format')) && readdirSync(absolute).length > 0) {
-      throw new UsageError(`${repository} is not empty and not an lb repository; refusing to write there`);
+      throw new UsageError(`repository ${repository} is not empty and not an lb repository, so lb will not write there; ${REPOSITORY_CHOICE}`);
     }
   }
+  checkWritable(absolute);
   return absolute;
 }
 
 function sshOptions(opts: BackupCommandOptions, notice: (line: string) => void): SshOptions {
   let port: number | undefined;
   if (opts.sshP !== undefined) {
-    port = Number(opts.sshP);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--ssh-p wants a port number, not ${opts.sshP}`);
+    port = /^[0-9]{1,5}$/.test(opts.sshP) ? Number(opts.sshP) : 0;
+    if (port < 1 || port > 65535) throw new UsageError(`--ssh-p wants a port number from 1 to 65535, not ${opts.sshP}`);
   }
   return {
     identityFile: opts.sshI,
@@ -309,7 +326,18 @@ async function pull(
   try {
     const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
     const agent = await startRemoteAgent(session, ssh, ['source', config]);
-    const outcome = await serve(agent.input, agent.output, { onLog });
+    const outcome = await serve(agent.input, agent.output, { onLog, own: { repository, options } });
+    if (outcome.failure === 'protocol' || outcome.failure === 'local') {
+      // This side's verdict stands; a remote that broke the protocol may say anything, or never exit.
+      agent.kill();
+      if (session.lost) throw new Error(session.lost);
+      if (outcome.failure === 'local') throw new Error(outcome.error!);
+      const where = `${session.target.user}@${session.target.alias}`;
+      throw new Error(
+        `refused what ${where} sent (${outcome.error}); no snapshot was made. ` +
+          `The lb agent cached there (~/.cache/lb/agent-*.cjs) may be damaged or tampered with: check that host, then delete the file so lb sends a fresh one`,
+      );
+    }
     agent.output.end();
     const code = await agent.exited;
     if (!outcome.result) {

@@ -12,15 +12,24 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** Commander's errors in one line, as every lb error (it puts "(Did you mean …?)" on a second), followed by what to type. */
+function oneLineErrors(usage: string) {
+  return {
+    outputError: (text: string, write: (line: string) => void) =>
+      write(`lb: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; ${usage}\n`),
+  };
+}
+
 const program = new Command('lb')
   .description('Dated, hard-linked snapshots: moved, renamed and duplicated files cost no new storage and no new transfer.')
   .version('0.1.0')
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => write(`lb: ${text.replace(/^error: /, '')}`) });
+  .configureOutput(oneLineErrors('lb --help lists the commands'));
 
 program
   .command('backup', { isDefault: true })
   .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
+  .configureOutput(oneLineErrors('usage: lb [options] SOURCE REPOSITORY (lb backup --help lists the options)'))
   .argument('<source>', 'directory to back up: a local path or [user@]host:path')
   .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
   .option('--always', 'make a snapshot even when nothing changed since the latest one')
@@ -35,6 +44,7 @@ program
   .option('--ssh-C', 'compress the SSH connection')
   .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
   .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
+  .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
   .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
   .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
     process.exitCode = await backupCommand(source, repository, opts);
@@ -43,6 +53,7 @@ program
 program
   .command('dedupe')
   .description('hard-link identical files inside DIR (one filesystem), replacing each duplicate atomically')
+  .configureOutput(oneLineErrors('usage: lb dedupe [options] DIR (lb dedupe --help lists the options)'))
   .argument('<dir>', 'directory tree to deduplicate')
   .option('--content-only', "link equal contents even when mode, owner, group or mtime differ (the kept file's metadata wins)")
   .option('-n, --dry-run', 'change nothing: report the groups and the space linking would free')

@@ -1,0 +1,125 @@
+// A tampered lb agent for test/hostile-remote.test.ts, bundled by it and planted in
+// the remote's agent cache. Run by a pull as the source side, it answers as a source
+// would for a small honest tree, then makes the attack named in the JSON file beside
+// it. It speaks through the real protocol code. Hostile in manner too: it lies on
+// stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
+import { randomBytes, createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { FRAME_JSON, FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
+import { PROTOCOL_VERSION, decodeAgentMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
+
+export type Attack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
+
+/** What the test writes beside the planted agent. */
+export interface AttackPlan {
+  attack: Attack;
+  /** A directory outside the repository that the attack aims at. */
+  outside: string;
+}
+
+const LINGER_MS = 60_000;
+
+const script = process.argv[1]!;
+const plan = JSON.parse(readFileSync(`${script}.attack.json`, 'utf8')) as AttackPlan;
+writeFileSync(`${script}.pid`, String(process.pid));
+const config = JSON.parse(Buffer.from(process.argv[3]!, 'base64').toString('utf8')) as { repository: string; options: object };
+process.stderr.write('lb agent: all is well here\n');
+
+const now = BigInt(Date.now()) * 1_000_000n;
+const entry = (path: string | Buffer, type: Entry['type'], extra: Partial<Entry> = {}): Entry => ({
+  path: Buffer.isBuffer(path) ? path : Buffer.from(path),
+  type,
+  size: 0,
+  mtimeNs: now,
+  mode: type === 'dir' ? 0o755 : 0o644,
+  uid: process.getuid!(),
+  gid: process.getgid!(),
+  ...extra,
+});
+
+/** File contents by entry index, for answering requests. */
+const contents = new Map<number, Buffer>();
+const fileEntry = (index: number, path: string, content: Buffer): Entry => {
+  contents.set(index, content);
+  return entry(path, 'file', { size: content.length });
+};
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const facts = (content: Buffer) => encodeFacts({ hash: sha256(content), size: content.length, mtimeNs: now });
+
+const writer = new FrameWriter(process.stdout);
+// Raw objects rather than typed SourceMessages: a hostile peer sends what it likes.
+const send = (message: object) => writer.post(message);
+async function sendFile(index: number, content: Buffer): Promise<void> {
+  send({ t: 'data-begin', index, from: 0 });
+  await writer.sendData(content);
+  send({ t: 'data-end', index, facts: facts(content) });
+}
+
+// Deep enough to climb out of any tree under the repository, then down into the outside directory.
+const escape = '../'.repeat(16) + plan.outside.slice(1) + '/planted';
+const honest = [entry('', 'dir'), fileEntry(1, 'album', randomBytes(4000))];
+
+async function attack(): Promise<void> {
+  const next = honest.length;
+  const planted = randomBytes(100);
+  switch (plan.attack) {
+    case 'dot-dot':
+      send({ t: 'entries', first: next, entries: [encodeEntry(fileEntry(next, escape, planted))] });
+      break;
+    case 'absolute':
+      send({ t: 'entries', first: next, entries: [encodeEntry(fileEntry(next, `${plan.outside}/planted`, planted))] });
+      break;
+    case 'raw-dot-dot': {
+      const wire = encodeEntry(fileEntry(next, 'x', planted)) as Record<string, unknown>;
+      delete wire.p;
+      wire.pb = Buffer.from(escape).toString('base64');
+      send({ t: 'entries', first: next, entries: [wire] });
+      break;
+    }
+    case 'nul':
+      send({ t: 'entries', first: next, entries: [encodeEntry(fileEntry(next, 'planted\0/../../x', planted))] });
+      break;
+    case 'through-symlink':
+      // The link first, on its own, so lb has taken it in before the entry beneath it arrives.
+      send({ t: 'entries', first: next, entries: [encodeEntry(entry('door', 'symlink', { target: Buffer.from(plan.outside), size: plan.outside.length }))] });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      send({ t: 'entries', first: next + 1, entries: [encodeEntry({ ...fileEntry(next + 1, 'door/planted', planted), hash: sha256(planted) })] });
+      await sendFile(next + 1, planted);
+      break;
+    case 'unasked-data':
+      // Data for a file before lb asked for it (it asks for the hash first: no hash was sent).
+      send({ t: 'entries', first: next, entries: [encodeEntry(fileEntry(next, 'unasked', planted))] });
+      await sendFile(next, planted);
+      break;
+    case 'other-repository':
+      break; // the lie was in the hello
+  }
+  send({ t: 'end', incomplete: false });
+}
+
+send({
+  t: 'hello',
+  version: PROTOCOL_VERSION,
+  repository: plan.attack === 'other-repository' ? plan.outside : config.repository,
+  options: config.options,
+});
+send({ t: 'entries', first: 0, entries: honest.map(encodeEntry) });
+
+const decoder = new FrameDecoder();
+let attacked = false;
+process.stdin.on('data', (chunk: Buffer) => {
+  for (const frame of decoder.push(chunk)) {
+    if (frame.type !== FRAME_JSON) continue;
+    const message = decodeAgentMessage(frame.message);
+    if (message.t === 'want') {
+      for (const index of message.hash) send({ t: 'hashed', index, facts: facts(contents.get(index)!) });
+      for (const index of message.data) void sendFile(index, contents.get(index)!);
+    } else if (message.t === 'settled' && message.upTo >= honest.length && !attacked) {
+      attacked = true;
+      void attack();
+    }
+  }
+});
+// Whatever lb says or does, stay a while.
+process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
+setTimeout(() => process.exit(0), LINGER_MS);
