@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, utime
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LB, lb, rsyncDifferences, tempDir } from './helpers.js';
+import { LB, lb, mountOrSkip, rsyncDifferences, tempDir, umount } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
 let sshd: Sshd;
@@ -46,6 +46,22 @@ describe('lb over SSH', () => {
     expect(rsyncDifferences(source, join(work, 'pulled', 'latest', 'tree'))).toEqual([]);
     const again = remoteLb(['backup', `root@127.0.0.1:${source}`, join(work, 'pulled'), '--json']);
     expect(JSON.parse(again.stdout).created).toBe(false);
+  });
+
+  it('says in one line when the remote repository is on a read-only filesystem', (ctx) => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    mkdirSync(source);
+    photoTree(source);
+    const mnt = join(work, 'ro');
+    mountOrSkip(ctx, ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs'], mnt);
+    try {
+      const r = remoteLb(['backup', source, `root@127.0.0.1:${join(mnt, 'snapshots', 'photos')}`]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^lb: the repository is on a read-only filesystem; remount it read-write and run again .*\n$/);
+    } finally {
+      umount(mnt);
+    }
   });
 
   it('follows a ~/.ssh/config alias, with --ssh-C, and a hashed known_hosts', () => {

@@ -2,8 +2,8 @@
 //   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/, .lb/partial/ (interrupted transfers)
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
 export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
@@ -42,7 +42,13 @@ export class Repository {
     if (stat && readdirSync(root).length > 0) {
       throw new RepositoryError(`${root} is not empty and not an lb repository; refusing to write there`);
     }
-    mkdirSync(root, { recursive: true, mode: 0o755 });
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o755 });
+    } catch (error) {
+      // A recursive mkdir on a read-only or forbidden filesystem says ENOENT; find the real reason.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') accessibleAncestor(root);
+      throw error;
+    }
     mkdirSync(repo.objectsDir, { recursive: true, mode: 0o755 });
     mkdirSync(repo.tmpDir, { mode: 0o700 });
     // Written last: a directory with a format file is a complete repository.
@@ -89,6 +95,13 @@ export class Repository {
     while (existsSync(join(this.root, name))) name = nextSecond(name);
     return name;
   }
+}
+
+/** Throws the error (EROFS, EACCES) that keeps the nearest existing ancestor of `path` from being written. */
+function accessibleAncestor(path: string): void {
+  let existing = dirname(path);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  accessSync(existing, constants.W_OK);
 }
 
 export function snapshotNameFor(date: Date): string {
