@@ -268,26 +268,26 @@ export class Receiver {
     this.finalizeReady();
   }
 
+  /** The source could not read this file: left out of the snapshot with a warning. */
   unreadable(index: number, reason: string): void {
-    const slot = this.slotAt(index, ['hash', 'data']);
-    if (this.receiving?.slot === slot) this.closeIncoming(false);
-    this.offers.delete(index);
-    slot.dropped = reason;
-    if (slot.state === 'data') this.releaseDependents(slot.hash!);
-    slot.state = 'ready';
-    this.flushRequests();
-    this.finalizeReady();
+    this.settleWithoutContent(index, false, (slot) => (slot.dropped = reason));
   }
 
   /** The source ran out of time for this entry: left for the next run, a partial transfer kept. */
   deferred(index: number): void {
+    this.settleWithoutContent(index, true, (slot) => {
+      slot.deferred = true;
+      this.giveUpSnapshot();
+    });
+  }
+
+  private settleWithoutContent(index: number, keepPartial: boolean, mark: (slot: Slot) => void): void {
     const slot = this.slotAt(index, ['hash', 'data']);
-    if (this.receiving?.slot === slot) this.closeIncoming(true);
+    if (this.receiving?.slot === slot) this.closeIncoming(keepPartial);
     this.offers.delete(index);
-    slot.deferred = true;
+    mark(slot);
     if (slot.state === 'data') this.releaseDependents(slot.hash!);
     slot.state = 'ready';
-    this.giveUpSnapshot();
     this.flushRequests();
     this.finalizeReady();
   }

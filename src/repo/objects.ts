@@ -317,7 +317,8 @@ function sameMeta(a: ObjectMeta, b: ObjectMeta): boolean {
   return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs;
 }
 
-function fsyncPath(path: string): void {
+/** fsync a file or directory by path. */
+export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);

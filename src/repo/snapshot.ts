@@ -6,9 +6,6 @@
 import {
   chmodSync,
   chownSync,
-  closeSync,
-  fsyncSync,
-  openSync,
   lchownSync,
   lutimesSync,
   mkdirSync,
@@ -22,7 +19,7 @@ import {
 import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
-import { syncFilesystem, toSeconds } from './objects.js';
+import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
 import type { Repository } from './repository.js';
 
 export class SnapshotBuilder {
@@ -99,7 +96,7 @@ export class SnapshotBuilder {
     // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
     chmodSync(this.workDir, 0o755);
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.
-    syncFilesystem(this.workDir, () => fsyncDirectory(this.workDir));
+    syncFilesystem(this.workDir, () => fsyncPath(this.workDir)); // without syncfs, at least its own entries
     renameSync(this.workDir, this.repo.snapshotDir(this.name));
     const link = join(this.repo.root, `.latest-${process.pid}`);
     try {
@@ -118,15 +115,5 @@ export class SnapshotBuilder {
       // already closed or never written; the directory goes anyway
     }
     rmSync(this.workDir, { recursive: true, force: true });
-  }
-}
-
-/** Where syncfs is unavailable: at least the snapshot directory's own entries. */
-function fsyncDirectory(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
