@@ -14,7 +14,7 @@ import {
   type SourceMessage,
 } from '../protocol/messages.js';
 import { Accounts } from '../scan/accounts.js';
-import { FileChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
+import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
 import { walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
@@ -73,6 +73,10 @@ interface PendingFile {
   directoryInode: bigint;
   /** As scanned: what the time budget estimates with. */
   size: number;
+  /** As scanned, and so as the entry says: the file read must still have them. */
+  mode: number;
+  uid: number;
+  gid: number;
 }
 
 export class Sender {
@@ -226,7 +230,14 @@ export class Sender {
       if (entry.type === 'file') {
         stats.filesScanned++;
         stats.bytesScanned += entry.size;
-        this.pending.set(index, { absolute: this.absolute(entry.path), directoryInode: scanned.directoryInode, size: entry.size });
+        this.pending.set(index, {
+          absolute: this.absolute(entry.path),
+          directoryInode: scanned.directoryInode,
+          size: entry.size,
+          mode: entry.mode,
+          uid: entry.uid,
+          gid: entry.gid,
+        });
       }
       batch.push(entry);
       if (batch.length >= BATCH) {
@@ -331,11 +342,16 @@ export class Sender {
       } catch (error) {
         last = error as Error;
         // Neither is about the file: out of time, or the repository side is gone.
-      if (error instanceof TimeUpError || this.writer.broken) throw error;
-      if (!(error instanceof FileChangedError)) break;
+        if (error instanceof TimeUpError || this.writer.broken) throw error;
+        if (!(error instanceof FileChangedError) || error instanceof ListingChangedError) break;
       }
     }
-    const reason = last instanceof FileChangedError ? `kept changing while being read` : `cannot read: ${last?.message}`;
+    const reason =
+      last instanceof ListingChangedError
+        ? last.message
+        : last instanceof FileChangedError
+          ? `kept changing while being read`
+          : `cannot read: ${last?.message}`;
     this.setup.onLog?.(`warning: ${file.absolute.toString()}: ${reason}`);
     await this.send({ t: 'unreadable', index, reason });
     return null;
@@ -354,7 +370,7 @@ export class Sender {
     let facts: ReadFacts | null;
     try {
       facts = await this.readStable(index, file, async () => {
-        const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE });
+        const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE, listed: file });
         content = read.content;
         return read;
       });
@@ -428,6 +444,7 @@ export class Sender {
       resume = undefined;
       if (!attempt) await this.send({ t: 'data-begin', index, from: 0 });
       return readThrough(file.absolute, {
+        listed: file,
         onBytes: this.countRead,
         onChunk: async (chunk) => {
           if (this.timeUp()) throw new TimeUpError();

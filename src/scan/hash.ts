@@ -29,6 +29,13 @@ export interface ReadFacts {
 export class FileChangedError extends Error {}
 
 /**
+ * The file open has another mode or owner than the one listed (say, a save that
+ * replaced it), so its content does not belong to the listed entry; reading it
+ * again cannot help.
+ */
+export class ListingChangedError extends FileChangedError {}
+
+/**
  * A file changed within the timestamp granularity of when it was read could be
  * changed again without its stat changing ("racily clean", as git calls it):
  * such a hash is not cached. ctime always comes from the clock, so a non-zero
@@ -66,6 +73,8 @@ export interface ReadOptions {
    * transfer whose prefix the other side holds).
    */
   prefix?: { length: number; reached(digest: string): Promise<void> };
+  /** Permission bits and owner as listed: the file read must still have them. */
+  listed?: { mode: number; uid: number; gid: number };
 }
 
 /**
@@ -77,6 +86,10 @@ export async function readThrough(path: Buffer, options: ReadOptions = {}): Prom
   try {
     const before = fstatSync(fd, { bigint: true });
     if (!before.isFile()) throw new FileChangedError('is no longer a regular file');
+    const listed = options.listed;
+    if (listed && (Number(before.mode & 0o7777n) !== listed.mode || Number(before.uid) !== listed.uid || Number(before.gid) !== listed.gid)) {
+      throw new ListingChangedError('its mode or owner changed after it was listed');
+    }
     const expected = Number(before.size);
     const keep = !options.onChunk && options.keepUpTo !== undefined && expected <= options.keepUpTo;
     const hasher = createHash('sha256');
@@ -89,6 +102,9 @@ export async function readThrough(path: Buffer, options: ReadOptions = {}): Prom
       const buffer = keep || options.onChunk ? Buffer.allocUnsafe(want) : scratch;
       const n = readSync(fd, buffer, 0, want, null);
       if (n === 0) break;
+      // Past the size it had when opened: it grew, so this read is lost anyway. Give up at once
+      // rather than read on (one byte a time, as `want` is sized) for as long as it keeps growing.
+      if (size + n > expected) throw new FileChangedError('grew while being read');
       let chunk = buffer.subarray(0, n);
       if (skip > 0) {
         const held = chunk.subarray(0, Math.min(skip, n));
