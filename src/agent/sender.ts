@@ -351,7 +351,9 @@ export class Sender {
         ? last.message
         : last instanceof FileChangedError
           ? `kept changing while being read`
-          : `cannot read: ${last?.message}`;
+          : (last as NodeJS.ErrnoException | null)?.code === 'ENOENT'
+            ? 'vanished before it could be read'
+            : `cannot read: ${last?.message}`;
     this.setup.onLog?.(`warning: ${file.absolute.toString()}: ${reason}`);
     await this.send({ t: 'unreadable', index, reason });
     return null;
