@@ -23,16 +23,16 @@ export function parseArgs<T extends Record<string, number | string | boolean>>(a
 
 // A deterministic PRNG, so two runs build the same archive.
 let seed = 20041009;
-function random(): number {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+export function random(): number {
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; // imul: exact mod 2^32 (a float product loses the low bits: period 10,466)
   return seed / 0x7fffffff;
 }
-const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
+export const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
 
 /** Incompressible content, unique per call: a slice of a random pool stamped with a counter. */
 let pool: Buffer | null = null;
 let stamp = 0;
-function content(size: number): Buffer {
+export function content(size: number): Buffer {
   pool ??= randomFillSync(Buffer.allocUnsafe(64 * 1024 * 1024));
   const offset = Math.floor(random() * (pool.length - size - 16));
   const data = Buffer.from(pool.subarray(offset, offset + size));
@@ -42,7 +42,7 @@ function content(size: number): Buffer {
 }
 
 /** Photo-like sizes around the mean, with a few large files (videos, raw). */
-function photoSize(mean: number): number {
+export function photoSize(mean: number): number {
   return random() < 0.01 ? Math.floor(mean * (20 + random() * 40)) : Math.floor(mean * (0.2 + random() * 1.2));
 }
 
@@ -169,6 +169,17 @@ export async function timed(command: string, args: string[], env?: NodeJS.Proces
   return { seconds, stdout, stderr: lines.slice(0, -1).join('\n'), maxRssKb: Number(lines.at(-1)) };
 }
 
+/** Writes back dirty pages and empties the page, dentry and inode caches, so the next step reads from disk; false if not allowed (not root). */
+export function dropCaches(): boolean {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Seconds a `sync` takes now: the writeback a tool left to the kernel. */
 export function writeback(): number {
   const started = process.hrtime.bigint();
@@ -190,6 +201,12 @@ export function rsyncStat(stdout: string, name: string): number {
 }
 
 export const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 export function ratio(a: number, b: number): string {
   return `${(a / b).toFixed(2)}x`;
