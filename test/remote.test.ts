@@ -64,6 +64,23 @@ describe('lb over SSH', () => {
     }
   });
 
+  it('honours --minutes when pulling: the remote source stops at the budget, no snapshot, the next run completes', () => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    mkdirSync(source);
+    photoTree(source);
+    const repo = join(work, 'pulled');
+    // A budget already spent when the remote walk begins: nothing may be sent.
+    const spent = remoteLb(['backup', `root@127.0.0.1:${source}`, repo, '--minutes', '0.0000001', '--json']);
+    expect(spent.status, spent.stderr).toBe(4);
+    const summary = JSON.parse(spent.stdout);
+    expect([summary.status, summary.snapshot, summary.bytes.transferred]).toEqual(['incomplete', null, 0]);
+    expect(existsSync(join(repo, 'latest'))).toBe(false);
+    const complete = remoteLb(['backup', `root@127.0.0.1:${source}`, repo, '--minutes', '10', '--json']);
+    expect(complete.status, complete.stderr).toBe(0);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
+  });
+
   it('follows a ~/.ssh/config alias, with --ssh-C, and a hashed known_hosts', () => {
     const work = tempDir();
     const source = join(work, 'photos');
