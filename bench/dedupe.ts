@@ -345,7 +345,7 @@ try {
   const rereadBytes = Math.max(...again.map((r) => r.lb!.bytes.read));
   if (first && rerun) {
     console.log(
-      `\n  lb dedupe again over its deduplicated copy, same catalog: ${rerun.seconds.toFixed(2)} s (${spread(rerun)}; first run ${first.seconds.toFixed(2)} s, ` +
+      `\n  lb dedupe again over its deduplicated copy, same catalog: ${rerun.seconds.toFixed(2)} s (${spread(rerun) ? `${spread(rerun)}; ` : ''}first run ${first.seconds.toFixed(2)} s, ` +
         `${ratio(first.seconds, rerun.seconds)} faster); read ${rereadBytes} bytes, hashed ${rerun.lb!.files.hashed} files, linked ${rerun.lb!.files.linked}` +
         (opened === undefined ? '' : `; strace (last round, once more): opened ${opened} regular files under the tree`),
     );
