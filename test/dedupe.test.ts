@@ -48,10 +48,11 @@ const OLD = 1_500_000_000; // seconds: a fixed, long-past mtime
 /**
  * A tree of photo-like files: `a/` originals, `b/` exact copies (same metadata),
  * `c/` copies with another mtime, `d/` same size but one byte different, `e/`
- * copies with another mode; plus an already-linked pair, an empty pair, a symlink.
+ * copies with another mode, `g/` same size and metadata but other bytes from the
+ * start; plus an empty pair and a symlink.
  */
 function makeTree(root: string): void {
-  for (const d of ['a', 'b', 'c', 'd', 'e', 'f']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) mkdirSync(join(root, d), { recursive: true });
   for (let i = 0; i < 12; i++) {
     const content = randomBytes(20_000 + i * 1000);
     const name = `img-${i}.jpg`;
@@ -63,7 +64,8 @@ function makeTree(root: string): void {
     writeFileSync(join(root, 'd', name), near);
     writeFileSync(join(root, 'e', name), content);
     chmodSync(join(root, 'e', name), 0o600);
-    for (const d of ['a', 'b', 'd', 'e']) utimesSync(join(root, d, name), OLD, OLD);
+    writeFileSync(join(root, 'g', name), randomBytes(content.length));
+    for (const d of ['a', 'b', 'd', 'e', 'g']) utimesSync(join(root, d, name), OLD, OLD);
     utimesSync(join(root, 'c', name), OLD + 3600, OLD + 3600);
   }
   writeFileSync(join(root, 'f', 'empty-1'), '');
@@ -87,8 +89,9 @@ describe('lb dedupe', () => {
     for (const [path, f] of before) expect(withoutInode(after.get(path)!), path).toEqual(withoutInode(f));
     for (let i = 0; i < 12; i++) {
       const name = `img-${i}.jpg`;
-      const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((dir) => after.get(`${dir}/${name}`)!.ino);
+      const [a, b, c, d, e, g] = ['a', 'b', 'c', 'd', 'e', 'g'].map((dir) => after.get(`${dir}/${name}`)!.ino);
       expect(b).toBe(a); // same content, same metadata: one inode
+      expect(g).not.toBe(a); // other bytes
       expect(c).not.toBe(a); // another mtime
       expect(d).not.toBe(a); // one byte differs
       expect(e).not.toBe(a); // another mode
@@ -101,7 +104,7 @@ describe('lb dedupe', () => {
     for (let i = 0; i < 12; i++) sizes += 20_000 + i * 1000;
     expect(report.bytes.reclaimed).toBe(sizes);
     // No temporary names left behind.
-    for (const d of ['a', 'b', 'c', 'd', 'e', 'f']) expect(readdirSync(join(root, d)).filter((n) => n.startsWith('.lb-dedupe'))).toEqual([]);
+    for (const d of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) expect(readdirSync(join(root, d)).filter((n) => n.startsWith('.lb-dedupe'))).toEqual([]);
   });
 
   it('with --content-only, links equal contents whatever their metadata, all showing the kept file\'s', () => {

@@ -1,14 +1,18 @@
 // `lb dedupe DIR`: hard-link identical files inside one directory tree. Files
-// are grouped by size, then (where a group has more than one inode) by
-// metadata unless content-only, then by xxh64 (cached in the catalog), and
-// every candidate is compared byte by byte with the file it would be linked to.
-// A duplicate is replaced atomically (see replace.ts); a file that changed
-// since it was looked at is left alone. Files already linked together are one
-// inode and cost nothing; a second run over an unchanged tree reads nothing.
+// are grouped by size; only where a size has more than one inode, by metadata
+// (unless content-only), then by the xxh64 of their first 4 KiB, which sets
+// apart most files that merely share a size at the cost of one small read.
+// What is left is compared byte by byte with the file it would be linked to,
+// computing whole-file xxh64s on the way (one read of each file, as
+// util-linux hardlink needs). A duplicate is replaced atomically (replace.ts);
+// a file that changed since it was looked at is left alone. Signatures and
+// hashes go into the catalog, so a second run over an unchanged tree reads
+// nothing: files already linked are one inode, and the rest are told apart by
+// cached signatures.
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { comparePaths } from '../diff/order.js';
 import { cacheable, timestampWindow, type HashCache } from '../scan/hash.js';
-import { fastHashFile, loadFastHash } from '../scan/fast-hash.js';
+import { PREFIX_BYTES, loadFastHash, prefixSignature, type XxHash } from '../scan/fast-hash.js';
 import { walk, type Skipped } from '../scan/walk.js';
 import { compareFiles } from './compare.js';
 import { replaceWithLink } from './replace.js';
@@ -52,11 +56,23 @@ interface Place {
 interface Inode {
   stat: BigIntStats;
   paths: Place[];
+  /** xxh64 of the first PREFIX_BYTES. */
+  prefix?: string;
+  /** xxh64 of the whole content. */
   hash?: string;
+  /** When this run first read it (ns), if it did: decides whether what was learned may be cached. */
+  readAtNs?: bigint;
   /** Changed or unreadable: never linked, never linked to. */
   unusable?: boolean;
   /** Links under DIR when scanned: if all are replaced and it had no others, its space comes back. */
   scannedLinks: number;
+}
+
+/** The catalog keeps, per file, its prefix signature and, once known, its whole-content hash: 16 or 32 hex digits. */
+function fromCache(cached: string | undefined): { prefix?: string; hash?: string } {
+  if (cached?.length === 16) return { prefix: cached };
+  if (cached?.length === 32) return { prefix: cached.slice(0, 16), hash: cached.slice(16) };
+  return {};
 }
 
 /** Files smaller than this are left alone, as util-linux hardlink does: an empty file frees no space. */
@@ -103,11 +119,11 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
     if (!inode) inodes.set(entry.stat.ino, (inode = { stat: entry.stat, paths: [], scannedLinks: 0 }));
     inode.paths.push({ path, directoryInode: entry.directoryInode });
     inode.scannedLinks++;
-    inode.hash ??= entry.cachedHash;
+    if (inode.prefix === undefined) Object.assign(inode, fromCache(entry.cachedHash));
   }
 
   report.phase = 'comparing';
-  const countRead = (n: number) => (report.bytesRead += n);
+  const reading = { hasher, countRead: (n: number) => (report.bytesRead += n) };
   // Largest first: the most space back early, should the run be stopped.
   for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
     const inodes = bySize.get(size)!;
@@ -115,10 +131,13 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
     if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
     for (const candidates of partition([...inodes.values()], (inode) => (options.contentOnly ? '' : metadataKey(inode.stat)))) {
       if (candidates.length < 2) continue;
-      for (const inode of candidates) if (inode.hash === undefined) hashInode(inode, hasher, options.cache, report, countRead);
-      for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.hash))) {
-        if (same.length >= 2) linkIdentical(same, options, report, countRead);
+      for (const inode of candidates) if (inode.prefix === undefined) signInode(inode, reading, report);
+      const grown = new Set<Inode>();
+      for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
+        if (same.length >= 2) linkIdentical(same, options, report, reading, grown);
       }
+      report.groups += grown.size;
+      if (!options.dryRun && options.cache) remember(candidates, grown, options.cache);
     }
   }
   report.phase = 'done';
@@ -142,68 +161,98 @@ function partition<T>(items: T[], key: (item: T) => string | undefined): T[][] {
   return [...groups.values()];
 }
 
-function hashInode(
-  inode: Inode,
-  hasher: Awaited<ReturnType<typeof loadFastHash>>,
-  cache: HashCache | undefined,
-  report: DedupeReport,
-  countRead: (n: number) => void,
-): void {
-  const startedNs = BigInt(Date.now()) * 1_000_000n;
-  let hash: string | null;
+interface Reading {
+  hasher: XxHash;
+  countRead: (n: number) => void;
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/** Read the file's prefix signature; a file no longer than the prefix is thereby hashed whole. */
+function signInode(inode: Inode, reading: Reading, report: DedupeReport): void {
+  inode.readAtNs ??= nowNs();
+  let prefix: string | null;
   try {
-    hash = fastHashFile(hasher, inode.paths[0]!.path, inode.stat, countRead);
+    prefix = prefixSignature(reading.hasher, inode.paths[0]!.path, inode.stat, reading.countRead);
   } catch (error) {
     report.skipped.push({ path: inode.paths[0]!.path, reason: `cannot read: ${(error as Error).message}` });
     inode.unusable = true;
     return;
   }
   report.filesHashed++;
-  if (hash === null) {
+  if (prefix === null) {
     report.changed++;
     inode.unusable = true;
     return;
   }
-  inode.hash = hash;
-  if (cache && cacheable(inode.stat, startedNs)) for (const place of inode.paths) cache.remember(place.directoryInode, inode.stat, hash);
+  inode.prefix = prefix;
+  if (inode.stat.size <= BigInt(PREFIX_BYTES)) inode.hash = prefix;
 }
 
 /**
  * One set of inodes with the same size, metadata (unless content-only) and
- * hash. The file kept is the one with the most links already (ties: the first
- * path in byte order), so existing link groups grow rather than move. Each
- * other inode is compared with the kept one; a mismatch (a hash collision)
- * makes it a kept file of its own for the rest. At the link limit the inode
- * being linked becomes the kept file for those after it.
+ * prefix signature. The file kept is the one with the most links already
+ * (ties: the first path in byte order), so existing link groups grow rather
+ * than move. Each other inode is compared with the kept one; one that differs
+ * becomes a kept file of its own for those after it. Whole-content hashes,
+ * known or learned while comparing, skip comparisons that cannot match. At the
+ * link limit the inode being linked becomes the kept file for those after it.
  */
-function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeReport, countRead: (n: number) => void): void {
+function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeReport, reading: Reading, grown: Set<Inode>): void {
   inodes.sort((a, b) => (a.stat.nlink !== b.stat.nlink ? Number(b.stat.nlink - a.stat.nlink) : comparePaths(a.paths[0]!.path, b.paths[0]!.path)));
   const kept: Inode[] = [];
-  const grown = new Set<Inode>();
   for (const inode of inodes) {
     let placed = false;
     for (let k = 0; k < kept.length && !placed; k++) {
       const target = kept[k]!;
-      const comparison = compareFiles({ path: target.paths[0]!.path, stat: target.stat }, { path: inode.paths[0]!.path, stat: inode.stat }, countRead);
-      if (comparison === 'second changed') {
+      if (target.hash !== undefined && inode.hash !== undefined && target.hash !== inode.hash) continue;
+      const hashesKnownEqual = target.hash !== undefined && target.hash === inode.hash;
+      target.readAtNs ??= nowNs();
+      inode.readAtNs ??= nowNs();
+      const { verdict, hashes } = compareFiles(
+        reading.hasher,
+        { path: target.paths[0]!.path, stat: target.stat, hash: target.hash },
+        { path: inode.paths[0]!.path, stat: inode.stat, hash: inode.hash },
+        reading.countRead,
+      );
+      if (verdict === 'second changed') {
         report.changed++;
+        inode.unusable = true;
         placed = true;
-      } else if (comparison === 'first changed') {
-        report.changed++;
-        kept.splice(k--, 1);
-      } else if (comparison === 'different') {
-        report.collisions++;
-      } else {
-        placed = true;
-        const outcome = linkInodeInto(target, inode, options, report);
-        if (outcome !== 'none') grown.add(target);
-        if (outcome === 'link limit') kept.splice(k, 1, inode); // the full one can take no more
+        continue;
       }
+      if (verdict === 'first changed') {
+        report.changed++;
+        target.unusable = true;
+        kept.splice(k--, 1);
+        continue;
+      }
+      [target.hash, inode.hash] = hashes;
+      if (verdict === 'different') {
+        if (hashesKnownEqual || target.hash === inode.hash) report.collisions++;
+        continue;
+      }
+      placed = true;
+      const outcome = linkInodeInto(target, inode, options, report);
+      if (outcome !== 'none') grown.add(target);
+      if (outcome === 'link limit') kept.splice(k, 1, inode); // the full one can take no more
     }
     if (!placed) kept.push(inode);
   }
-  report.groups += grown.size;
-  if (!options.dryRun && options.cache) for (const target of grown) rememberLinked(target, options.cache);
+}
+
+/** Record what was learned: signatures and hashes of files read, and kept files under their new ctime. */
+function remember(inodes: Inode[], grown: Set<Inode>, cache: HashCache): void {
+  for (const inode of inodes) {
+    if (inode.paths.length === 0 || inode.unusable || inode.prefix === undefined) continue;
+    const value = inode.prefix + (inode.hash ?? '');
+    if (grown.has(inode)) rememberLinked(inode, value, cache);
+    else if (inode.readAtNs !== undefined && cacheable(inode.stat, inode.readAtNs)) {
+      for (const place of inode.paths) cache.remember(place.directoryInode, inode.stat, value);
+    }
+  }
 }
 
 /** Replace every path of `inode` by a link to `target`; 'link limit' if the target filled up on the way. */
@@ -246,13 +295,14 @@ function refreshed(path: Buffer, before: BigIntStats): BigIntStats | null {
 }
 
 /**
- * A kept file's ctime moved with every link made to it: record its hash under
- * the new stat for every directory it is now in, so the next run reads nothing.
- * Safe although the ctime is fresh: its content was just compared and its mtime is old.
+ * A kept file's ctime moved with every link made to it: record what is known
+ * of it under the new stat for every directory it is now in, so the next run
+ * reads nothing. Safe although the ctime is fresh: its content was just
+ * compared and its mtime is old.
  */
-function rememberLinked(target: Inode, cache: HashCache): void {
+function rememberLinked(target: Inode, value: string, cache: HashCache): void {
   const stat = lstatSync(target.paths[0]!.path, { bigint: true });
   if (stat.ino !== target.stat.ino || stat.mtimeNs !== target.stat.mtimeNs || stat.size !== target.stat.size) return;
-  if (stat.mtimeNs >= BigInt(Date.now()) * 1_000_000n - timestampWindow(stat)) return;
-  for (const place of target.paths) cache.remember(place.directoryInode, stat, target.hash!);
+  if (stat.mtimeNs >= nowNs() - timestampWindow(stat)) return;
+  for (const place of target.paths) cache.remember(place.directoryInode, stat, value);
 }

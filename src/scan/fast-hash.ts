@@ -1,40 +1,42 @@
-// xxh64 of a file's content, for grouping dedupe candidates: fast, and never
-// trusted alone (candidates are compared byte by byte before any link). The
-// read is checked against the stat the caller saw, before and after: a file
-// that changed is reported as such, not hashed.
+// xxh64 of file contents, for grouping dedupe candidates: fast, and never
+// trusted alone (candidates are compared byte by byte before any link). Reads
+// are checked against the stat the caller saw, before and after: a file that
+// changed is reported as such, not hashed.
 import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import xxhash from 'xxhash-wasm';
-import { READ_CHUNK } from './hash.js';
 
-type XxHash = Awaited<ReturnType<typeof xxhash>>;
+export type XxHash = Awaited<ReturnType<typeof xxhash>>;
 let api: Promise<XxHash> | undefined;
 
-/** Instantiates the WebAssembly module once; call (and await) before fastHashFile. */
+/** Instantiates the WebAssembly module once; await it before hashing. */
 export function loadFastHash(): Promise<XxHash> {
   return (api ??= xxhash());
 }
+
+/** How much of a file its prefix signature covers: enough to tell most same-size files apart at one small read. */
+export const PREFIX_BYTES = 4096;
 
 /** Same inode, size, mtime and ctime: nothing happened to the file in between. */
 export function unchanged(a: BigIntStats, b: BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
-const buffer = Buffer.allocUnsafe(READ_CHUNK);
+export function hex64(value: bigint): string {
+  return value.toString(16).padStart(16, '0');
+}
 
-/** The file's xxh64 as 16 hex digits, or null if it is not (or no longer) the file `expected` describes. */
-export function fastHashFile(hasher: XxHash, path: Buffer, expected: BigIntStats, onBytes: (n: number) => void): string | null {
+const prefixBuffer = Buffer.allocUnsafe(PREFIX_BYTES);
+
+/** xxh64 of the file's first PREFIX_BYTES (all of it if smaller), or null if it is not the file `expected` describes. */
+export function prefixSignature(hasher: XxHash, path: Buffer, expected: BigIntStats, onBytes: (n: number) => void): string | null {
   const fd = openSync(path, 'r');
   try {
     if (!unchanged(fstatSync(fd, { bigint: true }), expected)) return null;
-    const state = hasher.create64();
-    for (;;) {
-      const n = readSync(fd, buffer, 0, READ_CHUNK, null);
-      if (n === 0) break;
-      state.update(buffer.subarray(0, n));
-      onBytes(n);
-    }
+    let n = 0;
+    for (let got = -1; got !== 0 && n < PREFIX_BYTES; n += got) got = readSync(fd, prefixBuffer, n, PREFIX_BYTES - n, n);
+    onBytes(n);
     if (!unchanged(fstatSync(fd, { bigint: true }), expected)) return null;
-    return state.digest().toString(16).padStart(16, '0');
+    return hex64(hasher.h64Raw(prefixBuffer.subarray(0, n)));
   } finally {
     closeSync(fd);
   }
