@@ -208,12 +208,18 @@ describe('lb dedupe', () => {
     // Every read of `two` takes half a second: time for the test to change it once lb has it open.
     const child = spawn(
       'strace',
-      ['-f', '-qq', '-o', '/dev/null', '-P', target, '-e', 'trace=read', '-e', 'inject=read:delay_exit=500000', process.execPath, LB, 'dedupe', root, '--json', '--catalog', join(work, 'c.sqlite')],
+      ['-f', '-qq', '-o', '/dev/null', '-P', target, '-e', 'trace=read,pread64', '-e', 'inject=read,pread64:delay_exit=500000', process.execPath, LB, 'dedupe', root, '--json', '--catalog', join(work, 'c.sqlite')],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    let finished = false;
+    const exited = new Promise<number>((resolve) =>
+      child.on('close', (code) => {
+        finished = true;
+        resolve(code ?? -1);
+      }),
+    );
     const lbPid = () => spawnSync('pgrep', ['-f', `${LB} dedupe ${root}`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
     const hasOpen = () =>
       lbPid().some((pid) => {
@@ -229,7 +235,8 @@ describe('lb dedupe', () => {
           return false;
         }
       });
-    while (!hasOpen()) await new Promise((r) => setTimeout(r, 10));
+    while (!hasOpen() && !finished) await new Promise((r) => setTimeout(r, 10));
+    expect(finished, 'lb finished before the test saw it open the file').toBe(false);
     appendFileSync(target, 'more');
     expect(await exited).toBe(0);
     const report = JSON.parse(stdout);
@@ -237,6 +244,38 @@ describe('lb dedupe', () => {
     expect(report.files.changed).toBe(1);
     expect(lstatSync(join(root, 'one')).ino).not.toBe(lstatSync(target).ino);
     expect(readFileSync(target).subarray(-4).toString()).toBe('more');
+  });
+
+  it('leaves alone a file gone when it is opened, and reports one that cannot be read (injected ENOENT, EIO)', () => {
+    for (const [errno, changed, status] of [
+      ['ENOENT', 1, 0],
+      ['EIO', 0, 3],
+    ] as const) {
+      const work = tempDir();
+      const root = join(work, 'tree');
+      mkdirSync(root);
+      const content = randomBytes(50_000);
+      for (const name of ['one', 'two', 'three']) {
+        writeFileSync(join(root, name), content);
+        utimesSync(join(root, name), OLD, OLD);
+      }
+      const failing = join(root, 'two');
+      const r = spawnSync(
+        'strace',
+        ['-f', '-qq', '-o', '/dev/null', '-P', failing, '-e', 'trace=openat', '-e', `inject=openat:error=${errno}`, process.execPath, LB, 'dedupe', root, '--json', '--catalog', join(work, 'c.sqlite')],
+        { encoding: 'utf8' },
+      );
+      expect(r.status, r.stderr).toBe(status);
+      const report = JSON.parse(r.stdout);
+      expect(report.files.changed, errno).toBe(changed);
+      expect(report.skipped.length, errno).toBe(1 - changed);
+      if (errno === 'EIO') expect(r.stderr).toMatch(/two.*cannot read/);
+      // The two that could be read are linked; the third is left as it was.
+      expect(report.files.linked, errno).toBe(1);
+      expect(lstatSync(join(root, 'one')).ino).toBe(lstatSync(join(root, 'three')).ino);
+      expect(lstatSync(failing).ino).not.toBe(lstatSync(join(root, 'one')).ino);
+      expect(readFileSync(failing).equals(content)).toBe(true);
+    }
   });
 
   it('starts a new group at the hard-link limit (real EMLINK on ext4)', (ctx) => {

@@ -4,7 +4,8 @@
 // apart most files that merely share a size at the cost of one small read.
 // What is left is compared byte by byte with the file it would be linked to,
 // computing whole-file xxh64s on the way (one read of each file, as
-// util-linux hardlink needs). A duplicate is replaced atomically (replace.ts);
+// util-linux hardlink needs); the descriptor opened for the prefix serves the
+// comparisons too (open-files.ts). A duplicate is replaced atomically (replace.ts);
 // a file that changed since it was looked at is left alone. Signatures and
 // hashes go into the catalog, so a second run over an unchanged tree reads
 // nothing: files already linked are one inode, and the rest are told apart by
@@ -15,6 +16,7 @@ import { cacheable, timestampWindow, type HashCache } from '../scan/hash.js';
 import { PREFIX_BYTES, loadFastHash, prefixSignature, type XxHash } from '../scan/fast-hash.js';
 import { walk, type Skipped } from '../scan/walk.js';
 import { compareFiles } from './compare.js';
+import { OpenFiles } from './open-files.js';
 import { replaceWithLink } from './replace.js';
 
 export interface DedupeOptions {
@@ -99,14 +101,15 @@ export function startDedupe(root: string, options: DedupeOptions): { report: Ded
 async function run(root: string, options: DedupeOptions, report: DedupeReport): Promise<DedupeReport> {
   const hasher = await loadFastHash();
   const rootBytes = Buffer.from(root.replace(/\/+$/, '') || '/');
+  const skip = (skipped: Skipped) => {
+    report.skipped.push(skipped);
+    options.onSkip?.(skipped);
+  };
   const bySize = new Map<bigint, Map<bigint, Inode>>();
   for await (const entry of walk(root, {
     cache: options.cache,
     oneFileSystem: true,
-    onSkip: (skipped) => {
-      report.skipped.push(skipped);
-      options.onSkip?.(skipped);
-    },
+    onSkip: skip,
   })) {
     if (entry.type !== 'file') continue;
     report.filesScanned++;
@@ -123,22 +126,27 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
   }
 
   report.phase = 'comparing';
-  const reading = { hasher, countRead: (n: number) => (report.bytesRead += n) };
-  // Largest first: the most space back early, should the run be stopped.
-  for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
-    const inodes = bySize.get(size)!;
-    bySize.delete(size);
-    if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
-    for (const candidates of partition([...inodes.values()], (inode) => (options.contentOnly ? '' : metadataKey(inode.stat)))) {
-      if (candidates.length < 2) continue;
-      for (const inode of candidates) if (inode.prefix === undefined) signInode(inode, reading, report);
-      const grown = new Set<Inode>();
-      for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
-        if (same.length >= 2) linkIdentical(same, options, report, reading, grown);
+  const reading: Reading = { hasher, files: new OpenFiles(), countRead: (n: number) => (report.bytesRead += n), skip };
+  try {
+    // Largest first: the most space back early, should the run be stopped.
+    for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
+      const inodes = bySize.get(size)!;
+      bySize.delete(size);
+      if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
+      for (const candidates of partition([...inodes.values()], (inode) => (options.contentOnly ? '' : metadataKey(inode.stat)))) {
+        if (candidates.length < 2) continue;
+        for (const inode of candidates) if (inode.prefix === undefined) signInode(inode, reading, report);
+        const grown = new Set<Inode>();
+        for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
+          if (same.length >= 2) linkIdentical(same, options, report, reading, grown);
+        }
+        reading.files.closeAll();
+        report.groups += grown.size;
+        if (!options.dryRun && options.cache) remember(candidates, grown, options.cache);
       }
-      report.groups += grown.size;
-      if (!options.dryRun && options.cache) remember(candidates, grown, options.cache);
     }
+  } finally {
+    reading.files.closeAll();
   }
   report.phase = 'done';
   return report;
@@ -163,23 +171,45 @@ function partition<T>(items: T[], key: (item: T) => string | undefined): T[][] {
 
 interface Reading {
   hasher: XxHash;
+  files: OpenFiles<Inode>;
   countRead: (n: number) => void;
+  skip: (skipped: Skipped) => void;
 }
 
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
 
+/** The inode's file open for reading, or null (and the inode set aside) if it cannot be opened. */
+function openInode(inode: Inode, reading: Reading, report: DedupeReport): number | null {
+  try {
+    return reading.files.acquire(inode, inode.paths[0]!.path);
+  } catch (error) {
+    setAsideUnreadable(inode, error as NodeJS.ErrnoException, reading, report);
+    return null;
+  }
+}
+
+/** A file gone since the scan changed; one that cannot be read is reported. */
+function setAsideUnreadable(inode: Inode, error: NodeJS.ErrnoException, reading: Reading, report: DedupeReport): void {
+  inode.unusable = true;
+  if (error.code === 'ENOENT') report.changed++;
+  else reading.skip({ path: inode.paths[0]!.path, reason: `cannot read: ${error.message}` });
+}
+
 /** Read the file's prefix signature; a file no longer than the prefix is thereby hashed whole. */
 function signInode(inode: Inode, reading: Reading, report: DedupeReport): void {
   inode.readAtNs ??= nowNs();
+  const fd = openInode(inode, reading, report);
+  if (fd === null) return;
   let prefix: string | null;
   try {
-    prefix = prefixSignature(reading.hasher, inode.paths[0]!.path, inode.stat, reading.countRead);
+    prefix = prefixSignature(reading.hasher, fd, inode.stat, reading.countRead);
   } catch (error) {
-    report.skipped.push({ path: inode.paths[0]!.path, reason: `cannot read: ${(error as Error).message}` });
-    inode.unusable = true;
+    setAsideUnreadable(inode, error as NodeJS.ErrnoException, reading, report);
     return;
+  } finally {
+    reading.files.release(inode, fd);
   }
   report.filesHashed++;
   if (prefix === null) {
@@ -211,12 +241,30 @@ function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeRe
       const hashesKnownEqual = target.hash !== undefined && target.hash === inode.hash;
       target.readAtNs ??= nowNs();
       inode.readAtNs ??= nowNs();
-      const { verdict, hashes } = compareFiles(
-        reading.hasher,
-        { path: target.paths[0]!.path, stat: target.stat, hash: target.hash },
-        { path: inode.paths[0]!.path, stat: inode.stat, hash: inode.hash },
-        reading.countRead,
-      );
+      const targetFd = openInode(target, reading, report);
+      if (targetFd === null) {
+        kept.splice(k--, 1);
+        continue;
+      }
+      const inodeFd = openInode(inode, reading, report);
+      if (inodeFd === null) {
+        reading.files.release(target, targetFd);
+        placed = true;
+        continue;
+      }
+      let compared: ReturnType<typeof compareFiles>;
+      try {
+        compared = compareFiles(
+          reading.hasher,
+          { fd: targetFd, stat: target.stat, hash: target.hash },
+          { fd: inodeFd, stat: inode.stat, hash: inode.hash },
+          reading.countRead,
+        );
+      } finally {
+        reading.files.release(target, targetFd);
+        reading.files.release(inode, inodeFd);
+      }
+      const { verdict, hashes } = compared;
       if (verdict === 'second changed') {
         report.changed++;
         inode.unusable = true;
@@ -226,6 +274,7 @@ function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeRe
       if (verdict === 'first changed') {
         report.changed++;
         target.unusable = true;
+        reading.files.forget(target);
         kept.splice(k--, 1);
         continue;
       }
@@ -237,9 +286,13 @@ function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeRe
       placed = true;
       const outcome = linkInodeInto(target, inode, options, report);
       if (outcome !== 'none') grown.add(target);
-      if (outcome === 'link limit') kept.splice(k, 1, inode); // the full one can take no more
+      if (outcome === 'link limit') {
+        reading.files.forget(target);
+        kept.splice(k, 1, inode); // the full one can take no more
+      }
     }
     if (!placed) kept.push(inode);
+    else if (!kept.includes(inode)) reading.files.forget(inode);
   }
 }
 
@@ -301,8 +354,9 @@ function refreshed(path: Buffer, before: BigIntStats): BigIntStats | null {
  * compared and its mtime is old.
  */
 function rememberLinked(target: Inode, value: string, cache: HashCache): void {
-  const stat = lstatSync(target.paths[0]!.path, { bigint: true });
-  if (stat.ino !== target.stat.ino || stat.mtimeNs !== target.stat.mtimeNs || stat.size !== target.stat.size) return;
+  // Its stat as taken after our last link to it: should the file change after
+  // that, its ctime moves and the entry is simply never found.
+  const stat = target.stat;
   if (stat.mtimeNs >= nowNs() - timestampWindow(stat)) return;
   for (const place of target.paths) cache.remember(place.directoryInode, stat, value);
 }

@@ -1,8 +1,8 @@
 // xxh64 of file contents, for grouping dedupe candidates: fast, and never
 // trusted alone (candidates are compared byte by byte before any link). Reads
-// are checked against the stat the caller saw, before and after: a file that
-// changed is reported as such, not hashed.
-import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
+// are checked against the stat the caller saw: a file that changed is
+// reported as such, not hashed.
+import { fstatSync, readSync, type BigIntStats } from 'node:fs';
 import xxhash from 'xxhash-wasm';
 
 export type XxHash = Awaited<ReturnType<typeof xxhash>>;
@@ -27,17 +27,15 @@ export function hex64(value: bigint): string {
 
 const prefixBuffer = Buffer.allocUnsafe(PREFIX_BYTES);
 
-/** xxh64 of the file's first PREFIX_BYTES (all of it if smaller), or null if it is not the file `expected` describes. */
-export function prefixSignature(hasher: XxHash, path: Buffer, expected: BigIntStats, onBytes: (n: number) => void): string | null {
-  const fd = openSync(path, 'r');
-  try {
-    if (!unchanged(fstatSync(fd, { bigint: true }), expected)) return null;
-    let n = 0;
-    for (let got = -1; got !== 0 && n < PREFIX_BYTES; n += got) got = readSync(fd, prefixBuffer, n, PREFIX_BYTES - n, n);
-    onBytes(n);
-    if (!unchanged(fstatSync(fd, { bigint: true }), expected)) return null;
-    return hex64(hasher.h64Raw(prefixBuffer.subarray(0, n)));
-  } finally {
-    closeSync(fd);
-  }
+/**
+ * xxh64 of the first PREFIX_BYTES (all of it if smaller) of the open file, or
+ * null if it is not the file `expected` describes. One check after reading
+ * covers the time since the scan as well: any change moves the ctime.
+ */
+export function prefixSignature(hasher: XxHash, fd: number, expected: BigIntStats, onBytes: (n: number) => void): string | null {
+  let n = 0;
+  for (let got = -1; got !== 0 && n < PREFIX_BYTES; n += got) got = readSync(fd, prefixBuffer, n, PREFIX_BYTES - n, n);
+  onBytes(n);
+  if (!unchanged(fstatSync(fd, { bigint: true }), expected)) return null;
+  return hex64(hasher.h64Raw(prefixBuffer.subarray(0, n)));
 }
