@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { comparePaths } from '../src/diff/order.js';
 import { FrameDecoder, FrameWriter, MAX_FRAME, ProtocolError } from '../src/protocol/frames.js';
 import { decodeEntry, decodeSourceMessage, encodeEntry, isSafeRelativePath } from '../src/protocol/messages.js';
-import { escapeBytes, unescapeBytes } from '../src/repo/manifest.js';
+import { escapeBytes, formatRecord, parseRecord, unescapeBytes } from '../src/repo/manifest.js';
 import { walk } from '../src/scan/walk.js';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -36,12 +36,23 @@ describe('manifest escaping', () => {
   it('round-trips arbitrary bytes and keeps readable names readable', () => {
     for (let i = 0; i < 500; i++) {
       const raw = randomBytes(1 + (i % 40));
-      expect(unescapeBytes(escapeBytes(raw)).equals(raw)).toBe(true);
+      expect(unescapeBytes(escapeBytes(raw)).equals(raw), raw.toString('hex')).toBe(true);
     }
+    // Every one-byte name, including the '.' that alone once came back as the empty path.
+    for (let b = 0; b < 256; b++) expect(unescapeBytes(escapeBytes(Buffer.from([b]))), `byte ${b}`).toEqual(Buffer.from([b]));
     expect(escapeBytes(Buffer.from('2019-06-12 Holiday/Été.jpg'))).toBe('2019-06-12 Holiday/Été.jpg');
     expect(escapeBytes(Buffer.from('tab\there%'))).toBe('tab%09here%25');
     expect(escapeBytes(Buffer.from([0x63, 0xe9]))).toBe('c%E9');
     expect(escapeBytes(Buffer.alloc(0))).toBe('.');
+  });
+
+  it('reads back symlink targets that look like the manifest\'s markers', () => {
+    for (const target of ['-', '.', '%', '-\t-']) {
+      const record = { how: 'made', type: 'symlink', path: Buffer.from(target), hash: '', size: 1, mtimeNs: 5n, mode: 0o120777, uid: 0, gid: 0, target: Buffer.from(target) } as const;
+      const back = parseRecord(formatRecord(record).slice(0, -1));
+      expect(back.target, target).toEqual(Buffer.from(target));
+      expect(back.path, target).toEqual(Buffer.from(target));
+    }
   });
 });
 

@@ -35,6 +35,9 @@ function mustEscape(byte: number, escapeHigh: boolean): boolean {
 
 export function escapeBytes(bytes: Buffer): string {
   if (bytes.length === 0) return '.';
+  // A lone '.' stands for the empty path (the root) and a lone '-' for no link
+  // target: escaped when they are the name itself, the mapping stays one-to-one.
+  if (bytes.length === 1 && (bytes[0] === 0x2e || bytes[0] === 0x2d)) return bytes[0] === 0x2e ? '%2E' : '%2D';
   const text = bytes.toString('utf8');
   const escapeHigh = !Buffer.from(text, 'utf8').equals(bytes);
   let needed = false;
