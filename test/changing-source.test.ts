@@ -155,10 +155,6 @@ interface Version {
   mode: number;
 }
 
-function statSize(path: string): number {
-  return lstatSync(path).size;
-}
-
 function versionOf(path: string): Version {
   const stat = lstatSync(path, { bigint: true });
   return {
@@ -264,6 +260,53 @@ function expectReported(run: Finished, summary: JsonSummary, name: string, reaso
   expect(run.stderr).toContain(JSON.stringify(name));
 }
 
+/**
+ * Runs a backup held at `hold`, writes `content` over `file` there, and lets
+ * it finish; the run must succeed. Returns its summary and the version written.
+ */
+async function rewriteWhileHeld(args: string[], hold: string[], file: string, content: Buffer | string): Promise<{ summary: JsonSummary; rewritten: Version }> {
+  const run = new TracedRun(args, hold);
+  expect(await run.nextHold()).toBe(true);
+  writeFileSync(file, content);
+  const rewritten = versionOf(file);
+  run.resume();
+  const finished = await run.end();
+  expect(finished.status, finished.stderr).toBe(0);
+  return { summary: summaryOf(finished), rewritten };
+}
+
+/** The snapshot holds `name` whole as `expected` of `versions`, and every other file as in the source. */
+function expectStoredAs(repo: string, snapshot: string, name: string, versions: Record<string, Version>, expected: string, source: string): void {
+  expect(expectWholeVersion(repo, snapshot, name, versions)).toBe(expected);
+  if (expected === 'rewritten') expect(rsyncDifferences(source, join(repo, snapshot, 'tree'))).toEqual([]);
+  else expect(differences(source, join(repo, snapshot, 'tree'), { except: name })).toEqual([]);
+}
+
+/**
+ * A source with one large file whose hash a first backup, into another
+ * repository, put in the catalog: a run into the returned `repo` reads the
+ * file only to send it, so a fault injected on its reads hits the transfer.
+ */
+function sourceWithCachedLargeFile(work: string, name: string): { source: string; file: string; catalog: string; repo: string } {
+  const source = makeSource(work);
+  const file = join(source, name);
+  writeFileSync(file, randomBytes(RESUMABLE_LARGE));
+  const catalog = join(work, 'catalog');
+  settle(); // past the racily-clean window, so the first run caches every hash
+  const first = plainBackup(source, join(work, 'repo-a'), catalog);
+  expect(first.status, first.stderr).toBe(0);
+  return { source, file, catalog, repo: join(work, 'repo-b') };
+}
+
+/** The next plain run succeeds, status "ok", and its snapshot matches the source. */
+function expectNextRunFaithful(source: string, repo: string, catalog: string): JsonSummary {
+  const next = plainBackup(source, repo, catalog);
+  expect(next.status, next.stderr).toBe(0);
+  expect(next.summary.status).toBe('ok');
+  expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+  return next.summary;
+}
+
 // ---------- the tests ----------
 
 describe('a file rewritten while lb reads it is stored whole or reported, never torn', () => {
@@ -276,17 +319,8 @@ describe('a file rewritten while lb reads it is stored whole or reported, never 
     const repo = join(work, 'repo');
 
     // Held after the first 1 MiB read: the rest of that read comes from the new content.
-    const run = new TracedRun(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'));
-    expect(await run.nextHold()).toBe(true);
-    writeFileSync(file, randomBytes(LARGE - 5000));
-    const rewritten = versionOf(file);
-    run.resume();
-    const finished = await run.end();
-
-    expect(finished.status, finished.stderr).toBe(0);
-    const summary = summaryOf(finished);
-    expect(expectWholeVersion(repo, summary.snapshot!, 'large', { old, rewritten })).toBe('rewritten');
-    expect(rsyncDifferences(source, join(repo, summary.snapshot!, 'tree'))).toEqual([]);
+    const { summary, rewritten } = await rewriteWhileHeld(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'), file, randomBytes(LARGE - 5000));
+    expectStoredAs(repo, summary.snapshot!, 'large', { old, rewritten }, 'rewritten', source);
   });
 
   it('a medium file, kept in memory from hashing to sending, rewritten between two chunks is stored as the new version', async () => {
@@ -297,17 +331,9 @@ describe('a file rewritten while lb reads it is stored whole or reported, never 
     const old = versionOf(file);
     const repo = join(work, 'repo');
 
-    const run = new TracedRun(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'));
-    expect(await run.nextHold()).toBe(true);
-    writeFileSync(file, randomBytes(MEDIUM)); // same size: only the stat's times tell
-    const rewritten = versionOf(file);
-    run.resume();
-    const finished = await run.end();
-
-    expect(finished.status, finished.stderr).toBe(0);
-    const summary = summaryOf(finished);
-    expect(expectWholeVersion(repo, summary.snapshot!, 'medium', { old, rewritten })).toBe('rewritten');
-    expect(rsyncDifferences(source, join(repo, summary.snapshot!, 'tree'))).toEqual([]);
+    // Same size: only the stat's times tell.
+    const { summary, rewritten } = await rewriteWhileHeld(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'), file, randomBytes(MEDIUM));
+    expectStoredAs(repo, summary.snapshot!, 'medium', { old, rewritten }, 'rewritten', source);
   });
 
   it('a small file rewritten after its one read, before the check that follows, is stored as the new version', async () => {
@@ -318,18 +344,9 @@ describe('a file rewritten while lb reads it is stored whole or reported, never 
     const old = versionOf(file);
     const repo = join(work, 'repo');
 
-    const run = new TracedRun(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'));
-    expect(await run.nextHold()).toBe(true);
-    writeFileSync(file, 'changed version, a small file\n'); // same size: only the stat's times tell
-    expect(statSize(file)).toBe(old.size);
-    const rewritten = versionOf(file);
-    run.resume();
-    const finished = await run.end();
-
-    expect(finished.status, finished.stderr).toBe(0);
-    const summary = summaryOf(finished);
-    expect(expectWholeVersion(repo, summary.snapshot!, 'small', { old, rewritten })).toBe('rewritten');
-    expect(rsyncDifferences(source, join(repo, summary.snapshot!, 'tree'))).toEqual([]);
+    const { summary, rewritten } = await rewriteWhileHeld(backupArgs(source, repo, join(work, 'catalog')), holdAt(file, 'read', '1'), file, 'changed version, a small file\n');
+    expect(rewritten.size).toBe(old.size); // same size: only the stat's times tell
+    expectStoredAs(repo, summary.snapshot!, 'small', { old, rewritten }, 'rewritten', source);
   });
 
   it('a small file rewritten after it was hashed, before it was sent, is stored as the version read, with that version’s metadata', async () => {
@@ -342,51 +359,24 @@ describe('a file rewritten while lb reads it is stored whole or reported, never 
     const catalog = join(work, 'catalog');
 
     // statx on the path: the walk's lstat, then the open file's stat before and after reading; hold after the last.
-    const run = new TracedRun(backupArgs(source, repo, catalog), holdAt(file, 'statx', '3'));
-    expect(await run.nextHold()).toBe(true);
-    writeFileSync(file, 'the version written after lb read the file\n');
-    const rewritten = versionOf(file);
-    run.resume();
-    const finished = await run.end();
-
-    expect(finished.status, finished.stderr).toBe(0);
-    const snapshot = summaryOf(finished).snapshot!;
-    expect(expectWholeVersion(repo, snapshot, 'small', { old, rewritten })).toBe('old');
-    expect(differences(source, join(repo, snapshot, 'tree'), { except: 'small' })).toEqual([]);
+    const { summary, rewritten } = await rewriteWhileHeld(backupArgs(source, repo, catalog), holdAt(file, 'statx', '3'), file, 'the version written after lb read the file\n');
+    expectStoredAs(repo, summary.snapshot!, 'small', { old, rewritten }, 'old', source);
 
     // The next run finds the new version.
     const next = plainBackup(source, repo, catalog);
     expect(next.status, next.stderr).toBe(0);
-    expect(expectWholeVersion(repo, next.summary.snapshot!, 'small', { old, rewritten })).toBe('rewritten');
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    expectStoredAs(repo, next.summary.snapshot!, 'small', { old, rewritten }, 'rewritten', source);
   });
 
   it('a large file rewritten while it is being sent (hash from the catalog, content new to the repository) is stored as the new version', async () => {
-    const work = tempDir();
-    const source = makeSource(work);
-    const file = join(source, 'large');
-    writeFileSync(file, randomBytes(RESUMABLE_LARGE));
-    const old = versionOf(file);
-    const catalog = join(work, 'catalog');
-    settle(); // past the racily-clean window, so the first run caches every hash
-    const first = plainBackup(source, join(work, 'repo-a'), catalog);
-    expect(first.status, first.stderr).toBe(0);
-
     // A fresh repository with the same catalog: no file is hashed, each is read once, to be sent.
-    const repo = join(work, 'repo-b');
-    const run = new TracedRun(backupArgs(source, repo, catalog), holdAt(file, 'read', '1'));
-    expect(await run.nextHold()).toBe(true);
-    writeFileSync(file, randomBytes(RESUMABLE_LARGE)); // same size: only the stat's times tell
-    const rewritten = versionOf(file);
-    run.resume();
-    const finished = await run.end();
-
-    expect(finished.status, finished.stderr).toBe(0);
-    const summary = summaryOf(finished);
+    const { source, file, catalog, repo } = sourceWithCachedLargeFile(tempDir(), 'large');
+    const old = versionOf(file);
+    // Same size: only the stat's times tell.
+    const { summary, rewritten } = await rewriteWhileHeld(backupArgs(source, repo, catalog), holdAt(file, 'read', '1'), file, randomBytes(RESUMABLE_LARGE));
     // The torn send and its retry, and nothing hashed: the fault hit the transfer.
     expect(summary.bytes.read).toBe(2 * RESUMABLE_LARGE + OTHERS);
-    expect(expectWholeVersion(repo, summary.snapshot!, 'large', { old, rewritten })).toBe('rewritten');
-    expect(rsyncDifferences(source, join(repo, summary.snapshot!, 'tree'))).toEqual([]);
+    expectStoredAs(repo, summary.snapshot!, 'large', { old, rewritten }, 'rewritten', source);
     expect(partialsLeft(repo)).toEqual([]);
   });
 
@@ -511,23 +501,11 @@ describe('a file that keeps changing through every attempt is reported and left 
     expect(manifestRecord(repo, summary.snapshot!, 'restless')).toBeUndefined();
     expect(differences(source, tree, { except: 'restless' })).toEqual([]);
 
-    const next = plainBackup(source, repo, catalog);
-    expect(next.status, next.stderr).toBe(0);
-    expect(next.summary.status).toBe('ok');
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    expectNextRunFaithful(source, repo, catalog);
   });
 
   it('while being sent: the partial transfer is dropped, the rest faithful; the next run takes it', async () => {
-    const work = tempDir();
-    const source = makeSource(work);
-    const file = join(source, 'restless');
-    writeFileSync(file, randomBytes(RESUMABLE_LARGE));
-    const catalog = join(work, 'catalog');
-    settle(); // so the first run caches the hash, and the second only sends
-    const first = plainBackup(source, join(work, 'repo-a'), catalog);
-    expect(first.status, first.stderr).toBe(0);
-
-    const repo = join(work, 'repo-b');
+    const { source, file, catalog, repo } = sourceWithCachedLargeFile(tempDir(), 'restless');
     const run = new TracedRun(backupArgs(source, repo, catalog), holdAt(file, 'read'));
     expect(await rewriteAtEveryRead(run, file, RESUMABLE_LARGE)).toBeGreaterThan(2);
     const finished = await run.end();
@@ -541,9 +519,7 @@ describe('a file that keeps changing through every attempt is reported and left 
     expect(differences(source, tree, { except: 'restless' })).toEqual([]);
     expect(partialsLeft(repo)).toEqual([]);
 
-    const next = plainBackup(source, repo, catalog);
-    expect(next.status, next.stderr).toBe(0);
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    expectNextRunFaithful(source, repo, catalog);
   });
 });
 
@@ -594,11 +570,8 @@ describe('a file that vanishes or cannot be read', () => {
     expect(existsSync(join(tree, 'elusive'))).toBe(false);
     expect(differences(source, tree, { except: 'elusive' })).toEqual([]);
 
-    const next = plainBackup(source, repo, catalog);
-    expect(next.status, next.stderr).toBe(0);
-    expect(next.summary.status).toBe('ok');
-    expect(expectWholeVersion(repo, next.summary.snapshot!, 'elusive', { now: versionOf(file) })).toBe('now');
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    const next = expectNextRunFaithful(source, repo, catalog);
+    expect(expectWholeVersion(repo, next.snapshot!, 'elusive', { now: versionOf(file) })).toBe('now');
   });
 
   it('EIO at open of a file the previous snapshot has: missing from the new snapshot (not its old version), named in its log; the next run takes it', async () => {
@@ -624,24 +597,13 @@ describe('a file that vanishes or cannot be read', () => {
     expect(readFileSync(join(repo, summary.snapshot!, 'log'), 'utf8')).toMatch(/warning: "damaged": .*not in this snapshot/);
     expect(expectWholeVersion(repo, first.summary.snapshot!, 'damaged', { v1 })).toBe('v1');
 
-    const next = plainBackup(source, repo, catalog);
-    expect(next.status, next.stderr).toBe(0);
-    expect(expectWholeVersion(repo, next.summary.snapshot!, 'damaged', { v1, v2 })).toBe('v2');
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    const next = expectNextRunFaithful(source, repo, catalog);
+    expect(expectWholeVersion(repo, next.snapshot!, 'damaged', { v1, v2 })).toBe('v2');
     expect(snapshots(repo)).toHaveLength(3);
   });
 
   it('EIO in the middle of a transfer: the partial transfer is dropped, a warning, exit 3, the rest faithful', async () => {
-    const work = tempDir();
-    const source = makeSource(work);
-    const file = join(source, 'bad-sector');
-    writeFileSync(file, randomBytes(RESUMABLE_LARGE));
-    const catalog = join(work, 'catalog');
-    settle(); // so the first run caches the hash, and the second only sends
-    const first = plainBackup(source, join(work, 'repo-a'), catalog);
-    expect(first.status, first.stderr).toBe(0);
-
-    const repo = join(work, 'repo-b');
+    const { source, file, catalog, repo } = sourceWithCachedLargeFile(tempDir(), 'bad-sector');
     // The third read: two chunks are already on their way to the repository.
     const finished = await new TracedRun(backupArgs(source, repo, catalog), failAt(file, 'read', 'EIO', '3')).end();
     const summary = summaryOf(finished);
@@ -653,8 +615,6 @@ describe('a file that vanishes or cannot be read', () => {
     expect(differences(source, tree, { except: 'bad-sector' })).toEqual([]);
     expect(partialsLeft(repo)).toEqual([]);
 
-    const next = plainBackup(source, repo, catalog);
-    expect(next.status, next.stderr).toBe(0);
-    expect(rsyncDifferences(source, join(repo, next.summary.snapshot!, 'tree'))).toEqual([]);
+    expectNextRunFaithful(source, repo, catalog);
   });
 });
