@@ -1,14 +1,19 @@
 // A tampered lb agent for test/hostile-remote.test.ts, bundled by it and planted in
 // the remote's agent cache. Run by a pull as the source side, it answers as a source
 // would for a small honest tree, then makes the attack named in the JSON file beside
-// it. It speaks through the real protocol code. Hostile in manner too: it lies on
+// it; run by a push as the repository side, it asks the source for what it never
+// listed. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { FRAME_JSON, FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
-import { PROTOCOL_VERSION, decodeAgentMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
+import { PROTOCOL_VERSION, decodeAgentMessage, decodeSourceMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
 
-export type Attack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
+/** Attacks on the repository side (this lb, pulling). */
+export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
+/** Attacks on the source side (this lb, pushing). */
+export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
+export type Attack = SourceAttack | RepositoryAttack;
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -22,7 +27,7 @@ const LINGER_MS = 60_000;
 const script = process.argv[1]!;
 const plan = JSON.parse(readFileSync(`${script}.attack.json`, 'utf8')) as AttackPlan;
 writeFileSync(`${script}.pid`, String(process.pid));
-const config = JSON.parse(Buffer.from(process.argv[3]!, 'base64').toString('utf8')) as { repository: string; options: object };
+const [role, encodedConfig] = process.argv.slice(2);
 process.stderr.write('lb agent: all is well here\n');
 
 const now = BigInt(Date.now()) * 1_000_000n;
@@ -97,29 +102,66 @@ async function attack(): Promise<void> {
   send({ t: 'end', incomplete: false });
 }
 
-send({
-  t: 'hello',
-  version: PROTOCOL_VERSION,
-  repository: plan.attack === 'other-repository' ? plan.outside : config.repository,
-  options: config.options,
-});
-send({ t: 'entries', first: 0, entries: honest.map(encodeEntry) });
+/** The source side's part, as a pull runs it, up to the attack. */
+function actAsSource(): void {
+  const config = JSON.parse(Buffer.from(encodedConfig!, 'base64').toString('utf8')) as { repository: string; options: object };
+  send({
+    t: 'hello',
+    version: PROTOCOL_VERSION,
+    repository: plan.attack === 'other-repository' ? plan.outside : config.repository,
+    options: config.options,
+  });
+  send({ t: 'entries', first: 0, entries: honest.map(encodeEntry) });
 
-const decoder = new FrameDecoder();
-let attacked = false;
-process.stdin.on('data', (chunk: Buffer) => {
-  for (const frame of decoder.push(chunk)) {
-    if (frame.type !== FRAME_JSON) continue;
-    const message = decodeAgentMessage(frame.message);
-    if (message.t === 'want') {
-      for (const index of message.hash) send({ t: 'hashed', index, facts: facts(contents.get(index)!) });
-      for (const index of message.data) void sendFile(index, contents.get(index)!);
-    } else if (message.t === 'settled' && message.upTo >= honest.length && !attacked) {
-      attacked = true;
-      void attack();
+  const decoder = new FrameDecoder();
+  let attacked = false;
+  process.stdin.on('data', (chunk: Buffer) => {
+    for (const frame of decoder.push(chunk)) {
+      if (frame.type !== FRAME_JSON) continue;
+      const message = decodeAgentMessage(frame.message);
+      if (message.t === 'want') {
+        for (const index of message.hash) send({ t: 'hashed', index, facts: facts(contents.get(index)!) });
+        for (const index of message.data) void sendFile(index, contents.get(index)!);
+      } else if (message.t === 'settled' && message.upTo >= honest.length && !attacked) {
+        attacked = true;
+        void attack();
+      }
     }
-  }
-});
+  });
+}
+
+/**
+ * The repository side's part, as a push runs it: greets the source, then,
+ * once it has listed entries, asks for one it may not have.
+ */
+function actAsRepository(): void {
+  send({ t: 'hello', version: PROTOCOL_VERSION });
+  const decoder = new FrameDecoder();
+  let attacked = false;
+  process.stdin.on('data', (chunk: Buffer) => {
+    for (const frame of decoder.push(chunk)) {
+      if (frame.type !== FRAME_JSON || attacked) continue;
+      const message = decodeSourceMessage(frame.message);
+      if (message.t !== 'entries') continue;
+      attacked = true;
+      const file = message.entries.findIndex((e) => e.type === 'file');
+      switch (plan.attack) {
+        case 'want-unlisted':
+          send({ t: 'want', hash: [], data: [message.first + message.entries.length + 1000], resume: [] });
+          break;
+        case 'want-directory':
+          send({ t: 'want', hash: [0], data: [], resume: [] }); // entry 0 is the source's root directory
+          break;
+        case 'resume-unasked':
+          send({ t: 'want', hash: [], data: [], resume: [{ index: message.first + Math.max(file, 0), from: 1024 * 1024, prefix: '0'.repeat(64) }] });
+          break;
+      }
+    }
+  });
+}
+
+if (role === 'source') actAsSource();
+else actAsRepository();
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
 setTimeout(() => process.exit(0), LINGER_MS);

@@ -1,15 +1,17 @@
-// A compromised remote in pull mode. lb caches its agent on the remote and runs it
-// again without re-sending it, so whoever controls the remote controls that agent.
-// Here it is replaced by test/hostile-remote-agent.ts, which attacks the repository
-// side (this lb) through the real protocol over a real sshd. Whatever it sends, lb
-// refuses in one line of its own, writes nothing outside the repository, publishes
-// no snapshot, leaves no work behind, and the next honest pull is unharmed.
+// A compromised remote. lb caches its agent on the remote and runs it again without
+// re-sending it, so whoever controls the remote controls that agent. Here it is
+// replaced by test/hostile-remote-agent.ts, which attacks this lb through the real
+// protocol over a real sshd. Pulling, this lb is the repository side: whatever the
+// agent sends, lb refuses in one line of its own, writes nothing outside the
+// repository, publishes no snapshot, leaves no work behind, and the next honest pull
+// is unharmed. Pushing, this lb is the source side: asked for what it never listed,
+// it refuses in one line of its own and stops.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Attack, AttackPlan } from './hostile-remote-agent.js';
+import type { Attack, AttackPlan, RepositoryAttack, SourceAttack } from './hostile-remote-agent.js';
 import { ROOT, lb, rsyncDifferences, snapshots, tempDir } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
@@ -97,7 +99,7 @@ function plant(attack: Attack, outside: string): () => void {
   };
 }
 
-const attacks: [Attack, string, RegExp][] = [
+const attacks: [SourceAttack, string, RegExp][] = [
   ['dot-dot', 'an entry with ../ in its path', /unsafe path/],
   ['absolute', 'an absolute path', /unsafe path/],
   ['raw-dot-dot', 'a ../ path sent as raw bytes', /unsafe path/],
@@ -159,4 +161,37 @@ describe('a pull from a remote whose cached lb agent was replaced by a hostile o
     expect(repositoryState(s.repo)).toEqual({ snapshots: [], latest: null, tmp: [], locked: false });
     expectHonestPullWorks(s);
   });
+});
+
+describe('a push to a remote whose cached lb agent was replaced by a hostile one', () => {
+  const pushAttacks: [RepositoryAttack, string, RegExp][] = [
+    ['want-unlisted', 'a request for an entry it never listed', /asked for entry \d+, which is not a pending file/],
+    ['want-directory', 'a request for the content of a directory', /asked for entry 0, which is not a pending file/],
+    ['resume-unasked', 'an offer to resume a transfer it did not ask for', /offered to resume entry \d+ without asking for it/],
+  ];
+  for (const [attack, what, message] of pushAttacks) {
+    it(`refuses ${what} in one line, and leaves the source as it was`, () => {
+      const s = setting();
+      const push = () => lb(['backup', s.source, `root@127.0.0.1:${s.repo}`, '--ssh-p', String(sshd.port)], sshd.env);
+      const first = push();
+      expect(first.stderr).toBe('');
+      expect(first.status).toBe(0);
+      const before = listing(s.work, s.repo);
+      const end = plant(attack, s.outside);
+      const r = (() => {
+        try {
+          return push();
+        } finally {
+          end();
+        }
+      })();
+      expect(r.stderr).toMatch(/^lb: [^\n]+\n$/);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/refused what root@127\.0\.0\.1 sent .*; the backup was stopped\./);
+      expect(r.stderr).not.toMatch(/all is well|backup complete/);
+      expect(r.status).toBe(1);
+      expect(listing(s.work, s.repo)).toEqual(before);
+      expect(readdirSync(s.outside)).toEqual([]);
+    });
+  }
 });

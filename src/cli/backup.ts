@@ -8,6 +8,7 @@ import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
+import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { snapshotNameFor } from '../repo/repository.js';
 import { describeLocation, parseLocation, type Location } from '../transport/address.js';
@@ -292,6 +293,10 @@ async function push(
     return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
     agent.kill();
+    if (error instanceof ProtocolError && session) {
+      // This side's verdict stands: a repository side that broke the protocol may say anything.
+      throw new Error(session.lost ?? refusedRemote(session, error.message, 'the backup was stopped'));
+    }
     throw new Error(session?.lost ?? (await agentDeath(agent)) ?? agentFailure(agent, error as Error));
   } finally {
     progress?.stop();
@@ -302,7 +307,16 @@ async function push(
 /** The agent's own words when it has any, else what went wrong on this side; one line. */
 function agentFailure(agent: AgentConnection, error: Error): string {
   const detail = agent.stderr().trim();
-  return (error instanceof AgentError || !detail ? error.message : detail).split('\n')[0]!;
+  return (error instanceof AgentError || error instanceof ProtocolError || !detail ? error.message : detail).split('\n')[0]!;
+}
+
+/** The remote agent broke the protocol: say so, and what to do about the copy cached there. */
+function refusedRemote(session: SshSession, detail: string, consequence: string): string {
+  const where = `${session.target.user}@${session.target.alias}`;
+  return (
+    `refused what ${where} sent (${detail}); ${consequence}. ` +
+    `The lb agent cached there (~/.cache/lb/agent-*.cjs) may be damaged or tampered with: check that host, then delete the file so lb sends a fresh one`
+  );
 }
 
 /** If the agent was killed (it then said nothing), say so rather than report a broken pipe. */
@@ -332,11 +346,7 @@ async function pull(
       agent.kill();
       if (session.lost) throw new Error(session.lost);
       if (outcome.failure === 'local') throw new Error(outcome.error!);
-      const where = `${session.target.user}@${session.target.alias}`;
-      throw new Error(
-        `refused what ${where} sent (${outcome.error}); no snapshot was made. ` +
-          `The lb agent cached there (~/.cache/lb/agent-*.cjs) may be damaged or tampered with: check that host, then delete the file so lb sends a fresh one`,
-      );
+      throw new Error(refusedRemote(session, outcome.error!, 'no snapshot was made'));
     }
     agent.output.end();
     const code = await agent.exited;
