@@ -1,10 +1,9 @@
 // Bad command lines: each is refused with its exit status and one line on stderr
 // that says what to do, before anything is written anywhere (not even the catalog).
-import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
-import { lb, rsyncDifferences, snapshots, tempDir } from './helpers.js';
+import { lb, mountOrSkip, rsyncDifferences, snapshots, tempDir, umount } from './helpers.js';
 
 /** Every path under `root` with its type, size and mtime: any write, even one undone, shows as a difference. */
 function listing(root: string): string[] {
@@ -106,16 +105,11 @@ describe('lb refuses a bad command line before writing anything', () => {
 
 /** Runs `body` with a 1 MiB read-only tmpfs at `mnt`; skips, saying why, only when mount itself fails. */
 function withReadOnlyTmpfs(ctx: TestContext, mnt: string, body: () => void): void {
-  mkdirSync(mnt);
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', mnt], { encoding: 'utf8' });
-  if (mounted.status !== 0) {
-    console.warn(`skipped: mount -t tmpfs -o size=1m,ro failed here (${(mounted.stderr || mounted.error?.message || '').trim()})`);
-    ctx.skip();
-  }
+  mountOrSkip(ctx, ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs'], mnt);
   try {
     body();
   } finally {
-    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+    umount(mnt);
   }
 }
 
