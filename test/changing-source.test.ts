@@ -602,6 +602,21 @@ describe('a file that vanishes or cannot be read', () => {
     expect(snapshots(repo)).toHaveLength(3);
   });
 
+  it('a file that stays unreadable in an unchanged source makes no new snapshot on every run', async () => {
+    const work = tempDir();
+    const source = makeSource(work);
+    const file = join(source, 'unreadable');
+    writeFileSync(file, 'never readable\n');
+    const repo = join(work, 'repo');
+    const catalog = join(work, 'catalog');
+    const first = summaryOf(await new TracedRun(backupArgs(source, repo, catalog), failAt(file, 'openat', 'EIO')).end());
+    expect(first.created).toBe(true);
+    const again = await new TracedRun(backupArgs(source, repo, catalog), failAt(file, 'openat', 'EIO')).end();
+    expect(again.status).toBe(3);
+    expect(summaryOf(again).created).toBe(false);
+    expect(snapshots(repo)).toEqual([first.snapshot]);
+  });
+
   it('EIO in the middle of a transfer: the partial transfer is dropped, a warning, exit 3, the rest faithful', async () => {
     const { source, file, catalog, repo } = sourceWithCachedLargeFile(tempDir(), 'bad-sector');
     // The third read: two chunks are already on their way to the repository.

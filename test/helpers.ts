@@ -1,7 +1,7 @@
 // Shared test plumbing: scratch directories, running the real lb binary, and
 // independent oracles (rsync for tree fidelity, strace for which files were opened).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, type TestContext } from 'vitest';
@@ -19,7 +19,8 @@ export function tempDir(prefix = 'lb-test-'): string {
 }
 
 afterEach(() => {
-  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+  // rm, not rmSync: some tests make paths longer than PATH_MAX, which only rm's descriptor-relative walk removes.
+  for (const dir of scratch.splice(0)) spawnSync('rm', ['-rf', '--', dir]);
 });
 
 export interface LbRun {

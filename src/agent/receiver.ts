@@ -8,13 +8,14 @@
 // nothing is built; at the first difference the identical prefix is replayed
 // from the previous manifest, so an unchanged run writes nothing at all.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunCounts, RunResult } from '../protocol/messages.js';
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
+import { ObjectGuard, filesystemNow } from '../repo/object-guard.js';
 import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
 import { Repository } from '../repo/repository.js';
 import { writeFully } from '../repo/write-fully.js';
@@ -70,6 +71,9 @@ export class Receiver {
   private readonly repo: Repository;
   private readonly lock: RepositoryLock;
   private readonly store: ObjectStore;
+  private readonly guard: ObjectGuard;
+  /** The previous snapshot was taken from this very source, so its records may vouch for unchanged files. */
+  private readonly quickCheck: boolean;
   private readonly accounts = new Accounts();
   private readonly asRoot = process.getuid?.() === 0;
   readonly name: string;
@@ -113,6 +117,8 @@ export class Receiver {
     bytesResumed: 0,
   };
   readonly warnings: string[] = [];
+  /** Said to the user and written to the log, but the snapshot is complete: repairs of a damaged repository. */
+  private readonly notices: string[] = [];
 
   constructor(
     repositoryPath: string,
@@ -124,20 +130,33 @@ export class Receiver {
     try {
       this.repo.clearLeftovers();
       mkdirSync(this.repo.partialDir, { recursive: true, mode: 0o700 });
-      this.name = this.repo.freeSnapshotName(options.snapshotName);
+      this.name = this.repo.nextSnapshotName(options.snapshotName);
       const incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
       mkdirSync(incomingDir, { mode: 0o700 });
-      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, this.asRoot);
-      this.previousName = this.repo.latest();
+      this.guard = new ObjectGuard(this.repo.lbDir, filesystemNow(incomingDir), (damage) =>
+        this.notice(`${damage.reason}: moved to ${damage.quarantined}; this run stores that content anew`),
+      );
+      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, this.asRoot, this.guard);
+      this.previousName = this.repo.baseSnapshot((line) => this.notice(line));
       if (this.previousName) {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
         this.previousHead = this.previous.nextPrevious();
       }
+      this.quickCheck = options.quickCheck && this.previousName !== null && this.sourceOf(this.previousName) === options.sourceLabel;
       this.identical = this.previous !== null && !options.always;
       if (!this.identical) this.builder = this.newBuilder();
     } catch (error) {
       this.lock.release();
       throw error;
+    }
+  }
+
+  /** The source a snapshot was taken from, as recorded in it; null for snapshots that predate the record. */
+  private sourceOf(name: string): string | null {
+    try {
+      return readFileSync(join(this.repo.snapshotDir(name), 'source'), 'utf8').replace(/\n$/, '');
+    } catch {
+      return null;
     }
   }
 
@@ -197,17 +216,21 @@ export class Receiver {
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.matchPrevious(entry.path), state: 'ready' };
     this.slots.push(slot);
     if (entry.type !== 'file') return;
-    const hash = knownHash(entry, this.options.quickCheck ? slot.previous?.record() : undefined, this.options.quickCheck);
+    const hash = knownHash(entry, this.quickCheck ? slot.previous?.record() : undefined, this.quickCheck);
     if (hash === undefined) {
       slot.state = 'hash';
       this.wantHash.push(slot.index);
     } else this.resolveContent(slot, hash);
   }
 
-  /** With the hash known: ready if the repository has the content, else wait for a transfer. */
+  /**
+   * With the hash known: ready if the repository has the content, else wait for a transfer.
+   * The store is asked even when the previous snapshot holds this very entry: its object
+   * may have been removed or damaged since, and is then taken from the source again.
+   */
   private resolveContent(slot: Slot, hash: string): void {
     slot.hash = hash;
-    if (this.previousHasObject(slot) || fileAction(this.store.state(hash, slot.meta)) !== 'transfer') {
+    if (fileAction(this.store.state(hash, slot.meta, slot.entry.size)) !== 'transfer') {
       slot.state = 'ready';
       return;
     }
@@ -220,11 +243,6 @@ export class Receiver {
       slot.state = 'data';
       this.wantData.push(slot.index);
     }
-  }
-
-  /** The previous snapshot has this very entry, so its object is stored: no lookup needed. */
-  private previousHasObject(slot: Slot): boolean {
-    return slot.previous !== undefined && slot.previous.body === this.bodyOf(slot);
   }
 
   private recordOf(slot: Slot): ManifestRecord {
@@ -442,7 +460,8 @@ export class Receiver {
     const e = slot.entry;
     if (slot.dropped !== undefined) {
       this.warn(`${JSON.stringify(e.path.toString())}: ${slot.dropped}; not in this snapshot`);
-      this.identical && this.diverge();
+      // Missing from this snapshot: a change only if the previous one had it.
+      if (slot.previous) this.identical && this.diverge();
       return;
     }
     if (slot.deferred) {
@@ -470,7 +489,7 @@ export class Receiver {
     try {
       for (let i = 0; i < this.identicalCount; i++) {
         const record = replay.next()!;
-        const objectPath = record.type === 'file' ? this.store.locate(record.hash, record) : undefined;
+        const objectPath = record.type === 'file' ? this.store.locate(record.hash, record, record.size) : undefined;
         if (record.type === 'file' && !objectPath) throw new Error(`object for ${record.path.toString()} is missing from the store`);
         this.builder.add({ ...record, how: record.type === 'file' ? 'linked' : 'made' }, objectPath ?? undefined);
       }
@@ -484,10 +503,10 @@ export class Receiver {
     let how: How = 'made';
     if (record.type === 'file') {
       const meta: ObjectMeta = record;
-      objectPath = this.store.locate(record.hash, meta) ?? undefined;
+      objectPath = this.store.locate(record.hash, meta, record.size) ?? undefined;
       how = fresh ? 'new' : arrival(fileAction('exact'));
       if (!objectPath) {
-        const source = this.store.anyWithContent(record.hash);
+        const source = this.store.anyWithContent(record.hash, record.size);
         if (!source) throw new Error(`content ${record.hash} vanished from the store`);
         objectPath = this.store.copyFrom(source, record.hash, meta, record.size);
         how = fresh ? 'new' : arrival(fileAction('content'));
@@ -509,6 +528,11 @@ export class Receiver {
 
   private warn(message: string): void {
     this.warnings.push(message);
+    this.events.log(`warning: ${message}`);
+  }
+
+  private notice(message: string): void {
+    this.notices.push(message);
     this.events.log(`warning: ${message}`);
   }
 
@@ -537,7 +561,7 @@ export class Receiver {
       if (this.incomplete) return { snapshot: null, created: false, ...outcome };
       let created = false;
       if (this.builder) {
-        this.builder.publish(this.logText());
+        this.builder.publish(this.logText(), this.options.sourceLabel);
         created = true;
       }
       this.repo.clearPartials();
@@ -555,6 +579,7 @@ export class Receiver {
       `files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked`,
       `directories: ${c.directories}, symlinks: ${c.symlinks}`,
       `bytes received: ${c.bytesReceived}, bytes stored: ${this.store.bytesStored}`,
+      ...this.notices.map((n) => `repaired: ${n}`),
       ...this.warnings.map((w) => `warning: ${w}`),
       '',
     ].join('\n');
@@ -576,6 +601,8 @@ export class Receiver {
     try {
       this.store.close();
       this.repo.clearLeftovers();
+      // Every change to the objects so far (links made by the trees included) was this run's.
+      this.guard.markWritten();
     } finally {
       this.lock.release();
     }

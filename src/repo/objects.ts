@@ -32,6 +32,7 @@ import {
 import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import type { StoreState } from '../diff/decide.js';
+import type { ObjectGuard } from './object-guard.js';
 
 export interface ObjectMeta {
   mode: number;
@@ -117,6 +118,8 @@ export class ObjectStore {
     private readonly incomingDir: string,
     /** Only root may give an object another owner. */
     private readonly setOwner: boolean,
+    /** Checks a stored object before it is reused; quarantines a damaged one. */
+    private readonly guard: ObjectGuard,
   ) {}
 
   private storeDir(hash: string): string {
@@ -127,34 +130,44 @@ export class ObjectStore {
     return join(this.storeDir(hash), hash);
   }
 
-  /** The path of an object with this content and metadata, or null. */
-  locate(hash: string, meta: ObjectMeta): string | null {
+  /** The lstat of a stored object fit for reuse as content `hash` of `size` bytes, or null (absent, or damaged and quarantined). */
+  private soundStat(path: string, hash: string, size: number): BigIntStats | null {
+    const stat = lstatOrNull(path);
+    return stat !== null && this.guard.sound(path, stat, hash, size) ? stat : null;
+  }
+
+  /** The path of a sound object with this content and metadata, or null. */
+  locate(hash: string, meta: ObjectMeta, size: number): string | null {
     const staged = this.unpublished.get(hash)?.find((s) => sameMeta(s.meta, meta));
     if (staged) return staged.path;
     const primary = this.primaryPath(hash);
-    const stat = lstatOrNull(primary);
-    if (stat === null) return null;
-    if (hasMeta(stat, meta)) return primary;
+    const stat = this.soundStat(primary, hash, size);
+    if (stat !== null && hasMeta(stat, meta)) return primary;
     const variant = join(this.storeDir(hash), variantName(hash, meta));
-    return lstatOrNull(variant) ? variant : null;
+    const variantStat = this.soundStat(variant, hash, size);
+    if (variantStat === null) return null;
+    if (hasMeta(variantStat, meta)) return variant;
+    // Its name says other metadata than its inode has: a chmod or touch inside a snapshot tree.
+    this.guard.quarantine(variant, 'has other metadata than its name says');
+    return null;
   }
 
-  /** Any object with this content, whatever its metadata, or null. */
-  anyWithContent(hash: string): string | null {
+  /** Any sound object with this content, whatever its metadata, or null. */
+  anyWithContent(hash: string, size: number): string | null {
     const staged = this.unpublished.get(hash);
     if (staged?.length) return staged[0]!.path;
     const primary = this.primaryPath(hash);
-    return lstatOrNull(primary) ? primary : null;
+    return this.soundStat(primary, hash, size) ? primary : null;
   }
 
-  state(hash: string, meta: ObjectMeta): StoreState {
-    if (this.locate(hash, meta)) return 'exact';
-    return this.anyWithContent(hash) ? 'content' : 'absent';
+  state(hash: string, meta: ObjectMeta, size: number): StoreState {
+    if (this.locate(hash, meta, size)) return 'exact';
+    return this.anyWithContent(hash, size) ? 'content' : 'absent';
   }
 
   /** The name a new object gets: the primary if the content is new, else a variant. */
-  private nameFor(hash: string, meta: ObjectMeta): string {
-    return this.anyWithContent(hash) ? variantName(hash, meta) : hash;
+  private nameFor(hash: string, meta: ObjectMeta, size: number): string {
+    return this.anyWithContent(hash, size) ? variantName(hash, meta) : hash;
   }
 
   /** An open, empty file in the staging area, to be adopted or discarded; made ahead when it can be. */
@@ -204,27 +217,28 @@ export class ObjectStore {
     return staged;
   }
 
-  /** Adopt a verified temporary file as the object (hash, meta); returns its path. */
+  /** Adopt a verified temporary file as the object (hash, meta); returns its path, which stays valid. */
   adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number): string {
-    const existing = this.locate(hash, meta);
+    const existing = this.locate(hash, meta, size);
     if (existing) {
       unlinkSync(tempPath);
       return existing;
     }
     this.applyMeta(tempPath, meta);
-    const path = join(dirname(tempPath), this.nameFor(hash, meta));
+    const path = join(dirname(tempPath), this.nameFor(hash, meta, size));
     renameSync(tempPath, path);
-    this.noteUnpublished(hash, path, meta, size);
-    return path;
+    return this.noteUnpublished(hash, path, meta, size);
   }
 
-  /** Make the object (hash, meta) from a stored object of the same content: a reflink where the filesystem can. */
+  /**
+   * Make the object (hash, meta) from a stored object of the same content: a reflink where the filesystem can.
+   * Returns its path, which stays valid: the object may have been published on the way.
+   */
   copyFrom(sourcePath: string, hash: string, meta: ObjectMeta, size: number): string {
-    const path = join(dirname(this.tempPath()), this.nameFor(hash, meta));
+    const path = join(dirname(this.tempPath()), this.nameFor(hash, meta, size));
     copyFileSync(sourcePath, path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
     this.applyMeta(path, meta);
-    this.noteUnpublished(hash, path, meta, size);
-    return path;
+    return this.noteUnpublished(hash, path, meta, size);
   }
 
   /**
@@ -266,7 +280,8 @@ export class ObjectStore {
     renameSync(temp, twin);
   }
 
-  private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): void {
+  /** Returns where the object lies afterwards: in the store if this made the batch due for publishing. */
+  private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): string {
     const staged = this.unpublished.get(hash);
     if (staged) staged.push({ path, meta });
     else this.unpublished.set(hash, [{ path, meta }]);
@@ -275,7 +290,9 @@ export class ObjectStore {
     this.bytesStored += size;
     if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || Date.now() - this.publishedAt >= FLUSH_MS) {
       this.publish();
+      return join(this.storeDir(hash), basename(path));
     }
+    return path;
   }
 
   private applyMeta(path: string, meta: ObjectMeta): void {
@@ -301,6 +318,7 @@ export class ObjectStore {
       for (const s of staged) renameSync(s.path, join(dir, basename(s.path)));
     }
     this.unpublished.clear();
+    this.guard.markWritten();
     this.publishedAt = Date.now();
     this.unpublishedCount = 0;
     this.unpublishedBytes = 0;

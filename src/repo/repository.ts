@@ -2,8 +2,26 @@
 //   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/, .lb/partial/ (interrupted transfers)
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
+import { removeTree } from './deep-path.js';
+import { MANIFEST_HEADER } from './manifest.js';
 
 export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
 export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
@@ -62,7 +80,7 @@ export class Repository {
    */
   clearLeftovers(): void {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
-    for (const name of readdirSync(this.tmpDir)) rmSync(join(this.tmpDir, name), { recursive: true, force: true });
+    for (const name of readdirSync(this.tmpDir)) removeTree(join(this.tmpDir, name));
     for (const name of readdirSync(this.root)) if (name.startsWith('.latest-')) rmSync(join(this.root, name), { force: true });
     for (const name of readdirSync(this.lbDir)) if (name.startsWith('lock.stale-')) rmSync(join(this.lbDir, name), { force: true });
   }
@@ -89,11 +107,80 @@ export class Repository {
     return join(this.root, name);
   }
 
-  /** A free snapshot name at or after `wanted` (two runs in one second get consecutive names). */
-  freeSnapshotName(wanted: string): string {
-    let name = wanted;
+  /** Snapshot directories under their final names, oldest first (names sort in creation order). */
+  snapshotNames(): string[] {
+    return readdirSync(this.root)
+      .filter((name) => SNAPSHOT_NAME.test(name))
+      .sort();
+  }
+
+  /** A snapshot is usable as the base of the next one when its manifest is there and begins as a manifest. */
+  private hasManifest(name: string): boolean {
+    try {
+      const fd = openSync(join(this.snapshotDir(name), 'manifest'), 'r');
+      try {
+        const head = Buffer.alloc(MANIFEST_HEADER.length);
+        return readSync(fd, head, 0, head.length, 0) === head.length && head.toString() === MANIFEST_HEADER;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The snapshot the next one is compared against: `latest`, or when that link
+   * dangles or its snapshot lost its manifest, the newest complete snapshot, with
+   * a warning; `latest` is then repaired to point at it. Only while holding the lock.
+   */
+  baseSnapshot(warn: (line: string) => void): string | null {
+    const linked = this.latest();
+    const hasLink = lstatOrNull(join(this.root, 'latest')) !== null;
+    if (linked !== null && this.hasManifest(linked)) return linked;
+    const complete = this.snapshotNames().filter((name) => this.hasManifest(name));
+    const base = complete[complete.length - 1] ?? null;
+    for (const name of this.snapshotNames()) {
+      if (!complete.includes(name) && (base === null || name > base)) {
+        warn(`snapshot ${name} has no manifest; it is kept but not used as the base of new snapshots`);
+      }
+    }
+    if (hasLink) {
+      const was = linked === null ? 'is not a snapshot link' : existsSync(this.snapshotDir(linked)) ? `points to ${linked}, which has no manifest` : `points to ${linked}, which is gone`;
+      warn(`latest ${was}; ${base ? `repaired to point to ${base}, the newest complete snapshot` : 'removed, as no complete snapshot is left'}`);
+      if (base) this.pointLatestAt(base);
+      else rmSync(join(this.root, 'latest'), { force: true });
+    }
+    return base;
+  }
+
+  /** Move `latest` to `name` atomically: a new link, renamed over the old one. */
+  pointLatestAt(name: string): void {
+    const link = join(this.root, `.latest-${process.pid}`);
+    rmSync(link, { force: true });
+    symlinkSync(name, link);
+    renameSync(link, join(this.root, 'latest'));
+  }
+
+  /**
+   * The name for a new snapshot: the wanted one (the run's local start time), but
+   * never at or before an existing snapshot, so names always sort in creation
+   * order even when the clock went back (a DST fall-back, a corrected clock).
+   */
+  nextSnapshotName(wanted: string): string {
+    const names = this.snapshotNames();
+    const newest = names[names.length - 1];
+    let name = newest !== undefined && newest >= wanted ? nextSecond(newest) : wanted;
     while (existsSync(join(this.root, name))) name = nextSecond(name);
     return name;
+  }
+}
+
+function lstatOrNull(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
   }
 }
 
@@ -109,7 +196,10 @@ export function snapshotNameFor(date: Date): string {
   return `${date.getFullYear()}.${p(date.getMonth() + 1)}.${p(date.getDate())}-${p(date.getHours())}.${p(date.getMinutes())}.${p(date.getSeconds())}`;
 }
 
-function nextSecond(name: string): string {
+/** The name one second later, by calendar arithmetic on the name itself (no time zone involved). */
+export function nextSecond(name: string): string {
   const [y, mo, d, h, mi, s] = name.split(/[.-]/).map(Number) as [number, number, number, number, number, number];
-  return snapshotNameFor(new Date(new Date(y, mo - 1, d, h, mi, s).getTime() + 1000));
+  const next = new Date(Date.UTC(y, mo - 1, d, h, mi, s) + 1000);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${next.getUTCFullYear()}.${p(next.getUTCMonth() + 1)}.${p(next.getUTCDate())}-${p(next.getUTCHours())}.${p(next.getUTCMinutes())}.${p(next.getUTCSeconds())}`;
 }

@@ -10,14 +10,13 @@ import {
   lutimesSync,
   mkdirSync,
   renameSync,
-  rmSync,
   symlinkSync,
-  unlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
+import { atPath, removeTree } from './deep-path.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
 import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
 import type { Repository } from './repository.js';
@@ -57,17 +56,19 @@ export class SnapshotBuilder {
     switch (record.type) {
       case 'dir':
         // Owner-writable until its subtree is complete; the real mode is set on close.
-        mkdirSync(path, { mode: 0o700 });
+        atPath(path, (p) => mkdirSync(p, { mode: 0o700 }));
         this.open.push(record);
         break;
       case 'file':
-        this.linkObject(objectPath!, path);
+        atPath(path, (p) => this.linkObject(objectPath!, p));
         break;
       case 'symlink': {
-        symlinkSync(record.target!, path);
-        if (this.setOwner) lchownSync(path, record.uid, record.gid);
         const seconds = toSeconds(record.mtimeNs);
-        lutimesSync(path, seconds, seconds);
+        atPath(path, (p) => {
+          symlinkSync(record.target!, p);
+          if (this.setOwner) lchownSync(p, record.uid, record.gid);
+          lutimesSync(p, seconds, seconds);
+        });
         break;
       }
     }
@@ -81,31 +82,29 @@ export class SnapshotBuilder {
   }
 
   private closeDirectory(dir: ManifestRecord): void {
-    const path = this.treePath(dir.path);
-    if (this.setOwner) chownSync(path, dir.uid, dir.gid);
-    chmodSync(path, dir.mode);
     const seconds = toSeconds(dir.mtimeNs);
-    utimesSync(path, seconds, seconds);
+    atPath(this.treePath(dir.path), (path) => {
+      if (this.setOwner) chownSync(path, dir.uid, dir.gid);
+      chmodSync(path, dir.mode);
+      utimesSync(path, seconds, seconds);
+    });
   }
 
-  /** Complete the tree, write the log and move the snapshot to its final name; `latest` follows. */
-  publish(log: string): void {
+  /**
+   * Complete the tree, write the log and the source it was taken from, and move the
+   * snapshot to its final name; `latest` follows.
+   */
+  publish(log: string, source: string): void {
     while (this.open.length > 0) this.closeDirectory(this.open.pop()!);
     this.manifest.close();
     writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
+    writeFileSync(join(this.workDir, 'source'), `${source}\n`, { mode: 0o644 });
     // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
     chmodSync(this.workDir, 0o755);
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.
     syncFilesystem(this.workDir, () => fsyncPath(this.workDir)); // without syncfs, at least its own entries
     renameSync(this.workDir, this.repo.snapshotDir(this.name));
-    const link = join(this.repo.root, `.latest-${process.pid}`);
-    try {
-      unlinkSync(link);
-    } catch {
-      // absent, as expected
-    }
-    symlinkSync(this.name, link);
-    renameSync(link, join(this.repo.root, 'latest'));
+    this.repo.pointLatestAt(this.name);
   }
 
   abandon(): void {
@@ -114,6 +113,6 @@ export class SnapshotBuilder {
     } catch {
       // already closed or never written; the directory goes anyway
     }
-    rmSync(this.workDir, { recursive: true, force: true });
+    removeTree(this.workDir);
   }
 }
