@@ -63,7 +63,10 @@ export interface SenderSetup {
   budgetMs?: number;
 }
 
-export class AgentError extends Error {}
+export class AgentError extends Error {
+  /** The repository side refused the repository path itself: a bad command line. */
+  refused = false;
+}
 
 /** The time budget ran out in the middle of a transfer. */
 class TimeUpError extends Error {}
@@ -287,7 +290,7 @@ export class Sender {
             this.result = message.result;
             return;
           case 'error':
-            throw new AgentError(message.message);
+            throw Object.assign(new AgentError(message.message), { refused: message.refused });
         }
       }
     }
