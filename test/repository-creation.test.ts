@@ -121,6 +121,26 @@ describe('the filesystem is probed when a repository is created', () => {
     }
   });
 
+  it('refuses a mount where chmod and chown succeed without effect (bindfs --chmod-ignore --chown-ignore)', (ctx) => {
+    const { work, src, catalog } = workWithSource();
+    const under = join(work, 'under');
+    const mnt = join(work, 'ignoring');
+    mkdirSync(under);
+    mkdirSync(mnt);
+    const bound = run('bindfs', ['--chmod-ignore', '--chown-ignore', under, mnt]);
+    if (!bound.ok) {
+      console.warn(`skipped: bindfs cannot mount here: ${bound.err.trim()}`);
+      ctx.skip();
+    }
+    try {
+      const r = lb(['backup', src, join(mnt, 'repo'), '--catalog', catalog]);
+      expectRefused(r, 2, /^lb: cannot keep a repository in \S+ignoring\/repo \(fuse\): permission bits cannot be set, owners cannot be set; choose a place/);
+      expect(readdirSync(under)).toEqual([]);
+    } finally {
+      umount(mnt);
+    }
+  });
+
   it('accepts tmpfs and ext4, probing once at creation and not on later runs', (ctx) => {
     const { work, src, catalog } = workWithSource();
     const tmpfs = join(work, 'tmpfs');
