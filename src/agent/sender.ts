@@ -64,8 +64,13 @@ export interface SenderSetup {
 }
 
 export class AgentError extends Error {
-  /** The repository side refused the repository path itself: a bad command line. */
-  refused = false;
+  constructor(
+    message: string,
+    /** The repository side refused the repository path itself: a bad command line. */
+    readonly refused = false,
+  ) {
+    super(message);
+  }
 }
 
 /** The time budget ran out in the middle of a transfer. */
@@ -290,7 +295,7 @@ export class Sender {
             this.result = message.result;
             return;
           case 'error':
-            throw Object.assign(new AgentError(message.message), { refused: message.refused });
+            throw new AgentError(message.message, message.refused);
         }
       }
     }
