@@ -122,12 +122,13 @@ describe('lb refuses an unwritable repository before writing anything', () => {
     withReadOnlyTmpfs(ctx, mnt, () => expectRefused(work, env, ['backup', src, mnt], 1, readOnly));
   });
 
-  it('refuses a repository to be made under a read-only directory, however deep', (ctx) => {
+  it('refuses a repository to be made in a read-only directory; deeper, its missing parent is refused first', (ctx) => {
     const { work, src, env } = workWithSource();
     const mnt = join(work, 'mnt');
     withReadOnlyTmpfs(ctx, mnt, () => {
       expectRefused(work, env, ['backup', src, join(mnt, 'repo')], 1, readOnly);
-      expectRefused(work, env, ['backup', src, join(mnt, 'not', 'yet', 'repo')], 1, readOnly);
+      // Only a repository's own directory is ever made (repository-creation.test.ts).
+      expectRefused(work, env, ['backup', src, join(mnt, 'not', 'yet', 'repo')], 2, /^lb: cannot create repository .*mnt\/not\/yet\/repo: its parent .*mnt\/not\/yet does not exist; create it first\n$/);
     });
   });
 });

@@ -56,7 +56,7 @@ describe('lb over SSH', () => {
     const mnt = join(work, 'ro');
     mountOrSkip(ctx, ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs'], mnt);
     try {
-      const r = remoteLb(['backup', source, `root@127.0.0.1:${join(mnt, 'snapshots', 'photos')}`]);
+      const r = remoteLb(['backup', source, `root@127.0.0.1:${join(mnt, 'photos')}`]);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^lb: the repository is on a read-only filesystem; remount it read-write and run again .*\n$/);
     } finally {

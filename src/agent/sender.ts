@@ -63,7 +63,15 @@ export interface SenderSetup {
   budgetMs?: number;
 }
 
-export class AgentError extends Error {}
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    /** The repository side refused the repository path itself: a bad command line. */
+    readonly refused = false,
+  ) {
+    super(message);
+  }
+}
 
 /** The time budget ran out in the middle of a transfer. */
 class TimeUpError extends Error {}
@@ -287,7 +295,7 @@ export class Sender {
             this.result = message.result;
             return;
           case 'error':
-            throw new AgentError(message.message);
+            throw new AgentError(message.message, message.refused);
         }
       }
     }

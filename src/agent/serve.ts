@@ -4,14 +4,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, decodeSourceMessage, type BackupOptions, type RunResult } from '../protocol/messages.js';
+import { RepositoryRefused } from '../repo/repository.js';
 import { describeFailure } from './failure.js';
 import { Receiver } from './receiver.js';
 
 export interface ServeOutcome {
   result: RunResult | null;
   error: string | null;
-  /** Why it failed: the source broke the protocol, the source went away, or this side failed. */
-  failure: 'protocol' | 'disconnected' | 'local' | null;
+  /** Why it failed: the source broke the protocol, the source went away, this side failed, or it refused the repository path. */
+  failure: 'protocol' | 'disconnected' | 'local' | 'refused' | null;
 }
 
 export interface ServeHooks {
@@ -97,13 +98,14 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
       // The failure that stopped the run is the one to report; the next run clears what is left.
     }
     const message = describeFailure(error);
+    const refused = error instanceof RepositoryRefused;
     try {
-      writer.post({ t: 'error', message });
+      writer.post({ t: 'error', message, refused });
       writer.flush();
     } catch {
       // the source is gone; nothing left to tell
     }
-    const failure = error instanceof SourceGone ? 'disconnected' : error instanceof ProtocolError ? 'protocol' : 'local';
+    const failure = error instanceof SourceGone ? 'disconnected' : error instanceof ProtocolError ? 'protocol' : refused ? 'refused' : 'local';
     return { result: null, error: message, failure };
   }
 }

@@ -2,15 +2,15 @@
 // repository side (an agent: a local child process, or pushed over SSH), and
 // reports. Pushing: the source side runs here with the catalog. Pulling: the
 // source side runs in the remote agent and the repository side here.
-import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
-import { snapshotNameFor } from '../repo/repository.js';
+import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../repo/repository.js';
 import { describeLocation, parseLocation, type Location } from '../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
@@ -55,10 +55,8 @@ const REPOSITORY_CHOICE = 'give a new or empty directory, or an existing lb repo
 
 /** Before anything is written (the catalog, say): the repository, or the directory that would hold it, must be writable. */
 function checkWritable(repository: string): void {
-  let existing = repository;
-  while (!existsSync(existing)) existing = resolve(existing, '..');
   try {
-    accessSync(existing, constants.W_OK);
+    accessSync(existsSync(repository) ? repository : dirname(repository), constants.W_OK);
   } catch (error) {
     throw new Error(describeFailure(error));
   }
@@ -78,8 +76,14 @@ function checkRepository(repository: string, source: string | null): string {
   if (existsSync(absolute)) {
     const stat = statSync(absolute);
     if (!stat.isDirectory()) throw new UsageError(`repository ${repository} exists and is not a directory; ${REPOSITORY_CHOICE}`);
-    if (!existsSync(resolve(absolute, '.lb', 'format')) && readdirSync(absolute).length > 0) {
+    if (!existsSync(resolve(absolute, '.lb', 'format')) && !holdsNothing(absolute)) {
       throw new UsageError(`repository ${repository} is not empty and not an lb repository, so lb will not write there; ${REPOSITORY_CHOICE}`);
+    }
+  } else {
+    try {
+      refuseMissingParent(absolute);
+    } catch (error) {
+      throw error instanceof RepositoryRefused ? new UsageError(error.message) : error;
     }
   }
   checkWritable(absolute);
@@ -293,6 +297,7 @@ async function push(
     return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
     agent.kill();
+    if (error instanceof AgentError && error.refused) throw new UsageError(error.message);
     if (error instanceof ProtocolError && session) {
       // This side's verdict stands: a repository side that broke the protocol may say anything.
       throw new Error(session.lost ?? refusedRemote(session, error.message, 'the backup was stopped'));
@@ -341,10 +346,11 @@ async function pull(
     const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
     const agent = await startRemoteAgent(session, ssh, ['source', config]);
     const outcome = await serve(agent.input, agent.output, { onLog, own: { repository, options } });
-    if (outcome.failure === 'protocol' || outcome.failure === 'local') {
+    if (outcome.failure === 'protocol' || outcome.failure === 'local' || outcome.failure === 'refused') {
       // This side's verdict stands; a remote that broke the protocol may say anything, or never exit.
       agent.kill();
       if (session.lost) throw new Error(session.lost);
+      if (outcome.failure === 'refused') throw new UsageError(outcome.error!);
       if (outcome.failure === 'local') throw new Error(outcome.error!);
       throw new Error(refusedRemote(session, outcome.error!, 'no snapshot was made'));
     }

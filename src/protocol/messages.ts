@@ -90,7 +90,8 @@ export type AgentMessage =
   | { t: 'settled'; upTo: number }
   | { t: 'log'; line: string }
   | { t: 'done'; result: RunResult }
-  | { t: 'error'; message: string };
+  /** `refused`: the repository path cannot hold a repository, so the command line must change. */
+  | { t: 'error'; message: string; refused: boolean };
 
 // ---- encoding ----
 
@@ -336,7 +337,7 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
     case 'done':
       return { t: 'done', result: decodeResult(m.result) };
     case 'error':
-      return { t: 'error', message: str(m.message, 'error', 65536) };
+      return { t: 'error', message: str(m.message, 'error', 65536), refused: m.refused === true };
     default:
       fail('message type');
   }

@@ -3,9 +3,7 @@
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
 import {
-  accessSync,
   closeSync,
-  constants,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -16,17 +14,23 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  rmdirSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from './deep-path.js';
 import { MANIFEST_HEADER } from './manifest.js';
+import { filesystemType, missingFeatures } from './probe.js';
 
 export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
 export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
 
 export class RepositoryError extends Error {}
+
+/** The path given cannot hold a repository: the user must name another (exit status 2, as for any bad command line). */
+export class RepositoryRefused extends RepositoryError {}
 
 export class Repository {
   readonly lbDir: string;
@@ -51,26 +55,38 @@ export class Repository {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-    if (stat && !stat.isDirectory()) throw new RepositoryError(`${root} exists and is not a directory`);
+    if (stat && !stat.isDirectory()) throw new RepositoryRefused(`${root} exists and is not a directory`);
     if (stat && existsSync(join(repo.lbDir, 'format'))) {
       const text = readFileSync(join(repo.lbDir, 'format'), 'utf8');
       if (text !== FORMAT_TEXT) throw new RepositoryError(`${root} is an lb repository of an unknown format`);
       return repo;
     }
-    if (stat && readdirSync(root).length > 0) {
-      throw new RepositoryError(`${root} is not empty and not an lb repository; refusing to write there`);
+    if (stat && !holdsNothing(root)) {
+      throw new RepositoryRefused(`${root} is not empty and not an lb repository; refusing to write there`);
     }
+    const building = join(root, CREATING);
+    if (stat) rmSync(building, { recursive: true, force: true });
+    const rootMade = !stat && makeRepositoryDirectory(root);
+    let buildingMade = false;
     try {
-      mkdirSync(root, { recursive: true, mode: 0o755 });
+      mkdirSync(building, { mode: 0o755 });
+      buildingMade = true;
+      refuseUnsuitableFilesystem(root, join(building, 'probe'));
+      mkdirSync(join(building, 'objects'), { mode: 0o755 });
+      mkdirSync(join(building, 'tmp'), { mode: 0o700 });
+      writeFileSync(join(building, 'format'), FORMAT_TEXT, { mode: 0o644 });
+      // Renamed into place last: a directory with .lb/format is a complete repository.
+      renameSync(building, repo.lbDir);
     } catch (error) {
-      // A recursive mkdir on a read-only or forbidden filesystem says ENOENT; find the real reason.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') accessibleAncestor(root);
+      // A repository that could not be made leaves nothing: a directory lb made goes, one it found stays empty.
+      try {
+        if (buildingMade) rmSync(building, { recursive: true, force: true });
+        if (rootMade) rmdirSync(root);
+      } catch {
+        // The failure that stopped the creation is the one to report.
+      }
       throw error;
     }
-    mkdirSync(repo.objectsDir, { recursive: true, mode: 0o755 });
-    mkdirSync(repo.tmpDir, { mode: 0o700 });
-    // Written last: a directory with a format file is a complete repository.
-    writeFileSync(join(repo.lbDir, 'format'), FORMAT_TEXT, { mode: 0o644 });
     return repo;
   }
 
@@ -184,11 +200,56 @@ function lstatOrNull(path: string) {
   }
 }
 
-/** Throws the error (EROFS, EACCES) that keeps the nearest existing ancestor of `path` from being written. */
-function accessibleAncestor(path: string): void {
-  let existing = dirname(path);
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  accessSync(existing, constants.W_OK);
+/** Where a new repository's .lb is built, then renamed into place: a run killed meanwhile leaves only this behind. */
+const CREATING = '.lb.creating';
+
+/** Empty, or holding only what a creation killed midway left: a directory a repository may be created in. */
+export function holdsNothing(dir: string): boolean {
+  return readdirSync(dir).every((name) => name === CREATING);
+}
+
+/**
+ * Refuses a repository path whose parent is missing, as rsync does: only the
+ * repository's own directory is ever created, so a mistyped path cannot start a
+ * new repository somewhere unexpected.
+ */
+export function refuseMissingParent(root: string): void {
+  const parent = dirname(root);
+  let stat;
+  try {
+    stat = statSync(parent);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+    throw new RepositoryRefused(`cannot create repository ${root}: its parent ${parent} does not exist; create it first`);
+  }
+  if (!stat.isDirectory()) throw new RepositoryRefused(`cannot create repository ${root}: its parent ${parent} is not a directory`);
+}
+
+/** Makes the repository's directory (never a parent); true once made. */
+function makeRepositoryDirectory(root: string): true {
+  refuseMissingParent(root);
+  try {
+    mkdirSync(root, { mode: 0o755 });
+  } catch (error) {
+    // procfs and its like say ENOENT for a directory they will not make under a parent that exists.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const parent = dirname(root);
+    throw new RepositoryRefused(`cannot create repository ${root}: ${parent} (${filesystemType(parent) ?? 'unknown filesystem'}) does not allow new directories`);
+  }
+  return true;
+}
+
+/** Probes the new repository's filesystem in `scratch` (removed after) and refuses one that cannot hold a repository. */
+function refuseUnsuitableFilesystem(root: string, scratch: string): void {
+  mkdirSync(scratch, { mode: 0o700 });
+  const missing = missingFeatures(scratch, process.getuid?.() === 0);
+  rmSync(scratch, { recursive: true, force: true });
+  if (missing.length === 0) return;
+  throw new RepositoryRefused(
+    `cannot keep a repository in ${root} (${filesystemType(root) ?? 'unknown filesystem'}): ${missing.join(', ')}; ` +
+      'choose a place on a filesystem such as ext4, xfs or btrfs',
+  );
 }
 
 export function snapshotNameFor(date: Date): string {
