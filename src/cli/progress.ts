@@ -1,7 +1,7 @@
 // A live progress line on a terminal (never under cron: only when stderr is a TTY).
-import type cliProgress from 'cli-progress';
 import type { SenderStats } from '../agent/sender.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { LiveLine } from './live-line.js';
 
 export interface ProgressSource {
   stats: SenderStats;
@@ -10,31 +10,19 @@ export interface ProgressSource {
 }
 
 export class Progress {
-  private readonly bar: cliProgress.SingleBar;
   private readonly timer: NodeJS.Timeout;
   private readonly started = Date.now();
 
-  /** Loaded only on a terminal: cron runs never pay for it. */
   static async start(source: ProgressSource): Promise<Progress> {
-    const { default: bars } = await import('cli-progress');
-    return new Progress(source, bars);
+    const format = '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}';
+    return new Progress(source, await LiveLine.start({ format, barsize: 20 }, 'shades_classic'));
   }
 
   private constructor(
     private readonly source: ProgressSource,
-    bars: typeof cliProgress,
+    private readonly bar: LiveLine,
   ) {
-    this.bar = new bars.SingleBar(
-      {
-        stream: process.stderr,
-        format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}',
-        barsize: 20,
-        hideCursor: true,
-        clearOnComplete: true,
-      },
-      bars.Presets.shades_classic,
-    );
-    this.bar.start(1, 0, this.payload());
+    this.update();
     this.timer = setInterval(() => this.update(), 250);
   }
 
@@ -60,8 +48,7 @@ export class Progress {
 
   private update(): void {
     // Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found.
-    this.bar.setTotal(Math.max(this.source.entriesSent, 1));
-    this.bar.update(this.source.entriesSettled, this.payload());
+    this.bar.update(this.source.entriesSettled, Math.max(this.source.entriesSent, 1), this.payload());
   }
 
   stop(): void {

@@ -127,9 +127,15 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
 
   report.phase = 'comparing';
   const reading: Reading = { hasher, files: new OpenFiles(), countRead: (n: number) => (report.bytesRead += n), skip };
+  let yielded = Date.now();
   try {
     // Largest first: the most space back early, should the run be stopped.
     for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
+      // The comparisons read synchronously: now and then, let timers (the progress line) run.
+      if (Date.now() - yielded > 100) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        yielded = Date.now();
+      }
       const inodes = bySize.get(size)!;
       bySize.delete(size);
       if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
