@@ -4,21 +4,18 @@ import { formatBytes } from './format.js';
 import { LiveLine } from './live-line.js';
 
 export class DedupeProgress {
-  private readonly timer: NodeJS.Timeout;
-
-  static async start(report: DedupeReport, dryRun: boolean): Promise<DedupeProgress> {
-    const format = '{phase} | {files} files, {scanned} | read {read} | {linked} {verb}, {reclaimed} back';
-    return new DedupeProgress(report, dryRun, await LiveLine.start({ format }));
-  }
+  private line: LiveLine | undefined;
 
   private constructor(
     private readonly report: DedupeReport,
     private readonly dryRun: boolean,
-    private readonly bar: LiveLine,
-  ) {
-    const update = () => this.bar.update(0, 1, this.payload());
-    update();
-    this.timer = setInterval(update, 250);
+  ) {}
+
+  static async start(report: DedupeReport, dryRun: boolean): Promise<DedupeProgress> {
+    const progress = new DedupeProgress(report, dryRun);
+    const format = '{phase} | {files} files, {scanned} | read {read} | {linked} {verb}, {reclaimed} back';
+    progress.line = await LiveLine.start({ format }, () => ({ value: 0, total: 1, payload: progress.payload() }));
+    return progress;
   }
 
   private payload(): Record<string, string | number> {
@@ -35,7 +32,6 @@ export class DedupeProgress {
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.bar.stop();
+    this.line?.stop();
   }
 }

@@ -9,6 +9,13 @@ import type cliProgress from 'cli-progress';
 
 let shown: LiveLine | null = null;
 
+/** What the line shows, asked for at every redraw. */
+export interface LineState {
+  value: number;
+  total: number;
+  payload: Record<string, string | number>;
+}
+
 /** Prints one line on `stream`; while a live line is shown, above it. */
 export function printLine(stream: NodeJS.WriteStream, line: string): void {
   if (shown) shown.printAbove(stream, line);
@@ -20,22 +27,25 @@ export class LiveLine {
   private readonly bar: cliProgress.SingleBar;
 
   /** Loaded only on a terminal: cron runs never pay for it. */
-  /** Loaded only on a terminal: cron runs never pay for it. Drawn from the first update on. */
-  static async start(options: cliProgress.Options, preset?: keyof typeof cliProgress.Presets): Promise<LiveLine> {
+  /** Loaded only on a terminal: cron runs never pay for it. */
+  static async start(options: cliProgress.Options, state: () => LineState, preset?: keyof typeof cliProgress.Presets): Promise<LiveLine> {
     const { default: bars } = await import('cli-progress');
-    return new LiveLine(bars, options, preset && bars.Presets[preset]);
+    return new LiveLine(bars, options, state, preset && bars.Presets[preset]);
   }
 
-  private constructor(bars: typeof cliProgress, options: cliProgress.Options, preset?: cliProgress.Preset) {
+  private constructor(bars: typeof cliProgress, options: cliProgress.Options, state: () => LineState, preset?: cliProgress.Preset) {
     // forceRedraw: after a line printed above, the bar is drawn again even though its text did not change.
     this.bars = new bars.MultiBar({ stream: process.stderr, hideCursor: true, clearOnComplete: true, forceRedraw: true, ...options }, preset);
-    this.bar = this.bars.create(1, 0);
+    const first = state();
+    this.bar = this.bars.create(first.total, first.value, first.payload);
+    // Asked at each redraw (10 a second, whenever the event loop gets to it), so what shows is never stale.
+    this.bars.on('update-pre', () => {
+      const now = state();
+      this.bar.setTotal(now.total);
+      this.bar.update(now.value, now.payload);
+    });
     shown = this;
-  }
-
-  update(value: number, total: number, payload: Record<string, string | number>): void {
-    this.bar.setTotal(total);
-    this.bar.update(value, payload);
+    this.bars.update(); // drawn now, then 10 times a second
   }
 
   /** Clear the bar's line, print there, and draw the bar again on the next one. */

@@ -1,7 +1,7 @@
 // A live progress line on a terminal (never under cron: only when stderr is a TTY).
 import type { SenderStats } from '../agent/sender.js';
 import { formatBytes, formatSeconds } from './format.js';
-import { LiveLine } from './live-line.js';
+import { LiveLine, type LineState } from './live-line.js';
 
 export interface ProgressSource {
   stats: SenderStats;
@@ -10,20 +10,21 @@ export interface ProgressSource {
 }
 
 export class Progress {
-  private readonly timer: NodeJS.Timeout;
   private readonly started = Date.now();
+  private line: LiveLine | undefined;
+
+  private constructor(private readonly source: ProgressSource) {}
 
   static async start(source: ProgressSource): Promise<Progress> {
+    const progress = new Progress(source);
     const format = '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}';
-    return new Progress(source, await LiveLine.start({ format, barsize: 20 }, 'shades_classic'));
+    progress.line = await LiveLine.start({ format, barsize: 20 }, () => progress.state(), 'shades_classic');
+    return progress;
   }
 
-  private constructor(
-    private readonly source: ProgressSource,
-    private readonly bar: LiveLine,
-  ) {
-    this.update();
-    this.timer = setInterval(() => this.update(), 250);
+  /** Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found. */
+  private state(): LineState {
+    return { value: this.source.entriesSettled, total: Math.max(this.source.entriesSent, 1), payload: this.payload() };
   }
 
   private payload(): Record<string, string | number> {
@@ -46,13 +47,7 @@ export class Progress {
     return formatSeconds(((entriesSent - entriesSettled) * seconds) / entriesSettled);
   }
 
-  private update(): void {
-    // Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found.
-    this.bar.update(this.source.entriesSettled, Math.max(this.source.entriesSent, 1), this.payload());
-  }
-
   stop(): void {
-    clearInterval(this.timer);
-    this.bar.stop();
+    this.line?.stop();
   }
 }
