@@ -67,6 +67,7 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
         groups: r.groups,
         bytes: { scanned: r.bytesScanned, read: r.bytesRead, reclaimed: r.bytesReclaimed },
         collisions: r.collisions,
+        leftoversRemoved: r.leftoversRemoved,
         skipped: r.skipped.map((s) => ({ path: s.path.toString(), reason: s.reason })),
         seconds,
       }) + '\n',
@@ -79,6 +80,7 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
     );
     print(`  ${r.filesScanned} files (${formatBytes(r.bytesScanned)}) scanned, ${formatBytes(r.bytesRead)} read, in ${formatSeconds(seconds)}`);
     if (r.changed) print(`  ${r.changed} file(s) changed while being looked at and were left alone`);
+    if (r.leftoversRemoved) print(`  removed ${r.leftoversRemoved} temporary link(s) left by an interrupted run`);
   }
   return r.skipped.some((s) => s.reason.startsWith('cannot read')) ? EXIT.partial : EXIT.ok;
 }
