@@ -163,7 +163,8 @@ describe('commands', () => {
     expectRefused(work, env, ['list', join(work, 'repo')], 2, unknown('list'));
     expectRefused(work, env, ['--catalog', join(work, 'c.sqlite'), '-q', 'verify', join(work, 'repo')], 2, unknown('verify'));
     expectRefused(work, env, ['list'], 2, unknown('list'));
-    // Explicitly a backup, or after `--`: a source, which does not exist.
+    // Not a name a command could have, explicitly a backup, or after `--`: a source, which does not exist.
+    expectRefused(work, env, ['2019', join(work, 'repo')], 2, /^lb: source 2019 does not exist; give the directory to back up\n$/);
     expectRefused(work, env, ['backup', 'list', join(work, 'repo')], 2, /^lb: source list does not exist; give the directory to back up\n$/);
     expectRefused(work, env, ['--', 'list', join(work, 'repo')], 2, /^lb: source list does not exist/);
   });

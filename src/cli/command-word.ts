@@ -1,7 +1,7 @@
 // Which word of the command line names the command. `lb SOURCE REPOSITORY`
 // names none (backup is the default), so a mistyped or unknown command would be
 // taken for a source that does not exist: a word that can only be meant as a
-// command is refused as one. A command named after options (`lb --json dedupe
+// command (a name, with no `/` or `:`, of no file here) is refused as one. A command named after options (`lb --json dedupe
 // DIR`) is moved first, where commander looks for it.
 import { lstatSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -15,7 +15,7 @@ export function placeCommandWord(program: Command, args: string[]): string[] {
   if (word === 'help' || program.commands.some((command) => command.name() === word || command.aliases().includes(word))) {
     return [word, ...args.slice(0, at), ...args.slice(at + 1)];
   }
-  if (!word.includes('/') && !word.includes(':') && word !== '' && !exists(word)) {
+  if (/^[a-z][a-z0-9-]*$/i.test(word) && !exists(word)) {
     const commands = program.commands.map((command) => command.name()).join(', ');
     throw new UsageError(`unknown command '${word}' (and no file or directory of that name here); the commands are ${commands} (lb --help says more)`);
   }
