@@ -122,4 +122,18 @@ describe('lb dedupe leaves the tree as it was', () => {
     expect(JSON.parse(second.stdout).leftoversRemoved).toBe(9);
     expect(leftovers(root)).toEqual([]);
   });
+
+  it("keeps a file named as a dead run's temporary link when it is its content's only name, and says so", () => {
+    const work = tempDir();
+    const root = join(work, 'tree');
+    duplicatedTree(root, 2, 3);
+    const dead = spawnSync('true').pid!; // exited: a pid no run holds
+    const lone = join(root, 'album-0', `.lb-dedupe-${dead}-0`);
+    writeFileSync(lone, 'the only copy');
+    const r = lb(['dedupe', root, '--json', '--catalog', join(work, 'c.sqlite')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(lone, 'utf8')).toBe('the only copy');
+    expect(r.stderr).toMatch(/lb: warning: .*\.lb-dedupe-.*the only name of its file: left alone/);
+    expect(JSON.parse(r.stdout).leftoversRemoved).toBe(0);
+  });
 });

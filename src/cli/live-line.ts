@@ -27,7 +27,6 @@ export class LiveLine {
   private readonly bar: cliProgress.SingleBar;
 
   /** Loaded only on a terminal: cron runs never pay for it. */
-  /** Loaded only on a terminal: cron runs never pay for it. */
   static async start(options: cliProgress.Options, state: () => LineState, preset?: keyof typeof cliProgress.Presets): Promise<LiveLine> {
     const { default: bars } = await import('cli-progress');
     return new LiveLine(bars, options, state, preset && bars.Presets[preset]);

@@ -118,9 +118,11 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
   for (const leftover of options.dryRun ? [] : leftovers) {
     if (!removeLeftover(leftover.path, leftover.stat, skip)) continue;
     report.leftoversRemoved++;
-    // The inode lost a name: take up its new link count and ctime.
+    // The inode lost a name: take up its new link count and ctime (should it have gone, its reads will say so).
     const inode = bySize.get(leftover.stat.size)?.get(leftover.stat.ino);
-    if (inode) inode.stat = refreshed(inode.paths[0]!.path, inode.stat) ?? inode.stat;
+    try {
+      if (inode) inode.stat = refreshed(inode.paths[0]!.path, inode.stat) ?? inode.stat;
+    } catch {}
   }
 
   report.phase = 'comparing';

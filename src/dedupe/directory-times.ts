@@ -21,8 +21,8 @@ export class DirectoryTimes {
     const directory = file.subarray(0, Math.max(file.lastIndexOf(0x2f), 1));
     const key = directory.toString('latin1');
     if (this.before.has(key)) return;
-    const stat = lstatSync(directory, { bigint: true });
-    this.before.set(key, { path: directory, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
+    const stat = lstatSync(directory, { bigint: true, throwIfNoEntry: false });
+    if (stat) this.before.set(key, { path: directory, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
   }
 
   /** Puts every changed directory's times back (a directory gone since is left alone). */

@@ -21,16 +21,21 @@ export function temporaryLink(relative: Buffer): 'leftover' | 'maybe in use' | n
   return pid !== process.pid && !isRunning(pid) ? 'leftover' : 'maybe in use';
 }
 
-/** Removes a leftover; true if it was. One that is now its inode's only name is kept, and said so. */
+/** Removes a leftover; true if it was. One that is (now) its file's only name is kept, and said so. */
 export function removeLeftover(path: Buffer, stat: BigIntStats, skip: (skipped: Skipped) => void): boolean {
   const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
   if (!now) return false;
   if (now.ino !== stat.ino || now.dev !== stat.dev || now.nlink < 2n) {
-    skip({ path, reason: 'a temporary link left by an interrupted lb dedupe, but now the only name of its file: left alone' });
+    skip({ path, reason: 'named as a temporary link of an interrupted lb dedupe, but the only name of its file: left alone' });
     return false;
   }
-  unlinkSync(path);
-  return true;
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (error) {
+    skip({ path, reason: `cannot remove this temporary link left by an interrupted lb dedupe: ${(error as Error).message}` });
+    return false;
+  }
 }
 
 function isRunning(pid: number): boolean {
