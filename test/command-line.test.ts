@@ -1,9 +1,10 @@
 // Bad command lines: each is refused with its exit status and one line on stderr
 // that says what to do, before anything is written anywhere (not even the catalog).
+import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
-import { lb, mountOrSkip, rsyncDifferences, snapshots, tempDir, umount } from './helpers.js';
+import { LB, lb, mountOrSkip, rsyncDifferences, snapshots, tempDir, umount } from './helpers.js';
 
 /** Every path under `root` with its type, size and mtime: any write, even one undone, shows as a difference. */
 function listing(root: string): string[] {
@@ -146,5 +147,82 @@ describe('Link-Backup options', () => {
     expect(lb(['backup', src, repo, '--lock', '--quiet'], env)).toEqual({ status: 0, stdout: '', stderr: '' });
     expect(snapshots(repo)).toHaveLength(2);
     expect(lb(['backup', '--help']).stdout).toMatch(/--lock +accepted for Link-Backup compatibility; lb always locks/);
+  });
+});
+
+/** lb run from `cwd`, where relative paths and command-like words are looked up. */
+function lbIn(cwd: string, args: string[], env: Record<string, string>) {
+  const r = spawnSync(process.execPath, [LB, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env } });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('commands', () => {
+  const unknown = (word: string) => new RegExp(`^lb: unknown command '${word}' \\(and no file or directory of that name here\\); the commands are backup, dedupe \\(lb --help says more\\)\n$`);
+
+  it('refuses an unknown command in one line listing the commands, rather than taking it for a source', () => {
+    const { work, env } = workWithSource();
+    expectRefused(work, env, ['list', join(work, 'repo')], 2, unknown('list'));
+    expectRefused(work, env, ['--catalog', join(work, 'c.sqlite'), '-q', 'verify', join(work, 'repo')], 2, unknown('verify'));
+    expectRefused(work, env, ['list'], 2, unknown('list'));
+    // Not a name a command could have, explicitly a backup, or after `--`: a source, which does not exist.
+    expectRefused(work, env, ['2019', join(work, 'repo')], 2, /^lb: source 2019 does not exist; give the directory to back up\n$/);
+    expectRefused(work, env, ['backup', 'list', join(work, 'repo')], 2, /^lb: source list does not exist; give the directory to back up\n$/);
+    expectRefused(work, env, ['--', 'list', join(work, 'repo')], 2, /^lb: source list does not exist/);
+  });
+
+  it('backs up an existing directory named like a command, and takes host:path for a remote source', () => {
+    const { work, env } = workWithSource();
+    mkdirSync(join(work, 'list'));
+    writeFileSync(join(work, 'list', 'f'), 'data');
+    const r = lbIn(work, ['list', 'repo', '-q'], env);
+    expect(r, r.stderr).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(rsyncDifferences(join(work, 'list'), join(work, 'repo', 'latest', 'tree'))).toEqual([]);
+    // Nothing listens on port 1: a connection is tried, so the word was taken for a host.
+    const remote = lbIn(work, ['localhost:/list', 'repo2', '--ssh-p', '1'], env);
+    expect(remote.stderr).toBe('lb: cannot connect to localhost port 1: connection refused\n');
+    expect(remote.status).toBe(1);
+  });
+
+  it('takes a command named after options', () => {
+    const { work, src, env } = workWithSource();
+    const r = lb(['--json', '--catalog', join(work, 'c.sqlite'), 'dedupe', src], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).directory).toBe(src);
+  });
+
+  it('shows how each command is typed in lb --help, and each command\'s options in its own help', () => {
+    const help = lb(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb dedupe DIR \[options\]\n/);
+    for (const command of ['backup', 'dedupe']) {
+      const own = lb([command, '--help']);
+      expect(own.status).toBe(0);
+      expect(own.stdout).toMatch(new RegExp(`^Usage: lb ${command} \\[options\\]`));
+      expect(own.stdout).toMatch(/--json/);
+    }
+  });
+});
+
+describe('--json on failure', () => {
+  /** The one JSON object on stdout, and the same message as the one line on stderr. */
+  function expectJsonError(args: string[], env: Record<string, string>, exit: number, message: RegExp): void {
+    const r = lb(args, env);
+    expect(r.status, r.stderr).toBe(exit);
+    expect(r.stdout).toMatch(/^[^\n]+\n$/);
+    const report = JSON.parse(r.stdout);
+    expect(report).toEqual({ status: 'error', exit, error: expect.stringMatching(message) });
+    expect(r.stderr).toBe(`lb: ${report.error}\n`);
+  }
+
+  it('prints one JSON object with the status, the exit status and the message', () => {
+    const { work, src, env } = workWithSource();
+    const repo = join(work, 'repo');
+    expectJsonError(['backup', join(work, 'nope'), repo, '--json'], env, 2, /^source .*nope does not exist/);
+    expectJsonError(['--json', src], env, 2, /^missing required argument 'repository'; usage: /);
+    expectJsonError([src, repo, '--json', '--frobnicate'], env, 2, /^unknown option '--frobnicate'/);
+    expectJsonError(['--json', 'list', repo], env, 2, /^unknown command 'list'/);
+    expectJsonError(['dedupe', join(work, 'nope'), '--json'], env, 2, /nope does not exist$/);
+    expectJsonError([src, 'localhost:/repo', '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);
+    expectJsonError(['localhost:/src', repo, '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);
   });
 });

@@ -94,7 +94,7 @@ describe('lb over SSH', () => {
     // ssh-keygen -H hashes the host names: an independent check of the |1| format.
     expect(spawnSync('ssh-keygen', ['-H', '-f', join(home, '.ssh', 'known_hosts')]).status).toBe(0);
     expect(readFileSync(join(home, '.ssh', 'known_hosts'), 'utf8')).toMatch(/^\|1\|/);
-    const r = lb(['backup', source, `backupbox:${join(work, 'repo')}`, '--ssh-C'], { ...sshd.env, HOME: home });
+    const r = lb(['backup', source, `backupbox:${join(work, 'repo')}`, '--ssh-C'], { ...sshd.env, LB_SSH_HOME: home });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/on the wire: .* sent/);
@@ -110,7 +110,7 @@ describe('lb over SSH', () => {
     mkdirSync(join(home, '.ssh'), { recursive: true });
     spawnSync('cp', [join(sshd.home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_ed25519')]);
     const target = `root@127.0.0.1:${join(work, 'repo')}`;
-    const refused = remoteLb(['backup', source, target], { HOME: home });
+    const refused = remoteLb(['backup', source, target], { LB_SSH_HOME: home });
     expect(refused.status).toBe(1);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
     expect(refused.stderr).toMatch(/host key of \[127\.0\.0\.1\]:\d+ is not known \(ssh-ed25519 key SHA256:[A-Za-z0-9+/]{43}\).*--accept-new-host-key/);
@@ -119,11 +119,11 @@ describe('lb over SSH', () => {
     expect(refused.stderr).toContain(expected);
     expect(existsSync(join(work, 'repo'))).toBe(false);
 
-    const accepted = remoteLb(['backup', source, target, '--accept-new-host-key'], { HOME: home });
+    const accepted = remoteLb(['backup', source, target, '--accept-new-host-key'], { LB_SSH_HOME: home });
     expect(accepted.status).toBe(0);
     expect(accepted.stderr).toMatch(/recorded new host key/);
     expect(readFileSync(join(home, '.ssh', 'known_hosts'), 'utf8')).toContain(sshd.hostKey);
-    expect(remoteLb(['backup', source, target, '--always'], { HOME: home }).status).toBe(0);
+    expect(remoteLb(['backup', source, target, '--always'], { LB_SSH_HOME: home }).status).toBe(0);
   });
 
   it('refuses a changed host key loudly, even with --accept-new-host-key, and writes nothing', () => {
@@ -135,7 +135,7 @@ describe('lb over SSH', () => {
     const impostor = readFileSync(join(work, 'impostor.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
     writeFileSync(join(home, '.ssh', 'known_hosts'), `[127.0.0.1]:${sshd.port} ${impostor}\n`);
     mkdirSync(join(work, 'src'));
-    const r = remoteLb(['backup', join(work, 'src'), `root@127.0.0.1:${join(work, 'repo')}`, '--accept-new-host-key'], { HOME: home });
+    const r = remoteLb(['backup', join(work, 'src'), `root@127.0.0.1:${join(work, 'repo')}`, '--accept-new-host-key'], { LB_SSH_HOME: home });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/host key of \[127\.0\.0\.1\]:\d+ has CHANGED.*ssh-keygen -R/);
     expect(existsSync(join(work, 'repo'))).toBe(false);
@@ -152,7 +152,7 @@ describe('lb over SSH', () => {
     spawnSync('cp', [join(sshd.home, '.ssh', 'id_ed25519'), join(home, '.ssh', 'id_ed25519')]);
     const target = `root@127.0.0.1:${join(work, 'repo')}`;
 
-    const wrongKey = remoteLb(['backup', join(work, 'src'), target, '--ssh-i', join(work, 'stranger')], { HOME: home });
+    const wrongKey = remoteLb(['backup', join(work, 'src'), target, '--ssh-i', join(work, 'stranger')], { LB_SSH_HOME: home });
     expect(wrongKey.status).toBe(1);
     expect(wrongKey.stderr).toMatch(/^lb: root@\[127\.0\.0\.1\]:\d+ refused authentication/);
 
@@ -175,7 +175,7 @@ describe('lb over SSH', () => {
   });
 });
 
-/** A HOME that knows the test host key and holds `keys` (name → private key file to copy). */
+/** An ssh home (LB_SSH_HOME) that knows the test host key and holds `keys` (name → private key file to copy). */
 function homeWith(work: string, keys: Record<string, string> = {}, config = ''): string {
   const home = join(work, 'home');
   mkdirSync(join(home, '.ssh'), { recursive: true });
@@ -194,7 +194,7 @@ function encryptedKey(work: string, passphrase: string): string {
 }
 
 describe('lb over SSH: authentication and reaching the host', () => {
-  it('authenticates through a running ssh-agent when HOME holds no key', () => {
+  it('authenticates through a running ssh-agent when the ssh home holds no key', () => {
     const work = tempDir();
     mkdirSync(join(work, 'src'));
     writeFileSync(join(work, 'src', 'f'), 'agent');
@@ -205,7 +205,7 @@ describe('lb over SSH: authentication and reaching the host', () => {
     const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)![1]!;
     try {
       expect(spawnSync('ssh-add', ['-q', join(sshd.home, '.ssh', 'id_ed25519')], { env: { ...process.env, SSH_AUTH_SOCK: socket } }).status).toBe(0);
-      const r = remoteLb(['backup', join(work, 'src'), `root@127.0.0.1:${join(work, 'repo')}`], { HOME: home, SSH_AUTH_SOCK: socket });
+      const r = remoteLb(['backup', join(work, 'src'), `root@127.0.0.1:${join(work, 'repo')}`], { LB_SSH_HOME: home, SSH_AUTH_SOCK: socket });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(readFileSync(join(work, 'repo', 'latest', 'tree', 'f'), 'utf8')).toBe('agent');
@@ -220,7 +220,7 @@ describe('lb over SSH: authentication and reaching the host', () => {
     writeFileSync(join(work, 'src', 'f'), 'secret');
     const home = homeWith(work, { id_ed25519: encryptedKey(work, 'open sesame') });
     const target = `root@127.0.0.1:${join(work, 'repo')}`;
-    const env = { ...process.env, ...sshd.env, HOME: home };
+    const env = { ...process.env, ...sshd.env, LB_SSH_HOME: home };
 
     // setsid: no controlling terminal, as under cron.
     const cron = spawnSync('setsid', ['-w', process.execPath, LB, 'backup', join(work, 'src'), target, '--ssh-p', String(sshd.port)], { encoding: 'utf8', env });
@@ -248,7 +248,7 @@ describe('lb over SSH: authentication and reaching the host', () => {
       { id_ed25519: key },
       `Host bastion\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User root\n\nHost behind\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User root\n  ProxyJump bastion\n`,
     );
-    const r = lb(['backup', source, `behind:${join(work, 'repo')}`, '--json'], { ...sshd.env, HOME: home });
+    const r = lb(['backup', source, `behind:${join(work, 'repo')}`, '--json'], { ...sshd.env, LB_SSH_HOME: home });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(rsyncDifferences(source, join(work, 'repo', 'latest', 'tree'))).toEqual([]);
@@ -264,7 +264,7 @@ describe('lb over SSH: authentication and reaching the host', () => {
     try {
       const home = homeWith(work, {}, `Host mute\n  HostName 127.0.0.1\n  Port ${port}\n  ConnectTimeout 1\n`);
       const started = Date.now();
-      const r = lb(['backup', join(work, 'src'), `mute:${join(work, 'repo')}`], { ...sshd.env, HOME: home });
+      const r = lb(['backup', join(work, 'src'), `mute:${join(work, 'repo')}`], { ...sshd.env, LB_SSH_HOME: home });
       expect(r.status).toBe(1);
       expect(r.stderr).toBe(`lb: timed out waiting for the SSH handshake with [127.0.0.1]:${port}\n`);
       expect(Date.now() - started).toBeLessThan(10_000);

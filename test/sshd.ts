@@ -1,5 +1,5 @@
 // A real OpenSSH sshd on 127.0.0.1 for the remote tests: generated host and
-// client keys, a test HOME whose .ssh holds known_hosts and config.
+// client keys, a test ssh home whose .ssh holds known_hosts and config.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export interface Sshd {
   port: number;
   dir: string;
-  /** HOME for lb: .ssh/id_ed25519 is authorized, .ssh/known_hosts knows the host key. */
+  /** lb's ssh home (LB_SSH_HOME in `env`): .ssh/id_ed25519 is authorized, .ssh/known_hosts knows the host key. */
   home: string;
   /** The host's public key line ("ssh-ed25519 AAAA..."). */
   hostKey: string;
@@ -96,7 +96,8 @@ export async function startSshd(options: { ownRemoteHome?: boolean } = {}): Prom
     home,
     hostKey,
     remoteHome,
-    env: { HOME: home, SSH_AUTH_SOCK: '', XDG_STATE_HOME: join(dir, 'state') },
+    // lb looks for .ssh in the password database's home (root's, here), as OpenSSH does; the tests point it at theirs.
+    env: { LB_SSH_HOME: home, SSH_AUTH_SOCK: '', XDG_STATE_HOME: join(dir, 'state') },
     stop: () => {
       child.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });

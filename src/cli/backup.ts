@@ -15,6 +15,7 @@ import { describeLocation, parseLocation, type Location } from '../transport/add
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { printLine } from './live-line.js';
 import { Progress } from './progress.js';
 
 export interface BackupCommandOptions {
@@ -134,10 +135,10 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
   const print = (line: string) => {
-    if (!opts.quiet) (opts.json ? process.stderr : process.stdout).write(line + '\n');
+    if (!opts.quiet) printLine(opts.json ? process.stderr : process.stdout, line);
   };
   const warn = (line: string) => {
-    if (!opts.quiet) process.stderr.write(`lb: ${line}\n`);
+    if (!opts.quiet) printLine(process.stderr, `lb: ${line}`);
   };
   const onLog = (line: string) => (line.startsWith('warning: ') ? warn(line) : print(line));
   const ssh = sshOptions(opts, warn);

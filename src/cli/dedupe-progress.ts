@@ -1,31 +1,21 @@
 // The live status line of `lb dedupe` on a terminal: what it has found and done so far.
-import type cliProgress from 'cli-progress';
 import type { DedupeReport } from '../dedupe/dedupe.js';
 import { formatBytes } from './format.js';
+import { LiveLine } from './live-line.js';
 
 export class DedupeProgress {
-  private readonly bar: cliProgress.SingleBar;
-  private readonly timer: NodeJS.Timeout;
-
-  /** Loaded only on a terminal. */
-  static async start(report: DedupeReport, dryRun: boolean): Promise<DedupeProgress> {
-    const { default: bars } = await import('cli-progress');
-    return new DedupeProgress(report, dryRun, bars);
-  }
+  private line: LiveLine | undefined;
 
   private constructor(
     private readonly report: DedupeReport,
     private readonly dryRun: boolean,
-    bars: typeof cliProgress,
-  ) {
-    this.bar = new bars.SingleBar({
-      stream: process.stderr,
-      format: '{phase} | {files} files, {scanned} | read {read} | {linked} {verb}, {reclaimed} back',
-      hideCursor: true,
-      clearOnComplete: true,
-    });
-    this.bar.start(1, 0, this.payload());
-    this.timer = setInterval(() => this.bar.update(0, this.payload()), 250);
+  ) {}
+
+  static async start(report: DedupeReport, dryRun: boolean): Promise<DedupeProgress> {
+    const progress = new DedupeProgress(report, dryRun);
+    const format = '{phase} | {files} files, {scanned} | read {read} | {linked} {verb}, {reclaimed} back';
+    progress.line = await LiveLine.start({ format }, () => ({ value: 0, total: 1, payload: progress.payload() }));
+    return progress;
   }
 
   private payload(): Record<string, string | number> {
@@ -42,7 +32,6 @@ export class DedupeProgress {
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.bar.stop();
+    this.line?.stop();
   }
 }

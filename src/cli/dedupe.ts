@@ -6,6 +6,7 @@ import { startDedupe } from '../dedupe/dedupe.js';
 import { EXIT, UsageError, openCatalog } from './backup.js';
 import { DedupeProgress } from './dedupe-progress.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { printLine } from './live-line.js';
 
 export interface DedupeCommandOptions {
   contentOnly?: boolean;
@@ -32,10 +33,10 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
   const started = Date.now();
   const dir = checkDirectory(dirArg);
   const print = (line: string) => {
-    if (!opts.quiet) (opts.json ? process.stderr : process.stdout).write(line + '\n');
+    if (!opts.quiet) printLine(opts.json ? process.stderr : process.stdout, line);
   };
   const warn = (line: string) => {
-    if (!opts.quiet) process.stderr.write(`lb: ${line}\n`);
+    if (!opts.quiet) printLine(process.stderr, `lb: ${line}`);
   };
   const dryRun = opts.dryRun ?? false;
   const catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
@@ -66,6 +67,7 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
         groups: r.groups,
         bytes: { scanned: r.bytesScanned, read: r.bytesRead, reclaimed: r.bytesReclaimed },
         collisions: r.collisions,
+        leftoversRemoved: r.leftoversRemoved,
         skipped: r.skipped.map((s) => ({ path: s.path.toString(), reason: s.reason })),
         seconds,
       }) + '\n',
@@ -78,6 +80,7 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
     );
     print(`  ${r.filesScanned} files (${formatBytes(r.bytesScanned)}) scanned, ${formatBytes(r.bytesRead)} read, in ${formatSeconds(seconds)}`);
     if (r.changed) print(`  ${r.changed} file(s) changed while being looked at and were left alone`);
+    if (r.leftoversRemoved) print(`  removed ${r.leftoversRemoved} temporary link(s) left by an interrupted run`);
   }
   return r.skipped.some((s) => s.reason.startsWith('cannot read')) ? EXIT.partial : EXIT.ok;
 }

@@ -1,6 +1,7 @@
 // The lb command line. The only code that prints.
 import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
+import { placeCommandWord } from './command-word.js';
 import { dedupeCommand, type DedupeCommandOptions } from './dedupe.js';
 
 // A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
@@ -12,12 +13,35 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+const args = process.argv.slice(2);
+/** With --json, stdout carries one JSON object whatever happens: a failure too, bad command lines included. */
+const json = args.slice(0, args.includes('--') ? args.indexOf('--') : undefined).includes('--json');
+/** Commander's error as printed, for --json. */
+let usageFailure: string | null = null;
+
+function oneLine(text: string): string {
+  return text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+}
+
 /** Commander's errors in one line, as every lb error (it puts "(Did you mean …?)" on a second), followed by what to type. */
 function oneLineErrors(usage: string) {
   return {
-    outputError: (text: string, write: (line: string) => void) =>
-      write(`lb: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; ${usage}\n`),
+    outputError: (text: string, write: (line: string) => void) => {
+      usageFailure = `${oneLine(text)}; ${usage}`;
+      write(`lb: ${usageFailure}\n`);
+    },
   };
+}
+
+/** How each command is typed, for `lb --help`: the default one first, its name optional. */
+function usageLines(program: Command, defaultCommand: string): string {
+  return program.commands
+    .map((command, i) => {
+      const name = command.name() === defaultCommand ? `[${command.name()}]` : command.name();
+      const operands = command.registeredArguments.map((a) => (a.required ? a.name().toUpperCase() : `[${a.name().toUpperCase()}]`));
+      return `${i === 0 ? '' : '       lb '}${[name, ...operands].join(' ')} [options]`;
+    })
+    .join('\n');
 }
 
 const program = new Command('lb')
@@ -66,13 +90,19 @@ program
     process.exitCode = await dedupeCommand(dir, opts);
   });
 
+program.usage(usageLines(program, 'backup'));
+
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(placeCommandWord(program, args), { from: 'user' });
 } catch (error) {
+  let message: string;
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    message = usageFailure ?? oneLine(error.message);
   } else {
-    process.stderr.write(`lb: ${error instanceof Error ? error.message : String(error)}\n`);
+    message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`lb: ${message}\n`);
     process.exitCode = error instanceof UsageError ? EXIT.usage : EXIT.error;
   }
+  if (json && process.exitCode !== EXIT.ok) process.stdout.write(JSON.stringify({ status: 'error', exit: process.exitCode, error: message }) + '\n');
 }

@@ -1,7 +1,7 @@
 // A live progress line on a terminal (never under cron: only when stderr is a TTY).
-import type cliProgress from 'cli-progress';
 import type { SenderStats } from '../agent/sender.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { LiveLine, type LineState } from './live-line.js';
 
 export interface ProgressSource {
   stats: SenderStats;
@@ -10,32 +10,21 @@ export interface ProgressSource {
 }
 
 export class Progress {
-  private readonly bar: cliProgress.SingleBar;
-  private readonly timer: NodeJS.Timeout;
   private readonly started = Date.now();
+  private line: LiveLine | undefined;
 
-  /** Loaded only on a terminal: cron runs never pay for it. */
+  private constructor(private readonly source: ProgressSource) {}
+
   static async start(source: ProgressSource): Promise<Progress> {
-    const { default: bars } = await import('cli-progress');
-    return new Progress(source, bars);
+    const progress = new Progress(source);
+    const format = '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}';
+    progress.line = await LiveLine.start({ format, barsize: 20 }, () => progress.state(), 'shades_classic');
+    return progress;
   }
 
-  private constructor(
-    private readonly source: ProgressSource,
-    bars: typeof cliProgress,
-  ) {
-    this.bar = new bars.SingleBar(
-      {
-        stream: process.stderr,
-        format: '{bar} {percentage}% | {files} files {scanned} | read {read} | sent {sent} | {rate}/s | ETA {eta}',
-        barsize: 20,
-        hideCursor: true,
-        clearOnComplete: true,
-      },
-      bars.Presets.shades_classic,
-    );
-    this.bar.start(1, 0, this.payload());
-    this.timer = setInterval(() => this.update(), 250);
+  /** Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found. */
+  private state(): LineState {
+    return { value: this.source.entriesSettled, total: Math.max(this.source.entriesSent, 1), payload: this.payload() };
   }
 
   private payload(): Record<string, string | number> {
@@ -58,14 +47,7 @@ export class Progress {
     return formatSeconds(((entriesSent - entriesSettled) * seconds) / entriesSettled);
   }
 
-  private update(): void {
-    // Until the walk ends the total is a lower bound; the bar shows entries settled out of entries found.
-    this.bar.setTotal(Math.max(this.source.entriesSent, 1));
-    this.bar.update(this.source.entriesSettled, this.payload());
-  }
-
   stop(): void {
-    clearInterval(this.timer);
-    this.bar.stop();
+    this.line?.stop();
   }
 }

@@ -10,14 +10,16 @@
 // hashes go into the catalog, so a second run over an unchanged tree reads
 // nothing: files already linked are one inode, and the rest are told apart by
 // cached signatures.
-import { lstatSync, type BigIntStats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { comparePaths } from '../diff/order.js';
-import { cacheable, timestampWindow, type HashCache } from '../scan/hash.js';
+import type { HashCache } from '../scan/hash.js';
 import { PREFIX_BYTES, loadFastHash, prefixSignature, type XxHash } from '../scan/fast-hash.js';
 import { walk, type Skipped } from '../scan/walk.js';
 import { compareFiles } from './compare.js';
+import { DirectoryTimes } from './directory-times.js';
+import { linkInodeInto, nowNs, refreshed, remember, type Inode } from './inodes.js';
+import { removeLeftover, temporaryLink } from './leftovers.js';
 import { OpenFiles } from './open-files.js';
-import { replaceWithLink } from './replace.js';
 
 export interface DedupeOptions {
   /** Link files of equal content whatever their mode, owner, group and mtime. */
@@ -45,29 +47,10 @@ export interface DedupeReport {
   changed: number;
   /** Same size and hash, different bytes. */
   collisions: number;
+  /** Temporary links of interrupted runs, removed. */
+  leftoversRemoved: number;
   phase: 'scanning' | 'comparing' | 'done';
   skipped: Skipped[];
-}
-
-interface Place {
-  path: Buffer;
-  directoryInode: bigint;
-}
-
-/** One inode and every path under DIR that leads to it. */
-interface Inode {
-  stat: BigIntStats;
-  paths: Place[];
-  /** xxh64 of the first PREFIX_BYTES. */
-  prefix?: string;
-  /** xxh64 of the whole content. */
-  hash?: string;
-  /** When this run first read it (ns), if it did: decides whether what was learned may be cached. */
-  readAtNs?: bigint;
-  /** Changed or unreadable: never linked, never linked to. */
-  unusable?: boolean;
-  /** Links under DIR when scanned: if all are replaced and it had no others, its space comes back. */
-  scannedLinks: number;
 }
 
 /** The catalog keeps, per file, its prefix signature and, once known, its whole-content hash: 16 or 32 hex digits. */
@@ -92,6 +75,7 @@ export function startDedupe(root: string, options: DedupeOptions): { report: Ded
     bytesReclaimed: 0,
     changed: 0,
     collisions: 0,
+    leftoversRemoved: 0,
     phase: 'scanning',
     skipped: [],
   };
@@ -106,16 +90,22 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
     options.onSkip?.(skipped);
   };
   const bySize = new Map<bigint, Map<bigint, Inode>>();
+  const leftovers: { path: Buffer; stat: BigIntStats }[] = [];
   for await (const entry of walk(root, {
     cache: options.cache,
     oneFileSystem: true,
     onSkip: skip,
   })) {
     if (entry.type !== 'file') continue;
+    const path = Buffer.concat([rootBytes, Buffer.from('/'), entry.path]);
+    const temporary = temporaryLink(entry.path);
+    if (temporary) {
+      if (temporary === 'leftover') leftovers.push({ path, stat: entry.stat });
+      continue;
+    }
     report.filesScanned++;
     report.bytesScanned += Number(entry.stat.size);
     if (entry.stat.size < MIN_SIZE) continue;
-    const path = Buffer.concat([rootBytes, Buffer.from('/'), entry.path]);
     let inodes = bySize.get(entry.stat.size);
     if (!inodes) bySize.set(entry.stat.size, (inodes = new Map()));
     let inode = inodes.get(entry.stat.ino);
@@ -125,11 +115,28 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
     if (inode.prefix === undefined) Object.assign(inode, fromCache(entry.cachedHash));
   }
 
+  for (const leftover of options.dryRun ? [] : leftovers) {
+    if (!removeLeftover(leftover.path, leftover.stat, skip)) continue;
+    report.leftoversRemoved++;
+    // The inode lost a name: take up its new link count and ctime (should it have gone, its reads will say so).
+    const inode = bySize.get(leftover.stat.size)?.get(leftover.stat.ino);
+    try {
+      if (inode) inode.stat = refreshed(inode.paths[0]!.path, inode.stat) ?? inode.stat;
+    } catch {}
+  }
+
   report.phase = 'comparing';
   const reading: Reading = { hasher, files: new OpenFiles(), countRead: (n: number) => (report.bytesRead += n), skip };
+  const times = new DirectoryTimes();
+  let yielded = Date.now();
   try {
     // Largest first: the most space back early, should the run be stopped.
     for (const size of [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))) {
+      // The comparisons read synchronously: now and then, let timers (the progress line) run.
+      if (Date.now() - yielded > 100) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        yielded = Date.now();
+      }
       const inodes = bySize.get(size)!;
       bySize.delete(size);
       if (inodes.size < 2) continue; // one inode: nothing to link, nothing to read
@@ -138,7 +145,7 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
         for (const inode of candidates) if (inode.prefix === undefined) signInode(inode, reading, report);
         const grown = new Set<Inode>();
         for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
-          if (same.length >= 2) linkIdentical(same, options, report, reading, grown);
+          if (same.length >= 2) linkIdentical(same, options, report, reading, grown, times);
         }
         reading.files.closeAll();
         report.groups += grown.size;
@@ -147,6 +154,7 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
     }
   } finally {
     reading.files.closeAll();
+    times.restore();
   }
   report.phase = 'done';
   return report;
@@ -174,10 +182,6 @@ interface Reading {
   files: OpenFiles<Inode>;
   countRead: (n: number) => void;
   skip: (skipped: Skipped) => void;
-}
-
-function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
 }
 
 /** The inode's file open for reading, or null (and the inode set aside) if it cannot be opened. */
@@ -230,7 +234,7 @@ function signInode(inode: Inode, reading: Reading, report: DedupeReport): void {
  * known or learned while comparing, skip comparisons that cannot match. At the
  * link limit the inode being linked becomes the kept file for those after it.
  */
-function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeReport, reading: Reading, grown: Set<Inode>): void {
+function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeReport, reading: Reading, grown: Set<Inode>, times: DirectoryTimes): void {
   inodes.sort((a, b) => (a.stat.nlink !== b.stat.nlink ? Number(b.stat.nlink - a.stat.nlink) : comparePaths(a.paths[0]!.path, b.paths[0]!.path)));
   const kept: Inode[] = [];
   for (const inode of inodes) {
@@ -284,7 +288,7 @@ function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeRe
         continue;
       }
       placed = true;
-      const outcome = linkInodeInto(target, inode, options, report);
+      const outcome = linkInodeInto(target, inode, options, report, times);
       if (outcome !== 'none') grown.add(target);
       if (outcome === 'link limit') {
         reading.files.forget(target);
@@ -294,69 +298,4 @@ function linkIdentical(inodes: Inode[], options: DedupeOptions, report: DedupeRe
     if (!placed) kept.push(inode);
     else if (!kept.includes(inode)) reading.files.forget(inode);
   }
-}
-
-/** Record what was learned: signatures and hashes of files read, and kept files under their new ctime. */
-function remember(inodes: Inode[], grown: Set<Inode>, cache: HashCache): void {
-  for (const inode of inodes) {
-    if (inode.paths.length === 0 || inode.unusable || inode.prefix === undefined) continue;
-    const value = inode.prefix + (inode.hash ?? '');
-    if (grown.has(inode)) rememberLinked(inode, value, cache);
-    else if (inode.readAtNs !== undefined && cacheable(inode.stat, inode.readAtNs)) {
-      for (const place of inode.paths) cache.remember(place.directoryInode, inode.stat, value);
-    }
-  }
-}
-
-/** Replace every path of `inode` by a link to `target`; 'link limit' if the target filled up on the way. */
-function linkInodeInto(target: Inode, inode: Inode, options: DedupeOptions, report: DedupeReport): 'all' | 'some' | 'none' | 'link limit' {
-  let moved = 0;
-  while (inode.paths.length > 0) {
-    const place = inode.paths[0]!;
-    if (!options.dryRun) {
-      const outcome = replaceWithLink({ path: target.paths[0]!.path, stat: target.stat }, { path: place.path, stat: inode.stat });
-      if (outcome === 'link limit') return 'link limit';
-      if (outcome !== 'linked') {
-        report.changed++;
-        break;
-      }
-      // Our own link and unlink moved both inodes' ctimes: take them up, nothing else may differ.
-      target.stat = refreshed(target.paths[0]!.path, target.stat) ?? target.stat;
-    }
-    options.onLink?.(target.paths[0]!.path, place.path);
-    inode.paths.shift();
-    target.paths.push(place);
-    report.filesLinked++;
-    moved++;
-    if (inode.paths.length > 0 && !options.dryRun) {
-      const after = refreshed(inode.paths[0]!.path, inode.stat);
-      if (!after) {
-        report.changed++;
-        break;
-      }
-      inode.stat = after;
-    }
-  }
-  if (inode.paths.length === 0 && BigInt(inode.scannedLinks) === inode.stat.nlink) report.bytesReclaimed += Number(inode.stat.size);
-  return moved === 0 ? 'none' : inode.paths.length === 0 ? 'all' : 'some';
-}
-
-/** The file's stat now, if only its ctime and link count moved since `before`; null if anything else did. */
-function refreshed(path: Buffer, before: BigIntStats): BigIntStats | null {
-  const now = lstatSync(path, { bigint: true });
-  return now.ino === before.ino && now.dev === before.dev && now.size === before.size && now.mtimeNs === before.mtimeNs ? now : null;
-}
-
-/**
- * A kept file's ctime moved with every link made to it: record what is known
- * of it under the new stat for every directory it is now in, so the next run
- * reads nothing. Safe although the ctime is fresh: its content was just
- * compared and its mtime is old.
- */
-function rememberLinked(target: Inode, value: string, cache: HashCache): void {
-  // Its stat as taken after our last link to it: should the file change after
-  // that, its ctime moves and the entry is simply never found.
-  const stat = target.stat;
-  if (stat.mtimeNs >= nowNs() - timestampWindow(stat)) return;
-  for (const place of target.paths) cache.remember(place.directoryInode, stat, value);
 }

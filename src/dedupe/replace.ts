@@ -9,18 +9,26 @@ export type Replaced = 'linked' | 'link limit' | 'kept changed' | 'duplicate cha
 
 let counter = 0;
 
+/** `.lb-dedupe-PID-N`: whose it is, so that a later run can tell a dead run's leftover (leftovers.ts). */
+export const TEMPORARY_NAME = /^\.lb-dedupe-([0-9]+)-[0-9]+$/;
+
 function temporaryBeside(path: Buffer): Buffer {
   const slash = path.lastIndexOf(0x2f);
   return Buffer.concat([path.subarray(0, slash + 1), Buffer.from(`.lb-dedupe-${process.pid}-${counter++}`)]);
 }
 
 export function replaceWithLink(kept: { path: Buffer; stat: BigIntStats }, duplicate: { path: Buffer; stat: BigIntStats }): Replaced {
-  const temporary = temporaryBeside(duplicate.path);
-  try {
-    linkSync(kept.path, temporary);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EMLINK') return 'link limit';
-    throw error;
+  let temporary: Buffer;
+  for (;;) {
+    temporary = temporaryBeside(duplicate.path);
+    try {
+      linkSync(kept.path, temporary);
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EMLINK') return 'link limit';
+      if (code !== 'EEXIST') throw error; // else a killed run's leftover, of a run that had this pid: next name
+    }
   }
   let done = false;
   try {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ReadStream as TtyReadStream } from 'node:tty';
@@ -47,12 +47,25 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 const KEEPALIVE_MS = 15_000;
 const MIN_REMOTE_NODE = 18;
 
+/**
+ * The home whose .ssh lb reads, as OpenSSH finds it: the password database's, not $HOME (which
+ * sudo or a cron environment may set to someone else's); LB_SSH_HOME names another on purpose.
+ */
+function sshHome(): string {
+  if (process.env.LB_SSH_HOME) return process.env.LB_SSH_HOME;
+  try {
+    return userInfo().homedir;
+  } catch {
+    return homedir(); // a uid without a password entry (some containers): $HOME is all there is
+  }
+}
+
 function sshDir(): string {
-  return join(homedir(), '.ssh');
+  return join(sshHome(), '.ssh');
 }
 
 function expandHome(path: string): string {
-  return path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
+  return path.startsWith('~/') ? join(sshHome(), path.slice(2)) : path;
 }
 
 function first(value: string | string[] | undefined): string | undefined {
