@@ -1,13 +1,14 @@
 // The catalog is a cache: whatever is wrong with it costs time and one warning,
 // never data, never a file's read error, never a hang. A bad catalog is moved
-// aside and rebuilt; runs on other repositories share it at once.
+// aside and rebuilt; runs on other repositories share it at once; a failure of
+// either side of a run ends the run in one line.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
-import { LB, backup, mountOrSkip, rsyncDifferences, run, tempDir, umount, type LbRun, type Summary } from './helpers.js';
+import { LB, ROOT, backup, mountOrSkip, rsyncDifferences, run, tempDir, umount, type LbRun, type Summary } from './helpers.js';
 
 /** lb with a deadline: a run that hangs fails the test (status -1) instead of blocking it. */
 function lbWithin(args: string[], ms = 60_000): LbRun {
@@ -266,5 +267,31 @@ describe('two runs sharing one catalog', () => {
     // Both runs' hashes went into the one catalog.
     expect(summaryOf(lbWithin(['backup', srcA, join(work, 'repoA'), '--json', '--always', '--catalog', catalog])).bytes.read).toBe(0);
     expect(summaryOf(lbWithin(['backup', srcY, join(work, 'repoY'), '--json', '--always', '--catalog', catalog])).bytes.read).toBe(0);
+  });
+});
+
+describe('a side that fails', () => {
+  it('a source side whose walk fails tells the repository side, which aborts and unlocks; both end in one line', () => {
+    const work = tempDir();
+    const repo = join(work, 'repo');
+    const config = Buffer.from(
+      JSON.stringify({
+        sourceRoot: join(work, 'gone'),
+        repository: repo,
+        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'gone' },
+      }),
+    ).toString('base64');
+    // The two agents wired to each other by pipes, as sshd gives a pulled source its stdin and stdout;
+    // the source side's walk fails at its root.
+    const fifo = join(work, 'replies');
+    const agent = `${process.execPath} ${join(ROOT, 'dist', 'agent.cjs')}`;
+    // `timeout` kills the whole group when the two sides wait for each other forever.
+    const pipeline = `mkfifo ${fifo} && ${agent} source ${config} < ${fifo} 2> ${work}/source.err | ${agent} > ${fifo} 2> ${work}/repository.err; echo $?`;
+    const r = spawnSync('timeout', ['-s', 'KILL', '20', 'sh', '-c', pipeline], { encoding: 'utf8' });
+    expect(r.status, 'the two sides waited for each other').toBe(0);
+    expect(r.stdout).toBe('1\n'); // the repository side's status
+    expect(readFileSync(join(work, 'source.err'), 'utf8')).toMatch(/^lb agent: ENOENT: no such file or directory, lstat '.*gone'\n$/);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+    expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
   });
 });
