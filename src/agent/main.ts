@@ -12,10 +12,14 @@ function fail(error: unknown): void {
 async function runSource(encoded: string): Promise<void> {
   // Written by the invoking lb on the ssh command line: trusted as its own arguments are.
   const config = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Pick<SenderSetup, 'sourceRoot' | 'repository' | 'options' | 'budgetMs'>;
-  const sender = new Sender(process.stdin, process.stdout, { ...config, remote: true, onLog: (line) => process.stderr.write(line + '\n') });
-  await sender.run();
+  const setup: SenderSetup = { ...config, remote: true, awaitAbort: false, onLog: (line) => process.stderr.write(line + '\n') };
+  await new Sender(process.stdin, process.stdout, setup).run();
 }
 
 const [role, config] = process.argv.slice(2);
-if (role === 'source' && config) runSource(config).catch(fail);
-else serve(process.stdin, process.stdout).then((outcome) => (process.exitCode = outcome.error ? 1 : 0), fail);
+if (role === 'source' && config) {
+  runSource(config).catch((error) => {
+    fail(error);
+    process.exit(); // at once: on a pipe (sshd's), only this exit shows the repository side that its input ended
+  });
+} else serve(process.stdin, process.stdout).then((outcome) => (process.exitCode = outcome.error ? 1 : 0), fail);

@@ -37,6 +37,11 @@ const READ_ATTEMPTS = 3;
  */
 const RESUMABLE = 8 * 1024 * 1024;
 const RATE_SAMPLE = 1024 * 1024;
+/**
+ * After a failure, how long to wait for the repository side to abort (it removes
+ * its work in progress and releases the repository lock) before giving up on it.
+ */
+const ABORT_GRACE_MS = 10_000;
 
 export interface SenderStats {
   filesScanned: number;
@@ -61,6 +66,12 @@ export interface SenderSetup {
   remote?: boolean;
   /** --minutes: stop starting transfers when the next would end after this many ms from the start. */
   budgetMs?: number;
+  /**
+   * After a failure, wait a while for the repository side to abort (releasing the repository lock) before
+   * run() throws. False where ending the output cannot reach it and only this process's exit can: stdout on
+   * a pipe, as sshd gives it (libuv never closes fds 0-2).
+   */
+  awaitAbort?: boolean;
 }
 
 export class AgentError extends Error {
@@ -122,6 +133,9 @@ export class Sender {
   /** Bytes sent and time spent sending them, for the budget's rate estimate. */
   private sentBytes = 0;
   private sendingMs = 0;
+  /** Resolves on the first failure. */
+  private readonly failed: Promise<void>;
+  private signalFailure!: () => void;
 
   constructor(
     private readonly input: Readable,
@@ -130,6 +144,7 @@ export class Sender {
   ) {
     this.writer = new FrameWriter(output, setup.remote ?? false);
     this.rootBytes = Buffer.from(setup.sourceRoot);
+    this.failed = new Promise<void>((resolve) => (this.signalFailure = resolve));
   }
 
   get entriesSent(): number {
@@ -159,9 +174,17 @@ export class Sender {
     } catch (error) {
       this.fail(error as Error);
     }
-    await reading;
+    // The replies end when the repository side is done; after a failure, when it has aborted (or not soon enough).
+    let grace: NodeJS.Timeout | undefined;
+    const ended = (async () => {
+      await reading;
+      await this.working;
+    })();
+    const waitMs = this.setup.awaitAbort === false ? 0 : ABORT_GRACE_MS;
+    const abandoned = this.failed.then(() => new Promise<void>((resolve) => (grace = setTimeout(resolve, waitMs).unref())));
+    await Promise.race([ended, abandoned]);
     clearTimeout(budgetTimer);
-    await this.working;
+    clearTimeout(grace);
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
     return this.result;
@@ -178,7 +201,12 @@ export class Sender {
   }
 
   private fail(error: Error): void {
-    this.failure ??= error;
+    if (!this.failure) {
+      this.failure = error;
+      // Tell the repository side, which would otherwise wait for entries forever: its input ends, so it aborts.
+      this.writer.end();
+      this.signalFailure();
+    }
     this.wakeUp();
   }
 
@@ -343,16 +371,19 @@ export class Sender {
     let last: Error | null = null;
     for (let i = 0; i < READ_ATTEMPTS; i++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
+      let facts: ReadFacts;
       try {
-        const facts = await attempt();
-        this.remember(file, facts, startedNs);
-        return facts;
+        facts = await attempt();
       } catch (error) {
         last = error as Error;
         // Neither is about the file: out of time, or the repository side is gone.
         if (error instanceof TimeUpError || this.writer.broken) throw error;
         if (!(error instanceof FileChangedError) || error instanceof ListingChangedError) break;
+        continue;
       }
+      // Outside the read's try: whatever the cache does is never this file's read error.
+      this.remember(file, facts, startedNs);
+      return facts;
     }
     const reason =
       last instanceof ListingChangedError

@@ -4,12 +4,25 @@
 // are keyed by (device, directory inode, inode) and valid while size, mtime and
 // ctime match: one range scan serves a whole directory listing, and a moved
 // directory keeps its inode.
+//
+// Several runs (on other repositories, or a dedupe) may share one catalog at
+// once: WAL lets readers go on beside a writer, and writes are queued in memory
+// and committed in short transactions (by count and by time), so the write lock
+// is held for milliseconds, never while this run waits for anything else.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
+import { ForeignCatalogError, NewerCatalogError, fileIdentity, isDamage, moveAside, type FileIdentity } from './damage.js';
 
 const SCHEMA_VERSION = 3;
+
+/** Another run commits in milliseconds: waiting longer than this means something else holds the catalog. */
+const BUSY_TIMEOUT_MS = 10_000;
+/** Commit queued writes once this many wait: one transaction per file would dominate a large first run. */
+const BATCH = 2000;
+/** …and at least this often, so that a killed run loses little. */
+const COMMIT_EVERY_MS = 1000;
 
 /** What the catalog needs of a stat: bigint fields as node:fs gives them with { bigint: true }. */
 export interface StatKey {
@@ -38,19 +51,23 @@ export function defaultCatalogPath(): string {
   return join(state, 'lb', 'catalog.sqlite');
 }
 
-/** Commit cached hashes in batches: one transaction per file would dominate a large first run. */
-const BATCH = 2000;
+const OUR_TABLES = new Set(['hashes', 'fast_hashes', 'runs']);
 
-/** One hash cache: a table of (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash). */
+interface Write {
+  statement: Database.Statement<unknown[]>;
+  args: unknown[];
+}
+
+/** One hash cache: a table of (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash). Never throws: see Catalog.guard. */
 export class HashTable {
   private readonly selectDirectory: Database.Statement<[bigint, bigint], { ino: bigint; size: bigint; mtime_ns: bigint; ctime_ns: bigint; hash: Buffer }>;
-  private readonly upsert: Database.Statement<[bigint, bigint, bigint, bigint, bigint, bigint, Buffer]>;
-  private readonly forget: Database.Statement<[bigint, bigint, bigint]>;
+  private readonly upsert: Database.Statement<unknown[]>;
+  private readonly forget: Database.Statement<unknown[]>;
 
   constructor(
     db: Database.Database,
     table: 'hashes' | 'fast_hashes',
-    private readonly written: () => void,
+    private readonly catalog: Catalog,
   ) {
     this.selectDirectory = db.prepare(`SELECT ino, size, mtime_ns, ctime_ns, hash FROM ${table} WHERE dev = ? AND dir_ino = ?`);
     this.upsert = db.prepare(`INSERT OR REPLACE INTO ${table} (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`);
@@ -59,23 +76,22 @@ export class HashTable {
 
   /** Hashes (hex) for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
   lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
-    const rows = new Map<bigint, { size: bigint; mtime_ns: bigint; ctime_ns: bigint; hash: Buffer }>();
-    for (const row of this.selectDirectory.all(directory.dev, directory.ino)) rows.set(row.ino, row);
-    if (rows.size === 0) return files.map(() => undefined);
+    const rows = this.catalog.guard([], () => this.selectDirectory.all(directory.dev, directory.ino));
+    if (rows.length === 0) return files.map(() => undefined);
+    const byInode = new Map(rows.map((row) => [row.ino, row]));
     const present = new Set<bigint>();
     const hashes = files.map((f) => {
       present.add(f.ino);
-      const row = rows.get(f.ino);
+      const row = byInode.get(f.ino);
       if (!row || row.size !== f.size || row.mtime_ns !== f.mtimeNs || row.ctime_ns !== f.ctimeNs) return undefined;
       return row.hash.toString('hex');
     });
-    for (const ino of rows.keys()) if (!present.has(ino)) this.forget.run(directory.dev, directory.ino, ino);
+    for (const ino of byInode.keys()) if (!present.has(ino)) this.catalog.queue(this.forget, [directory.dev, directory.ino, ino]);
     return hashes;
   }
 
   remember(directoryInode: bigint, stat: StatKey, hash: string): void {
-    this.upsert.run(stat.dev, directoryInode, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex'));
-    this.written();
+    this.catalog.queue(this.upsert, [stat.dev, directoryInode, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs, Buffer.from(hash, 'hex')]);
   }
 }
 
@@ -85,28 +101,70 @@ export class Catalog {
   readonly contentHashes: HashTable;
   /** xxh64 of file contents: only for grouping dedupe candidates, always confirmed byte by byte. */
   readonly fastHashes: HashTable;
-  private pending = 0;
+  private readonly pending: Write[] = [];
+  private readonly applyWrites: Database.Transaction<(writes: Write[]) => void>;
+  private readonly timer: NodeJS.Timeout;
+  /** The file opened, so that only it is ever moved aside (another run may have replaced it since). */
+  private readonly identity: FileIdentity | null;
+  /** Switched off after a failure: lookups miss and writes are dropped for the rest of the run. */
+  private off = false;
 
-  constructor(path: string) {
+  /**
+   * Opens (creating if needed) the catalog at `path`; throws if it cannot be used.
+   * `onFailure` hears, once, that it failed later and was switched off.
+   */
+  constructor(
+    readonly path: string,
+    private readonly onFailure: (message: string) => void,
+  ) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.defaultSafeIntegers(true);
-    this.migrate();
-    const written = () => {
-      if (++this.pending >= BATCH) this.commit();
-    };
-    this.contentHashes = new HashTable(this.db, 'hashes', written);
-    this.fastHashes = new HashTable(this.db, 'fast_hashes', written);
-    this.db.exec('BEGIN');
+    this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      this.db.defaultSafeIntegers(true);
+      // Before anything is written to it (switching to WAL is a write): another program's database stays as it is.
+      this.checkOwnership();
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.migrate();
+      this.contentHashes = new HashTable(this.db, 'hashes', this);
+      this.fastHashes = new HashTable(this.db, 'fast_hashes', this);
+      this.applyWrites = this.db.transaction((writes: Write[]) => {
+        for (const w of writes) w.statement.run(...w.args);
+      });
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+    this.identity = fileIdentity(path);
+    this.timer = setInterval(() => this.commit(), COMMIT_EVERY_MS).unref();
+  }
+
+  private version(): number {
+    return Number(this.db.pragma('user_version', { simple: true }));
+  }
+
+  private checkOwnership(): void {
+    const version = this.version();
+    if (version > SCHEMA_VERSION) throw new NewerCatalogError('it was written by a newer lb; use --catalog to point elsewhere');
+    if (version !== 0) return;
+    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
+    const foreign = tables.find((name) => !OUR_TABLES.has(name));
+    if (foreign !== undefined) throw new ForeignCatalogError(`it is a database lb did not make: it holds a table ${foreign}`);
   }
 
   private migrate(): void {
-    const version = Number(this.db.pragma('user_version', { simple: true }));
-    if (version === SCHEMA_VERSION) return;
-    if (version > SCHEMA_VERSION) throw new Error('the catalog was written by a newer lb; use --catalog to point elsewhere');
-    // Older versions keyed hashes differently or named columns otherwise; being caches, their rows are simply dropped.
+    if (this.version() === SCHEMA_VERSION) return;
+    // Under the write lock, and checked again there: two runs creating one catalog at once build it once.
+    this.db
+      .transaction(() => {
+        this.checkOwnership();
+        if (this.version() !== SCHEMA_VERSION) this.createTables();
+      })
+      .immediate();
+  }
+
+  /** Older versions keyed hashes differently or named columns otherwise; being caches, their rows are simply dropped. */
+  private createTables(): void {
     const table = (name: string) => `
       DROP TABLE IF EXISTS ${name};
       CREATE TABLE ${name} (
@@ -129,23 +187,71 @@ export class Catalog {
     `);
   }
 
+  /**
+   * Runs one catalog operation. The catalog is a cache, so its failure (busy past
+   * the timeout, damaged, disk full) is never the run's: it is said once, the
+   * catalog is switched off for the rest of the run, and `fallback` stands in.
+   */
+  guard<T>(fallback: T, operation: () => T): T {
+    if (this.off) return fallback;
+    try {
+      return operation();
+    } catch (error) {
+      this.switchOff(error);
+      return fallback;
+    }
+  }
+
+  queue(statement: Database.Statement<unknown[]>, args: unknown[]): void {
+    if (this.off) return;
+    this.pending.push({ statement, args });
+    if (this.pending.length >= BATCH) this.commit();
+  }
+
+  /** Writes what is queued in one short transaction, taking the write lock only for it. */
   private commit(): void {
-    this.db.exec('COMMIT');
-    this.db.exec('BEGIN');
-    this.pending = 0;
+    if (this.pending.length === 0) return;
+    this.guard(undefined, () => this.applyWrites.immediate(this.pending.splice(0)));
+  }
+
+  private switchOff(error: unknown): void {
+    this.off = true;
+    this.pending.length = 0;
+    clearInterval(this.timer);
+    try {
+      this.db.close();
+    } catch {
+      // Already failing; what matters is that this run stops using it.
+    }
+    let fate = 'going on without it';
+    if (isDamage(error)) {
+      try {
+        const aside = moveAside(this.path, this.identity);
+        if (aside) fate += `; moved it aside to ${aside}, the next run starts a fresh one`;
+      } catch (moving) {
+        fate += `; it cannot be moved aside (${(moving as Error).message}): delete it`;
+      }
+    }
+    this.onFailure(`catalog ${this.path} unusable mid-run: ${(error as Error).message}; ${fate}`);
   }
 
   recordRun(run: RunRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO runs (source, repository, snapshot, started_at, seconds, new_files, copied_files, linked_files, bytes_transferred, status)
-         VALUES (@source, @repository, @snapshot, @startedAt, @seconds, @newFiles, @copiedFiles, @linkedFiles, @bytesTransferred, @status)`,
-      )
-      .run(run);
+    this.commit();
+    this.guard(undefined, () =>
+      this.db
+        .prepare(
+          `INSERT INTO runs (source, repository, snapshot, started_at, seconds, new_files, copied_files, linked_files, bytes_transferred, status)
+           VALUES (@source, @repository, @snapshot, @startedAt, @seconds, @newFiles, @copiedFiles, @linkedFiles, @bytesTransferred, @status)`,
+        )
+        .run(run),
+    );
   }
 
+  /** Commits what is queued and closes; never throws (a failure is told as any other). */
   close(): void {
-    this.db.exec('COMMIT');
-    this.db.close();
+    this.commit();
+    clearInterval(this.timer);
+    this.guard(undefined, () => this.db.close());
+    this.off = true;
   }
 }

@@ -8,6 +8,7 @@ import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
+import { openCatalog as openOrRebuildCatalog } from '../catalog/open.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../repo/repository.js';
@@ -157,9 +158,14 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   let outcome: Outcome;
   let catalog: Catalog | undefined;
   if (source.kind === 'local') {
+    // No size+mtime shortcut even without a catalog: the previous snapshot may be of another source.
     catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
-    options.quickCheck = catalog === undefined;
-    outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget);
+    try {
+      outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget);
+    } catch (error) {
+      catalog?.close(); // keeps the hashes learned before the failure
+      throw error;
+    }
   } else {
     options.quickCheck = true; // the remote scanner has no catalog of its own
     outcome = await pull(source, localRepository!, options, ssh, onLog, budget);
@@ -171,6 +177,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   const partial = result.warnings.length > 0;
   const status = result.incomplete ? 'incomplete' : partial ? 'partial' : 'ok';
   const transferred = stats?.bytesSent ?? c.bytesReceived;
+  // Neither fails: a catalog failing now is a warning, never a failed run after a published snapshot.
   catalog?.recordRun({
     source: options.sourceLabel,
     repository: describeLocation(repository),
@@ -232,14 +239,9 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
+/** The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure. */
 export function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
-  try {
-    return new Catalog(path);
-  } catch (error) {
-    // The catalog is only a cache: without it the run reads more, and loses nothing.
-    warn(`warning: catalog ${path} unusable (${(error as Error).message}); hashing without it`);
-    return undefined;
-  }
+  return openOrRebuildCatalog(path, (line) => warn(`warning: ${line}`));
 }
 
 function wireOf(session: SshSession | null): Outcome['wire'] {
