@@ -7,6 +7,7 @@ import { resolve, sep } from 'node:path';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
+import { sourceProblemLine } from '../agent/source-root.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
@@ -45,9 +46,9 @@ function checkSource(source: string): string {
   try {
     stat = statSync(source);
   } catch {
-    throw new UsageError(`source ${source} does not exist; give the directory to back up`);
+    throw new UsageError(sourceProblemLine(source, 'missing'));
   }
-  if (!stat.isDirectory()) throw new UsageError(`source ${source} is not a directory; give the directory to back up`);
+  if (!stat.isDirectory()) throw new UsageError(sourceProblemLine(source, 'not-a-directory'));
   return realpathSync(source);
 }
 
@@ -341,6 +342,11 @@ async function pull(
     const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
     const agent = await startRemoteAgent(session, ssh, ['source', config]);
     const outcome = await serve(agent.input, agent.output, { onLog, own: { repository, options } });
+    if (outcome.failure === 'bad-source') {
+      // Refused before its hello: nothing was created, locked or written here.
+      agent.kill();
+      throw new UsageError(sourceProblemLine(describeLocation(source), outcome.sourceProblem!));
+    }
     if (outcome.failure === 'protocol' || outcome.failure === 'local') {
       // This side's verdict stands; a remote that broke the protocol may say anything, or never exit.
       agent.kill();
