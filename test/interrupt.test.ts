@@ -77,6 +77,102 @@ function listing(root: string): string[] {
   return out;
 }
 
+describe('an interrupted local backup', () => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('on %s: exits %i saying so, after its agent is gone and the lock released; a rerun then succeeds', async (signal, status) => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    bigSource(source);
+    const repo = join(work, 'repo');
+    const catalog = join(work, 'catalog.sqlite');
+    const run = startLb([source, repo, '--catalog', catalog]);
+    const agent = await lockHolder(repo);
+    expect(agent).not.toBe(run.child.pid);
+    await underWay();
+    run.child.kill(signal);
+    const ended = await run.ended;
+    expect(ended.status, ended.stderr).toBe(status);
+    expect(ended.stderr.endsWith(INTERRUPTED), ended.stderr).toBe(true);
+    // Right as lb exits, not some time later: a rerun must not find the agent still holding the repository.
+    expect(running(agent)).toBe(false);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+    expect(snapshots(repo)).toEqual([]);
+    expect(existsSync(join(repo, 'latest'))).toBe(false);
+
+    const rerun = backup(source, repo, catalog);
+    expect(rerun.created).toBe(true);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
+  });
+
+  it.each(['SIGTERM', 'SIGHUP'] as const)('an agent stopped by %s aborts: nothing published, lock released, leftovers cleared; lb says so in one line', async (signal) => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    bigSource(source);
+    const repo = join(work, 'repo');
+    const catalog = join(work, 'catalog.sqlite');
+    const run = startLb([source, repo, '--catalog', catalog]);
+    const agent = await lockHolder(repo);
+    await underWay();
+    process.kill(agent, signal);
+    const ended = await run.ended;
+    expect(ended.status, ended.stderr).toBe(1);
+    expect(ended.stderr).toBe(`lb: the repository side (lb agent) was stopped by ${signal}; no snapshot was made\n`);
+    expect(running(agent)).toBe(false);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+    expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
+    expect(snapshots(repo)).toEqual([]);
+    expect(backup(source, repo, catalog).created).toBe(true);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
+  });
+
+  it('gives the terminal back after Ctrl-C: the cursor shown and line wrap on again, then the message', async () => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    bigSource(source);
+    const repo = join(work, 'repo');
+    // On a pseudo-terminal, so the progress bar runs; Ctrl-C typed once the run is under way.
+    const typist = `
+import os, pty, select, sys, time
+lock, argv = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out, typed = b'', False
+while True:
+    if not typed and os.path.exists(lock):
+        time.sleep(0.5)
+        os.write(fd, b'\\x03')
+        typed = True
+    if select.select([fd], [], [], 0.05)[0]:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+    const r = spawnSync('python3', ['-c', typist, join(repo, '.lb', 'lock'), process.execPath, LB, source, repo, '--catalog', join(work, 'c.sqlite')], {
+      encoding: 'latin1',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stdout).toBe(130);
+    const out = r.stdout;
+    expect(out).toContain('\x1b[?25l'); // the bar did hide the cursor
+    expect(out.lastIndexOf('\x1b[?25h')).toBeGreaterThan(out.lastIndexOf('\x1b[?25l'));
+    expect(out.lastIndexOf('\x1b[?7h')).toBeGreaterThan(out.lastIndexOf('\x1b[?7l'));
+    // After the ^C the terminal echoes: the modes come back, then the one line, and nothing else.
+    const afterCtrlC = out.slice(out.lastIndexOf('^C') + 2);
+    expect(afterCtrlC).toMatch(/^\x1b\[\?25h\x1b\[\?7h[^\n]*lb: interrupted; no snapshot was made\r\n$/);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+  });
+});
+
 describe('interruptions and failures over SSH', () => {
   let sshd: Sshd;
   beforeAll(async () => {
@@ -120,5 +216,60 @@ describe('interruptions and failures over SSH', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(`lb: source root@127.0.0.1:${file} is not a directory; give the directory to back up\n`);
     expect(listing(repo)).toEqual(before);
+  });
+
+  it('a remote agent whose client is killed outright stops within seconds, releasing the lock; a rerun succeeds', async () => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    bigSource(source);
+    const repo = join(work, 'pushed');
+    const target = `root@127.0.0.1:${repo}`;
+    const run = startLb([source, target, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], sshd.env);
+    const agent = await lockHolder(repo);
+    await underWay();
+    run.child.kill('SIGKILL');
+    await run.ended;
+    const killed = Date.now();
+    while ((running(agent) || existsSync(join(repo, '.lb', 'lock'))) && Date.now() - killed < 10_000) await sleep(50);
+    expect(running(agent)).toBe(false);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+
+    const rerun = spawnSync(process.execPath, [LB, source, target, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], {
+      encoding: 'utf8',
+      env: { ...process.env, ...sshd.env },
+    });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
+  });
+
+  it.each([
+    ['a push', 'push'],
+    ['a pull', 'pull'],
+  ] as const)('SIGTERM during %s: exit 143 once the repository side is gone and its lock released; a rerun succeeds', async (_, direction) => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    bigSource(source);
+    const repo = join(work, 'repo');
+    const [from, to] = direction === 'push' ? [source, `root@127.0.0.1:${repo}`] : [`root@127.0.0.1:${source}`, repo];
+    const run = startLb([from, to, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], sshd.env);
+    const holder = await lockHolder(repo);
+    await underWay();
+    run.child.kill('SIGTERM');
+    const ended = await run.ended;
+    expect(ended.status, ended.stderr).toBe(143);
+    expect(ended.stderr).toBe(INTERRUPTED);
+    if (direction === 'pull') expect(holder).toBe(run.child.pid); // the repository side ran in lb itself
+    // A remote agent may take a moment longer to hear of it (lb waits for it only briefly).
+    for (const stopped = Date.now(); running(holder) && Date.now() - stopped < 10_000; ) await sleep(50);
+    expect(running(holder)).toBe(false);
+    expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+    expect(snapshots(repo)).toEqual([]);
+
+    const rerun = spawnSync(process.execPath, [LB, from, to, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], {
+      encoding: 'utf8',
+      env: { ...process.env, ...sshd.env },
+    });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
   });
 });

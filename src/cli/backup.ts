@@ -4,6 +4,7 @@
 // source side runs in the remote agent and the repository side here.
 import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
@@ -16,6 +17,7 @@ import { describeLocation, parseLocation, type Location } from '../transport/add
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
+import { Interrupted, Interruption } from './interrupt.js';
 import { Progress } from './progress.js';
 
 export interface BackupCommandOptions {
@@ -152,13 +154,18 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
 
   let outcome: Outcome;
   let catalog: Catalog | undefined;
-  if (source.kind === 'local') {
-    catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
-    options.quickCheck = catalog === undefined;
-    outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget);
-  } else {
-    options.quickCheck = true; // the remote scanner has no catalog of its own
-    outcome = await pull(source, localRepository!, options, ssh, onLog, budget);
+  const interruption = Interruption.install();
+  try {
+    if (source.kind === 'local') {
+      catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
+      options.quickCheck = catalog === undefined;
+      outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget, interruption);
+    } else {
+      options.quickCheck = true; // the remote scanner has no catalog of its own
+      outcome = await pull(source, localRepository!, options, ssh, onLog, budget, interruption);
+    }
+  } finally {
+    interruption.uninstall();
   }
 
   const seconds = (Date.now() - started) / 1000;
@@ -225,6 +232,8 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   }
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
   if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
+  // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
+  if (interruption.signal) warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
@@ -253,18 +262,20 @@ async function push(
   opts: BackupCommandOptions,
   onLog: (line: string) => void,
   budget: number | undefined,
+  interruption: Interruption,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
   let agent: AgentConnection;
   if (repository.kind === 'remote') {
-    session = await openSession(repository.host, repository.user, ssh);
+    session = await interruption.orStop(openSession(repository.host, repository.user, ssh));
     try {
-      agent = await startRemoteAgent(session, ssh, []);
+      agent = await interruption.orStop(startRemoteAgent(session, ssh, []));
     } catch (error) {
       session.close();
       throw error;
     }
   } else agent = startLocalAgent();
+  interruption.whileRunning(() => agent.interrupt());
 
   const sender = new Sender(agent.input, agent.output, {
     sourceRoot: source,
@@ -287,12 +298,18 @@ async function push(
           },
         })
       : null;
+  const forgetProgress = progress ? interruption.onSignalRestore(progress.stop) : null;
   try {
     const result = await sender.run();
     agent.output.end();
     await agent.exited;
     return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
+    if (interruption.signal) {
+      // The agent was asked to stop and did not finish: once it is gone, its lock is gone too.
+      await agentStopped(agent);
+      throw interruption.interrupted();
+    }
     agent.kill();
     if (error instanceof ProtocolError && session) {
       // This side's verdict stands: a repository side that broke the protocol may say anything.
@@ -300,9 +317,24 @@ async function push(
     }
     throw new Error(session?.lost ?? (await agentDeath(agent)) ?? agentFailure(agent, error as Error));
   } finally {
+    forgetProgress?.();
     progress?.stop();
     session?.close();
   }
+}
+
+/** How long an interrupted agent gets to abort (clearing its leftovers, releasing the lock) before it is killed. */
+const AGENT_STOP_MS = 10_000;
+
+function exitedWithin(agent: AgentConnection, ms: number): Promise<boolean> {
+  return Promise.race([agent.exited.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+}
+
+/** Wait for an interrupted agent to exit; one that does not is killed (the lock of a dead agent is stale, and the next run takes it over). */
+async function agentStopped(agent: AgentConnection): Promise<void> {
+  if (await exitedWithin(agent, AGENT_STOP_MS)) return;
+  agent.kill('SIGKILL');
+  await exitedWithin(agent, 2000);
 }
 
 /** The agent's own words when it has any, else what went wrong on this side; one line. */
@@ -336,12 +368,24 @@ async function pull(
   ssh: SshOptions,
   onLog: (line: string) => void,
   budget: number | undefined,
+  interruption: Interruption,
 ): Promise<Outcome> {
-  const session = await openSession(source.host, source.user, ssh);
+  const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   try {
     const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
-    const agent = await startRemoteAgent(session, ssh, ['source', config]);
-    const outcome = await serve(agent.input, agent.output, { onLog, own: { repository, options } });
+    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source', config]));
+    // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
+    // away), whatever the remote does with the signal and the end of input it is sent.
+    const input = agent.input.pipe(new PassThrough());
+    interruption.whileRunning((signal) => {
+      agent.interrupt();
+      input.destroy(new Interrupted(signal));
+    });
+    const outcome = await serve(input, agent.output, { onLog, own: { repository, options } });
+    if (interruption.signal && !outcome.result) {
+      await exitedWithin(agent, 2000);
+      throw interruption.interrupted();
+    }
     if (outcome.failure === 'bad-source') {
       // Refused before its hello: nothing was created, locked or written here.
       agent.kill();

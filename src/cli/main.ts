@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
 import { dedupeCommand, type DedupeCommandOptions } from './dedupe.js';
+import { Interrupted } from './interrupt.js';
 
 // A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
 // Its agent then sees its input close and publishes nothing.
@@ -73,6 +74,6 @@ try {
     process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   } else {
     process.stderr.write(`lb: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = error instanceof UsageError ? EXIT.usage : EXIT.error;
+    process.exitCode = error instanceof UsageError ? EXIT.usage : error instanceof Interrupted ? error.exitStatus : EXIT.error;
   }
 }

@@ -36,6 +36,8 @@ export class Progress {
     );
     this.bar.start(1, 0, this.payload());
     this.timer = setInterval(() => this.update(), 250);
+    // The bar hid the cursor and turned line wrap off: whatever ends lb, the terminal gets them back.
+    process.once('exit', this.stop);
   }
 
   private payload(): Record<string, string | number> {
@@ -64,8 +66,10 @@ export class Progress {
     this.bar.update(this.source.entriesSettled, this.payload());
   }
 
-  stop(): void {
+  /** Restores the terminal; safe to call more than once. */
+  readonly stop = (): void => {
+    process.off('exit', this.stop);
     clearInterval(this.timer);
     this.bar.stop();
-  }
+  };
 }
