@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LB, backup, rsyncDifferences, snapshots, tempDir } from './helpers.js';
@@ -60,6 +61,28 @@ async function lockHolder(repo: string, timeoutMs = 30_000): Promise<number> {
     }
   }
   throw new Error(`no lock in ${repo} after ${timeoutMs} ms`);
+}
+
+/** Processes running lb's agent as the source side of a pull from `source` (the remote here is this machine). */
+function remoteSourceAgents(source: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const at = args.indexOf('source');
+    if (at < 1 || !/agent-[0-9a-f]+\.cjs$/.test(args[at - 1]!)) continue;
+    try {
+      const config = JSON.parse(Buffer.from(args[at + 1]!, 'base64').toString('utf8')) as { sourceRoot: string };
+      if (config.sourceRoot === source && running(Number(pid))) found.push(Number(pid));
+    } catch {
+      // not one of ours
+    }
+  }
+  return found;
 }
 
 /** Some time into the run, which lasts seconds: the signal lands in the middle of its work. */
@@ -218,6 +241,28 @@ describe('interruptions and failures over SSH', () => {
     expect(listing(repo)).toEqual(before);
   });
 
+  it('Ctrl-C while connecting ends the run at once, with nothing written', async () => {
+    const work = tempDir();
+    mkdirSync(join(work, 'src'));
+    // A host that accepts the connection and never speaks: lb waits for its handshake (20 s by default).
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const run = startLb([join(work, 'src'), `root@127.0.0.1:${join(work, 'repo')}`, '--ssh-p', String(port)], { HOME: join(work, 'home') });
+      await sleep(1000);
+      const signalled = Date.now();
+      run.child.kill('SIGINT');
+      const ended = await run.ended;
+      expect(ended.status, ended.stderr).toBe(130);
+      expect(ended.stderr).toBe(INTERRUPTED);
+      expect(Date.now() - signalled).toBeLessThan(5000);
+      expect(existsSync(join(work, 'repo'))).toBe(false);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('a remote agent whose client is killed outright stops within seconds, releasing the lock; a rerun succeeds', async () => {
     const work = tempDir();
     const source = join(work, 'photos');
@@ -254,13 +299,16 @@ describe('interruptions and failures over SSH', () => {
     const run = startLb([from, to, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], sshd.env);
     const holder = await lockHolder(repo);
     await underWay();
+    if (direction === 'pull') expect(remoteSourceAgents(source)).toHaveLength(1); // so that its absence later means something
     run.child.kill('SIGTERM');
     const ended = await run.ended;
     expect(ended.status, ended.stderr).toBe(143);
     expect(ended.stderr).toBe(INTERRUPTED);
     if (direction === 'pull') expect(holder).toBe(run.child.pid); // the repository side ran in lb itself
     // A remote agent may take a moment longer to hear of it (lb waits for it only briefly).
-    for (const stopped = Date.now(); running(holder) && Date.now() - stopped < 10_000; ) await sleep(50);
+    const remoteAgentGone = () => (direction === 'push' ? !running(holder) : remoteSourceAgents(source).length === 0);
+    for (const stopped = Date.now(); !remoteAgentGone() && Date.now() - stopped < 10_000; ) await sleep(50);
+    expect(remoteAgentGone()).toBe(true);
     expect(running(holder)).toBe(false);
     expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
     expect(snapshots(repo)).toEqual([]);
