@@ -4,7 +4,7 @@
 // pseudo-terminal (python3's pty module), and the real sshd of test/sshd.ts.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -239,6 +239,19 @@ describe('interruptions and failures over SSH', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(`lb: source root@127.0.0.1:${file} is not a directory; give the directory to back up\n`);
     expect(listing(repo)).toEqual(before);
+  });
+
+  it('pulls from a remote path that is a symlink to a directory, as a local source would (it used to hang)', () => {
+    const work = tempDir();
+    const source = join(work, 'photos');
+    mkdirSync(source);
+    writeFileSync(join(source, 'a.jpg'), 'a photo');
+    symlinkSync(source, join(work, 'current'));
+    const repo = join(work, 'pulled');
+    const r = pull(join(work, 'current'), repo);
+    expect(r.error).toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
   });
 
   it('Ctrl-C while connecting ends the run at once, with nothing written', async () => {
