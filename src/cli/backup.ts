@@ -17,7 +17,7 @@ import { describeLocation, parseLocation, type Location } from '../transport/add
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
-import { Interrupted, Interruption } from './interrupt.js';
+import { Interrupted, Interruption, agentStopped, exitedWithin } from './interrupt.js';
 import { Progress } from './progress.js';
 
 export interface BackupCommandOptions {
@@ -321,20 +321,6 @@ async function push(
     progress?.stop();
     session?.close();
   }
-}
-
-/** How long an interrupted agent gets to abort (clearing its leftovers, releasing the lock) before it is killed. */
-const AGENT_STOP_MS = 10_000;
-
-function exitedWithin(agent: AgentConnection, ms: number): Promise<boolean> {
-  return Promise.race([agent.exited.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
-}
-
-/** Wait for an interrupted agent to exit; one that does not is killed (the lock of a dead agent is stale, and the next run takes it over). */
-async function agentStopped(agent: AgentConnection): Promise<void> {
-  if (await exitedWithin(agent, AGENT_STOP_MS)) return;
-  agent.kill('SIGKILL');
-  await exitedWithin(agent, 2000);
 }
 
 /** The agent's own words when it has any, else what went wrong on this side; one line. */

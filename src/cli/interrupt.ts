@@ -4,6 +4,7 @@
 // verdict, which decides what lb says: normally that nothing was made, but a
 // signal that arrives during the final publish may come too late to stop it.
 import { constants } from 'node:os';
+import type { AgentConnection } from '../transport/local.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 type StopSignal = (typeof SIGNALS)[number];
@@ -95,4 +96,18 @@ export class Interruption {
   private restoreTerminal(): void {
     for (const restore of this.restorers) restore();
   }
+}
+
+/** How long an interrupted agent gets to abort (clearing its leftovers, releasing the lock) before it is killed. */
+const AGENT_STOP_MS = 10_000;
+
+export function exitedWithin(agent: AgentConnection, ms: number): Promise<boolean> {
+  return Promise.race([agent.exited.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+}
+
+/** Wait for an interrupted agent to exit; one that does not is killed (the lock of a dead agent is stale, and the next run takes it over). */
+export async function agentStopped(agent: AgentConnection): Promise<void> {
+  if (await exitedWithin(agent, AGENT_STOP_MS)) return;
+  agent.kill('SIGKILL');
+  await exitedWithin(agent, 2000);
 }
