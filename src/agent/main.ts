@@ -1,19 +1,74 @@
 // The agent's entry point: bundled into one file with Node built-ins only, run
 // as a child process next to the repository (locally, or on a remote over SSH),
 // or, with `source CONFIG`, next to a remote source that is being pulled.
+//
+// An agent never outlives lb's interest in it: when its connection closes (stdin
+// ends, stdout breaks) or a signal comes (SIGHUP, SIGINT, SIGTERM), the
+// repository side aborts (nothing published, lock released, leftovers cleared)
+// and exits; the source side, which holds no lock, exits at once.
+import { realpathSync } from 'node:fs';
+import { constants } from 'node:os';
 import { Sender, type SenderSetup } from './sender.js';
 import { serve } from './serve.js';
 
+const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
+/** Once its role has ended, the agent leaves within this long, whatever is still pending (a peer that stopped reading, say). */
+const EXIT_GRACE_MS = 3000;
+
+function exitSoon(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
+}
+
 function fail(error: unknown): void {
   process.stderr.write(`lb agent: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+  exitSoon(1);
 }
 
 async function runSource(encoded: string): Promise<void> {
   // Written by the invoking lb on the ssh command line: trusted as its own arguments are.
   const config = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Pick<SenderSetup, 'sourceRoot' | 'repository' | 'options' | 'budgetMs'>;
-  const setup: SenderSetup = { ...config, remote: true, awaitAbort: false, onLog: (line) => process.stderr.write(line + '\n') };
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  // lb went away (or gave up on this run) before the end: nobody is left to send to.
+  process.stdin.once('end', () => process.exit(1));
+  process.stdin.once('error', () => process.exit(1));
+  process.stdout.once('error', () => process.exit(1));
+  // The walk starts at the directory a symlinked root names, as a local source's does.
+  const sourceRoot = resolvedRoot(config.sourceRoot);
+  const setup: SenderSetup = { ...config, sourceRoot, remote: true, awaitAbort: false, onLog: (line) => process.stderr.write(line + '\n') };
   await new Sender(process.stdin, process.stdout, setup).run();
+  exitSoon(0);
+}
+
+/** The real path when there is one; otherwise the path as given, for the sender's own check to report. */
+function resolvedRoot(root: string): string {
+  try {
+    return realpathSync(root);
+  } catch {
+    return root;
+  }
+}
+
+function runRepositorySide(): void {
+  let stoppedBy: (typeof STOP_SIGNALS)[number] | null = null;
+  let ended = false;
+  // Ending the input makes serve() abort as it does when the source goes away.
+  const stop = (reason: Error) => process.stdin.destroy(reason);
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      if (stoppedBy || ended) return; // after the end, the outcome stands and the agent is leaving anyway
+      stoppedBy = signal;
+      const reason = `the repository side (lb agent) was stopped by ${signal}; no snapshot was made`;
+      // Said on stderr too: the source side may find its pipe broken before it reads the error message.
+      process.stderr.write(reason + '\n');
+      stop(new Error(reason));
+    });
+  }
+  process.stdout.on('error', (error) => stop(error));
+  serve(process.stdin, process.stdout).then((outcome) => {
+    ended = true;
+    exitSoon(stoppedBy ? 128 + constants.signals[stoppedBy] : outcome.error ? 1 : 0);
+  }, fail);
 }
 
 const [role, config] = process.argv.slice(2);
@@ -22,4 +77,4 @@ if (role === 'source' && config) {
     fail(error);
     process.exit(); // at once: on a pipe (sshd's), only this exit shows the repository side that its input ended
   });
-} else serve(process.stdin, process.stdout).then((outcome) => (process.exitCode = outcome.error ? 1 : 0), fail);
+} else runRepositorySide();

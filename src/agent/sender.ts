@@ -16,6 +16,7 @@ import {
 import { Accounts } from '../scan/accounts.js';
 import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
 import { walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
 const WINDOW = 16384;
@@ -160,6 +161,7 @@ export class Sender {
   }
 
   async run(): Promise<RunResult> {
+    await this.checkRoot();
     let budgetTimer: NodeJS.Timeout | undefined;
     if (this.setup.budgetMs !== undefined) {
       this.deadline = Date.now() + this.setup.budgetMs;
@@ -188,6 +190,15 @@ export class Sender {
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
     return this.result;
+  }
+
+  /** Before hello: an unusable source ends the run before the repository side creates, locks or writes anything. */
+  private async checkRoot(): Promise<void> {
+    const problem = sourceRootProblem(this.setup.sourceRoot);
+    if (!problem) return;
+    await this.send({ t: 'bad-source', problem });
+    this.writer.end();
+    throw new SourceRootError(problem, this.setup.sourceRoot);
   }
 
   private timeUp(): boolean {

@@ -3,7 +3,7 @@
 // waits for the disk: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, decodeSourceMessage, type BackupOptions, type RunResult } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, decodeSourceMessage, type BackupOptions, type RunResult, type SourceProblem } from '../protocol/messages.js';
 import { RepositoryRefused } from '../repo/repository.js';
 import { describeFailure } from './failure.js';
 import { Receiver } from './receiver.js';
@@ -11,8 +11,13 @@ import { Receiver } from './receiver.js';
 export interface ServeOutcome {
   result: RunResult | null;
   error: string | null;
-  /** Why it failed: the source broke the protocol, the source went away, this side failed, or it refused the repository path. */
-  failure: 'protocol' | 'disconnected' | 'local' | 'refused' | null;
+  /**
+   * Why it failed: the source broke the protocol, the source went away, this side failed, it refused
+   * the repository path, or the source root is unusable.
+   */
+  failure: 'protocol' | 'disconnected' | 'local' | 'refused' | 'bad-source' | null;
+  /** With 'bad-source': what is wrong with the source root (nothing was created, locked or written here). */
+  sourceProblem?: SourceProblem;
 }
 
 export interface ServeHooks {
@@ -41,6 +46,10 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
         }
         const message = decodeSourceMessage(frame.message);
         if (!receiver) {
+          if (message.t === 'bad-source') {
+            const error = message.problem === 'missing' ? 'the source does not exist' : 'the source is not a directory';
+            return { result: null, error, failure: 'bad-source', sourceProblem: message.problem };
+          }
           if (message.t !== 'hello') throw new ProtocolError('peer did not begin with hello');
           if (message.version !== PROTOCOL_VERSION) {
             throw new ProtocolError(`the source speaks protocol ${message.version}, this agent speaks ${PROTOCOL_VERSION}`);
@@ -59,6 +68,8 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
         switch (message.t) {
           case 'hello':
             throw new ProtocolError('peer said hello twice');
+          case 'bad-source':
+            throw new ProtocolError('peer found its source unusable after hello');
           case 'entries':
             receiver.addEntries(message.first, message.entries);
             break;

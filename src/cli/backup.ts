@@ -4,9 +4,11 @@
 // source side runs in the remote agent and the repository side here.
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
+import { sourceProblemLine } from '../agent/source-root.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import { openCatalog as openOrRebuildCatalog } from '../catalog/open.js';
 import { ProtocolError } from '../protocol/frames.js';
@@ -17,6 +19,7 @@ import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
 import { printLine } from './live-line.js';
+import { Interrupted, Interruption, agentStopped, exitedWithin } from './interrupt.js';
 import { Progress } from './progress.js';
 
 export interface BackupCommandOptions {
@@ -47,9 +50,9 @@ function checkSource(source: string): string {
   try {
     stat = statSync(source);
   } catch {
-    throw new UsageError(`source ${source} does not exist; give the directory to back up`);
+    throw new UsageError(sourceProblemLine(source, 'missing'));
   }
-  if (!stat.isDirectory()) throw new UsageError(`source ${source} is not a directory; give the directory to back up`);
+  if (!stat.isDirectory()) throw new UsageError(sourceProblemLine(source, 'not-a-directory'));
   return realpathSync(source);
 }
 
@@ -157,18 +160,23 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
 
   let outcome: Outcome;
   let catalog: Catalog | undefined;
-  if (source.kind === 'local') {
-    // No size+mtime shortcut even without a catalog: the previous snapshot may be of another source.
-    catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
-    try {
-      outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget);
-    } catch (error) {
-      catalog?.close(); // keeps the hashes learned before the failure
-      throw error;
+  const interruption = Interruption.install();
+  try {
+    if (source.kind === 'local') {
+      // No size+mtime shortcut even without a catalog: the previous snapshot may be of another source.
+      catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
+      try {
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget, interruption);
+      } catch (error) {
+        catalog?.close(); // keeps the hashes learned before the failure
+        throw error;
+      }
+    } else {
+      options.quickCheck = true; // the remote scanner has no catalog of its own
+      outcome = await pull(source, localRepository!, options, ssh, onLog, budget, interruption);
     }
-  } else {
-    options.quickCheck = true; // the remote scanner has no catalog of its own
-    outcome = await pull(source, localRepository!, options, ssh, onLog, budget);
+  } finally {
+    interruption.uninstall();
   }
 
   const seconds = (Date.now() - started) / 1000;
@@ -236,6 +244,8 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   }
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
   if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
+  // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
+  if (interruption.signal) warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
@@ -259,18 +269,20 @@ async function push(
   opts: BackupCommandOptions,
   onLog: (line: string) => void,
   budget: number | undefined,
+  interruption: Interruption,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
   let agent: AgentConnection;
   if (repository.kind === 'remote') {
-    session = await openSession(repository.host, repository.user, ssh);
+    session = await interruption.orStop(openSession(repository.host, repository.user, ssh));
     try {
-      agent = await startRemoteAgent(session, ssh, []);
+      agent = await interruption.orStop(startRemoteAgent(session, ssh, []));
     } catch (error) {
       session.close();
       throw error;
     }
   } else agent = startLocalAgent();
+  interruption.whileRunning(() => agent.interrupt());
 
   const sender = new Sender(agent.input, agent.output, {
     sourceRoot: source,
@@ -293,12 +305,18 @@ async function push(
           },
         })
       : null;
+  const forgetProgress = progress ? interruption.onSignalRestore(progress.stop) : null;
   try {
     const result = await sender.run();
     agent.output.end();
     await agent.exited;
     return { result, stats: sender.stats, wire: wireOf(session) };
   } catch (error) {
+    if (interruption.signal) {
+      // The agent was asked to stop and did not finish: once it is gone, its lock is gone too.
+      await agentStopped(agent);
+      throw interruption.interrupted();
+    }
     agent.kill();
     if (error instanceof AgentError && error.refused) throw new UsageError(error.message);
     if (error instanceof ProtocolError && session) {
@@ -307,6 +325,7 @@ async function push(
     }
     throw new Error(session?.lost ?? (await agentDeath(agent)) ?? agentFailure(agent, error as Error));
   } finally {
+    forgetProgress?.();
     progress?.stop();
     session?.close();
   }
@@ -343,12 +362,29 @@ async function pull(
   ssh: SshOptions,
   onLog: (line: string) => void,
   budget: number | undefined,
+  interruption: Interruption,
 ): Promise<Outcome> {
-  const session = await openSession(source.host, source.user, ssh);
+  const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   try {
     const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
-    const agent = await startRemoteAgent(session, ssh, ['source', config]);
-    const outcome = await serve(agent.input, agent.output, { onLog, own: { repository, options } });
+    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source', config]));
+    // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
+    // away), whatever the remote does with the signal and the end of input it is sent.
+    const input = agent.input.pipe(new PassThrough());
+    interruption.whileRunning((signal) => {
+      agent.interrupt();
+      input.destroy(new Interrupted(signal));
+    });
+    const outcome = await serve(input, agent.output, { onLog, own: { repository, options } });
+    if (interruption.signal && !outcome.result) {
+      await exitedWithin(agent, 2000);
+      throw interruption.interrupted();
+    }
+    if (outcome.failure === 'bad-source') {
+      // Refused before its hello: nothing was created, locked or written here.
+      agent.kill();
+      throw new UsageError(sourceProblemLine(describeLocation(source), outcome.sourceProblem!));
+    }
     if (outcome.failure === 'protocol' || outcome.failure === 'local' || outcome.failure === 'refused') {
       // This side's verdict stands; a remote that broke the protocol may say anything, or never exit.
       agent.kill();

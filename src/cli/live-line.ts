@@ -45,6 +45,8 @@ export class LiveLine {
     });
     shown = this;
     this.bars.update(); // drawn now, then 10 times a second
+    // The bar hid the cursor and turned line wrap off: whatever ends lb, the terminal gets them back.
+    process.once('exit', this.stop);
   }
 
   /** Clear the bar's line, print there, and draw the bar again on the next one. */
@@ -55,9 +57,10 @@ export class LiveLine {
     this.bars.update();
   }
 
-  /** Clears the line; the cursor stays at its start, below everything printed meanwhile. */
-  stop(): void {
+  /** Clears the line; the cursor stays at its start, below everything printed meanwhile. Safe to call more than once. */
+  readonly stop = (): void => {
+    process.off('exit', this.stop);
     if (shown === this) shown = null;
     this.bars.stop();
-  }
+  };
 }

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
 import { placeCommandWord } from './command-word.js';
 import { dedupeCommand, type DedupeCommandOptions } from './dedupe.js';
+import { Interrupted } from './interrupt.js';
 
 // A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
 // Its agent then sees its input close and publishes nothing.
@@ -102,7 +103,7 @@ try {
   } else {
     message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`lb: ${message}\n`);
-    process.exitCode = error instanceof UsageError ? EXIT.usage : EXIT.error;
+    process.exitCode = error instanceof UsageError ? EXIT.usage : error instanceof Interrupted ? error.exitStatus : EXIT.error;
   }
   if (json && process.exitCode !== EXIT.ok) process.stdout.write(JSON.stringify({ status: 'error', exit: process.exitCode, error: message }) + '\n');
 }

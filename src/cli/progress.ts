@@ -47,7 +47,8 @@ export class Progress {
     return formatSeconds(((entriesSent - entriesSettled) * seconds) / entriesSettled);
   }
 
-  stop(): void {
+  /** Restores the terminal; safe to call more than once. */
+  readonly stop = (): void => {
     this.line?.stop();
-  }
+  };
 }

@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -34,6 +34,9 @@ export interface BackupOptions {
   sourceLabel: string;
 }
 
+/** Why the source side cannot back up the directory it was given. */
+export type SourceProblem = 'missing' | 'not-a-directory';
+
 /** Facts about one file's content as the source read it. */
 export interface FileFacts {
   hash: string;
@@ -43,6 +46,8 @@ export interface FileFacts {
 
 export type SourceMessage =
   | { t: 'hello'; version: number; repository: string; options: BackupOptions }
+  /** Sent instead of hello when the source root is unusable: the run ends before the repository is touched. */
+  | { t: 'bad-source'; problem: SourceProblem }
   | { t: 'entries'; first: number; entries: Entry[] }
   | { t: 'hashed'; index: number; facts: FileFacts }
   /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
@@ -266,6 +271,9 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
         },
       };
     }
+    case 'bad-source':
+      if (m.problem !== 'missing' && m.problem !== 'not-a-directory') fail('source problem');
+      return { t: 'bad-source', problem: m.problem };
     case 'entries': {
       if (!Array.isArray(m.entries) || m.entries.length > 100000) fail('entry batch');
       return { t: 'entries', first: int(m.first, 'entry index'), entries: m.entries.map(decodeEntry) };

@@ -15,7 +15,13 @@ export interface AgentConnection {
   stderr(): string;
   /** The signal that ended the agent, once it has exited from one (null where unknown). */
   exitSignal(): NodeJS.Signals | null;
-  kill(): void;
+  /** Stop the agent at once (the local one by `signal`, SIGTERM unless told; a remote one by closing the channel). */
+  kill(signal?: NodeJS.Signals): void;
+  /**
+   * Ask the agent to stop (lb was interrupted): it aborts (nothing published, lock released) and exits, and
+   * its last message, if any, still arrives, since it decides whether a snapshot was made after all.
+   */
+  interrupt(): void;
 }
 
 /** The bundled agent sits next to the bundled CLI in dist/. */
@@ -24,7 +30,8 @@ export function agentBundlePath(): string {
 }
 
 export function startLocalAgent(): AgentConnection {
-  const child = spawn(process.execPath, [agentBundlePath()], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // In a process group of its own: a Ctrl-C on the terminal reaches lb alone, which stops the agent and waits for it.
+  const child = spawn(process.execPath, [agentBundlePath()], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let errText = '';
   let signalled: NodeJS.Signals | null = null;
   child.stderr.setEncoding('utf8');
@@ -44,6 +51,7 @@ export function startLocalAgent(): AgentConnection {
     exited,
     stderr: () => errText,
     exitSignal: () => signalled,
-    kill: () => child.kill('SIGTERM'),
+    kill: (signal = 'SIGTERM') => child.kill(signal),
+    interrupt: () => child.kill('SIGTERM'),
   };
 }

@@ -399,5 +399,10 @@ export async function startRemoteAgent(session: SshSession, options: SshOptions,
     stderr: () => errText,
     exitSignal: () => signalled,
     kill: () => channel.close(),
+    interrupt: () => {
+      // A server may pass the signal on (OpenSSH does only for some sessions); the end of its input stops the agent anyway.
+      channel.signal('TERM');
+      channel.end();
+    },
   };
 }
