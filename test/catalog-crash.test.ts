@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { LB, rsync, rsyncDifferences, tempDir } from './helpers.js';
+import { LB, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
 
 const SNAPSHOT = /^\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d$/;
 
@@ -107,7 +107,7 @@ describe('two runs sharing one catalog, killed at random', () => {
       const agents = runs.map((run) => childOf(run.child.pid!));
       runs.forEach((run, i) => {
         const victim = victims[i]!;
-        if ((victim === 'agent' || victim === 'both') && agents[i]) process.kill(agents[i]!, 'SIGKILL');
+        if ((victim === 'agent' || victim === 'both') && agents[i]) killIfAlive(agents[i]!);
         if (victim === 'source' || victim === 'both') run.child.kill('SIGKILL');
       });
       await Promise.all(runs.map((run) => run.closed));

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LB, backup, rsync, rsyncDifferences, tempDir } from './helpers.js';
+import { LB, backup, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
 
 const SNAPSHOT = /^\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d$/;
 
@@ -102,7 +102,7 @@ describe('runs killed at random moments', () => {
         const closed = new Promise<void>((resolve) => cli.on('close', () => resolve()));
         await new Promise((r) => setTimeout(r, delay));
         const agent = childOf(cli.pid!);
-        if ((victim === 'agent' || victim === 'both') && agent) process.kill(agent, 'SIGKILL');
+        if ((victim === 'agent' || victim === 'both') && agent) killIfAlive(agent);
         if (victim === 'source' || victim === 'both') cli.kill('SIGKILL');
         await closed;
         // The agent of a killed source notices its input close and cleans up: wait for it.

@@ -136,3 +136,12 @@ export function mountExt4OrSkip(ctx: TestContext, image: string, sizeMiB: number
   if (!run('truncate', ['-s', `${sizeMiB}M`, image]).ok || !run('mkfs.ext4', mkfs).ok) throw new Error('cannot make an ext4 image');
   mountOrSkip(ctx, ['-o', 'loop', image], dir);
 }
+
+/** SIGKILL a process that may have ended on its own meanwhile (an agent that just finished its run). */
+export function killIfAlive(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
