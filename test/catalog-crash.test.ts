@@ -3,38 +3,15 @@
 // not killed must succeed untouched by the other; a run whose agent was killed
 // ends in one line; every snapshot under a final name is faithful; the reruns
 // complete and are faithful; the catalog is never damaged.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { LB, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
+import { LB, alive, childOf, generator, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
 
 const SNAPSHOT = /^\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d$/;
-
-/** A small deterministic generator, so a failure can be replayed from the printed seed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-function childOf(pid: number): number | null {
-  const first = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
-  return first ? Number(first) : null;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** New files in new directories, an edit and a deletion: a day of use. */
 function evolve(src: string, round: number, random: () => number): void {

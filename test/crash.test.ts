@@ -4,38 +4,14 @@
 // copy of the source it was taken from, and earlier snapshots never change; the
 // run after the kills completes without sending again what the store already
 // holds, and every object's content matches its name.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LB, backup, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
+import { LB, alive, backup, childOf, generator, killIfAlive, rsync, rsyncDifferences, tempDir } from './helpers.js';
 
 const SNAPSHOT = /^\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d$/;
-
-/** A small deterministic generator, so a failure can be replayed from the printed seed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function childOf(pid: number): number | null {
-  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
-  const first = r.stdout.trim().split('\n')[0];
-  return first ? Number(first) : null;
-}
 
 /** Change the source as a week of use would: new photos, an edit, a move, a deletion. */
 function evolve(src: string, generation: number, random: () => number): void {

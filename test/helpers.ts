@@ -145,3 +145,29 @@ export function killIfAlive(pid: number): void {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
 }
+
+// ---- fault injection ----
+
+/** A small deterministic generator, so a failure can be replayed from the printed seed. */
+export function generator(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The first child of a process (lb's agent), or null once it has none. */
+export function childOf(pid: number): number | null {
+  const first = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  return first ? Number(first) : null;
+}
