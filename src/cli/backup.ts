@@ -3,14 +3,16 @@
 // reports. Pushing: the source side runs here with the catalog. Pulling: the
 // source side runs in the remote agent and the repository side here.
 import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
+import { specialFilesLine } from '../agent/skips.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { snapshotNameFor } from '../repo/repository.js';
+import { checkListable } from '../scan/walk.js';
 import { describeLocation, parseLocation, type Location } from '../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
@@ -48,6 +50,7 @@ function checkSource(source: string): string {
     throw new UsageError(`source ${source} does not exist; give the directory to back up`);
   }
   if (!stat.isDirectory()) throw new UsageError(`source ${source} is not a directory; give the directory to back up`);
+  checkListable(source);
   return realpathSync(source);
 }
 
@@ -64,6 +67,12 @@ function checkWritable(repository: string): void {
   }
 }
 
+/** `path` is `directory` or lies beneath it; both absolute and resolved. `/` holds everything. */
+function isWithin(path: string, directory: string): boolean {
+  const rest = relative(directory, path);
+  return rest === '' || (rest !== '..' && !rest.startsWith('../') && !isAbsolute(rest));
+}
+
 function checkRepository(repository: string, source: string | null): string {
   const absolute = resolve(repository);
   if (source !== null) {
@@ -71,7 +80,7 @@ function checkRepository(repository: string, source: string | null): string {
     let existing = absolute;
     while (!existsSync(existing)) existing = resolve(existing, '..');
     const real = resolve(realpathSync(existing), absolute.slice(existing.length).replace(/^\//, ''));
-    if (real === source || real.startsWith(source + sep)) {
+    if (isWithin(real, source)) {
       throw new UsageError(`repository ${repository} lies inside the source ${source}; choose a repository outside it`);
     }
   }
@@ -163,7 +172,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   const seconds = (Date.now() - started) / 1000;
   const { result, stats, wire } = outcome;
   const c = result.counts;
-  const partial = result.warnings.length > 0;
+  const partial = result.skipCounts.unreadable > 0;
   const status = result.incomplete ? 'incomplete' : partial ? 'partial' : 'ok';
   const transferred = stats?.bytesSent ?? c.bytesReceived;
   catalog?.recordRun({
@@ -191,7 +200,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
         files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
         directories: c.directories,
         symlinks: c.symlinks,
-        skipped: stats?.skipped.map((k) => ({ path: k.path.toString(), reason: k.reason })) ?? [],
+        skipped: result.skipped,
         warnings: result.warnings,
         deferred: result.deferred,
         bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
@@ -222,8 +231,9 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   } else {
     print(`lb: nothing changed since the latest snapshot in ${repositoryLabel}; none made (--always makes one anyway)`);
   }
+  if (result.skipCounts.special > 0 && !opts.json) print(`  ${specialFilesLine(result.skipCounts.special)}`);
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
-  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
+  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
 }
 
