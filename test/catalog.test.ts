@@ -271,27 +271,34 @@ describe('two runs sharing one catalog', () => {
 });
 
 describe('a side that fails', () => {
-  it('a source side whose walk fails tells the repository side, which aborts and unlocks; both end in one line', () => {
+  it('a source side whose walk fails after its hello tells the repository side, which aborts and unlocks; both end in one line', () => {
     const work = tempDir();
     const repo = join(work, 'repo');
+    const source = join(work, 'source');
+    mkdirSync(source);
+    writeFileSync(join(source, 'file'), 'content');
     const config = Buffer.from(
       JSON.stringify({
-        sourceRoot: join(work, 'gone'),
+        sourceRoot: source,
         repository: repo,
-        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'gone' },
+        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'source' },
       }),
     ).toString('base64');
-    // The two agents wired to each other by pipes, as sshd gives a pulled source its stdin and stdout;
-    // the source side's walk fails at its root.
+    // The two agents wired to each other by pipes, as sshd gives a pulled source its stdin and stdout. The source
+    // side's third statx of its root (after resolving it and checking it before its hello) is the walk's own lstat:
+    // it fails with EIO there, once the repository side has created and locked the repository.
     const fifo = join(work, 'replies');
     const agent = `${process.execPath} ${join(ROOT, 'dist', 'agent.cjs')}`;
+    const failingWalk = `strace -f -qq -o /dev/null -P ${source} -e trace=statx -e inject=statx:error=EIO:when=3`;
     // `timeout` kills the whole group when the two sides wait for each other forever.
-    const pipeline = `mkfifo ${fifo} && ${agent} source ${config} < ${fifo} 2> ${work}/source.err | ${agent} > ${fifo} 2> ${work}/repository.err; echo $?`;
+    const pipeline = `mkfifo ${fifo} && ${failingWalk} ${agent} source ${config} < ${fifo} 2> ${work}/source.err | ${agent} > ${fifo} 2> ${work}/repository.err; echo $?`;
     const r = spawnSync('timeout', ['-s', 'KILL', '20', 'sh', '-c', pipeline], { encoding: 'utf8' });
     expect(r.status, 'the two sides waited for each other').toBe(0);
     expect(r.stdout).toBe('1\n'); // the repository side's status
-    expect(readFileSync(join(work, 'source.err'), 'utf8')).toMatch(/^lb agent: ENOENT: no such file or directory, lstat '.*gone'\n$/);
+    expect(readFileSync(join(work, 'source.err'), 'utf8')).toMatch(/^lb agent: EIO: i\/o error, lstat '.*source'\n$/);
+    expect(existsSync(join(repo, '.lb', 'format')), 'the failure came after the hello').toBe(true);
     expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
     expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
+    expect(readdirSync(repo).filter((name) => name !== '.lb')).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { arrival, fileAction, knownHash } from '../diff/decide.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunCounts, RunResult } from '../protocol/messages.js';
+import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunCounts, RunResult, SkipKind } from '../protocol/messages.js';
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
 import { ObjectGuard, filesystemNow } from '../repo/object-guard.js';
 import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
@@ -22,6 +22,7 @@ import { writeFully } from '../repo/write-fully.js';
 import { RepositoryLock } from '../repo/lock.js';
 import { SnapshotBuilder } from '../repo/snapshot.js';
 import { Accounts } from '../scan/accounts.js';
+import { Skips } from './skips.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
@@ -119,6 +120,7 @@ export class Receiver {
   readonly warnings: string[] = [];
   /** Said to the user and written to the log, but the snapshot is complete: repairs of a damaged repository. */
   private readonly notices: string[] = [];
+  readonly skips = new Skips();
 
   constructor(
     repositoryPath: string,
@@ -291,6 +293,13 @@ export class Receiver {
     this.settleWithoutContent(index, false, (slot) => (slot.dropped = reason));
   }
 
+  /** The source's walk left this path out (its path is checked by the decoder): unreadable ones are warned about, special files only counted. */
+  skipped(path: Buffer, kind: SkipKind, reason: string): void {
+    this.skips.add(path, kind, reason);
+    if (kind === 'unreadable') this.warn(`${JSON.stringify(path.toString())}: ${reason}`);
+    else if (this.options.verbose) this.events.log(`${'skip'.padEnd(6)} ${path.toString()}: ${reason}`);
+  }
+
   /** The source ran out of time for this entry: left for the next run, a partial transfer kept. */
   deferred(index: number): void {
     this.settleWithoutContent(index, true, (slot) => {
@@ -460,6 +469,7 @@ export class Receiver {
     const e = slot.entry;
     if (slot.dropped !== undefined) {
       this.warn(`${JSON.stringify(e.path.toString())}: ${slot.dropped}; not in this snapshot`);
+      this.skips.add(e.path, 'unreadable', slot.dropped);
       // Missing from this snapshot: a change only if the previous one had it.
       if (slot.previous) this.identical && this.diverge();
       return;
@@ -557,7 +567,14 @@ export class Receiver {
       this.previous?.close();
       this.store.publish();
       this.counts.bytesStored = this.store.bytesStored;
-      const outcome = { counts: this.counts, warnings: this.warnings, incomplete: this.incomplete, deferred: this.deferredCount };
+      const outcome = {
+        counts: this.counts,
+        warnings: this.warnings,
+        incomplete: this.incomplete,
+        deferred: this.deferredCount,
+        skipped: this.skips.listed,
+        skipCounts: this.skips.counts,
+      };
       if (this.incomplete) return { snapshot: null, created: false, ...outcome };
       let created = false;
       if (this.builder) {
@@ -580,6 +597,7 @@ export class Receiver {
       `directories: ${c.directories}, symlinks: ${c.symlinks}`,
       `bytes received: ${c.bytesReceived}, bytes stored: ${this.store.bytesStored}`,
       ...this.notices.map((n) => `repaired: ${n}`),
+      ...this.skips.logLines(),
       ...this.warnings.map((w) => `warning: ${w}`),
       '',
     ].join('\n');

@@ -2,6 +2,7 @@
 // and answers the repository side's requests for hashes and file data while the
 // walk goes on. A window of unsettled entries bounds memory on both sides; no
 // request waits for a reply per file.
+import type { BigIntStats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { DATA_CHUNK, FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
 import {
@@ -10,12 +11,14 @@ import {
   encodeSourceMessage,
   type BackupOptions,
   type Entry,
+  type RepositoryIdentity,
   type RunResult,
   type SourceMessage,
 } from '../protocol/messages.js';
 import { Accounts } from '../scan/accounts.js';
 import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
-import { walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import { bootId } from './machine.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
@@ -52,7 +55,6 @@ export interface SenderStats {
   filesSent: number;
   bytesSent: number;
   scanDone: boolean;
-  skipped: Skipped[];
 }
 
 export interface SenderSetup {
@@ -60,8 +62,6 @@ export interface SenderSetup {
   repository: string;
   options: BackupOptions;
   cache?: HashCache;
-  /** Directories never to enter (the repository itself when it lies in the source). */
-  prune?: (absolute: Buffer) => boolean;
   onLog?: (line: string) => void;
   /** The repository side is across a network: deflate large messages. */
   remote?: boolean;
@@ -108,7 +108,6 @@ export class Sender {
     filesSent: 0,
     bytesSent: 0,
     scanDone: false,
-    skipped: [],
   };
   private readonly writer: FrameWriter;
   private readonly pending = new Map<number, PendingFile>();
@@ -125,6 +124,10 @@ export class Sender {
   private wake: (() => void) | null = null;
   private failure: Error | null = null;
   private result: RunResult | null = null;
+  /** The repository side's hello: the walk starts after it, knowing where the repository is. */
+  private greeted!: () => void;
+  private readonly greeting = new Promise<void>((resolve) => (this.greeted = resolve));
+  private repositoryRoot: RepositoryIdentity | undefined;
   private readonly rootBytes: Buffer;
   private deadline = Infinity;
   /** The budget stopped the walk before its end. */
@@ -170,6 +173,7 @@ export class Sender {
     }
     const reading = this.readReplies().catch((error: Error) => this.fail(error));
     try {
+      checkListable(this.setup.sourceRoot);
       await this.send({ t: 'hello', version: PROTOCOL_VERSION, repository: this.setup.repository, options: this.setup.options });
       await this.sendEntries();
       await this.send({ t: 'end', incomplete: this.stoppedEarly });
@@ -218,6 +222,7 @@ export class Sender {
       this.writer.end();
       this.signalFailure();
     }
+    this.greeted();
     this.wakeUp();
   }
 
@@ -255,19 +260,25 @@ export class Sender {
     return path.length === 0 ? this.rootBytes : Buffer.concat([this.rootBytes, Buffer.from('/'), path]);
   }
 
+  /** The repository's own directory, when it is on this machine: never walked into, however the source reaches it. */
+  private repositoryPrune(): ((stat: BigIntStats) => boolean) | undefined {
+    const root = this.repositoryRoot;
+    if (!root || root.boot !== bootId()) return undefined;
+    return (stat) => stat.dev === root.dev && stat.ino === root.ino;
+  }
+
   private async sendEntries(): Promise<void> {
+    await this.greeting;
+    if (this.failure) throw this.failure;
     let batch: Entry[] = [];
     let first = 0;
     const stats = this.stats;
-    for await (const scanned of walk(this.setup.sourceRoot, {
-      prune: this.setup.prune,
-      cache: this.setup.cache,
-      onSkip: (skipped) => {
-        stats.skipped.push(skipped);
-        this.setup.onLog?.(`warning: ${JSON.stringify(skipped.path.toString())}: ${skipped.reason}`);
-      },
-    })) {
+    const prune = this.repositoryPrune();
+    const skips: Skipped[] = [];
+    for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => skips.push(skipped) })) {
       if (this.failure) throw this.failure;
+      if (scanned.path.length === 0 && prune?.(scanned.stat)) throw new Error(`the source ${this.setup.sourceRoot} is the repository itself`);
+      for (const { path, kind, reason } of skips.splice(0)) await this.send({ t: 'skipped', path, kind, reason });
       if (this.timeUp()) {
         this.stoppedEarly = true;
         break;
@@ -296,6 +307,7 @@ export class Sender {
       }
     }
     if (batch.length) await this.send({ t: 'entries', first, entries: batch });
+    for (const { path, kind, reason } of skips) await this.send({ t: 'skipped', path, kind, reason });
     this.sent = first + batch.length;
     stats.scanDone = true;
   }
@@ -311,6 +323,8 @@ export class Sender {
             if (message.version !== PROTOCOL_VERSION) {
               throw new AgentError(`the repository side speaks protocol ${message.version}, this lb speaks ${PROTOCOL_VERSION}`);
             }
+            this.repositoryRoot = message.repository;
+            this.greeted();
             break;
           case 'want':
             for (const index of message.hash) this.hashQueue.push([index, this.requested(index)]);
@@ -404,7 +418,7 @@ export class Sender {
           : (last as NodeJS.ErrnoException | null)?.code === 'ENOENT'
             ? 'vanished before it could be read'
             : `cannot read: ${last?.message}`;
-    this.setup.onLog?.(`warning: ${file.absolute.toString()}: ${reason}`);
+    // Warned about once, by the repository side, which also puts it in the snapshot's log.
     await this.send({ t: 'unreadable', index, reason });
     return null;
   }

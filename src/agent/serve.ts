@@ -3,9 +3,10 @@
 // waits for the disk: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, decodeSourceMessage, type BackupOptions, type RunResult, type SourceProblem } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, decodeSourceMessage, encodeAgentMessage, type BackupOptions, type RunResult, type SourceProblem } from '../protocol/messages.js';
 import { RepositoryRefused } from '../repo/repository.js';
 import { describeFailure } from './failure.js';
+import { repositoryIdentity } from './machine.js';
 import { Receiver } from './receiver.js';
 
 export interface ServeOutcome {
@@ -57,12 +58,13 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           if (hooks.own && message.repository !== hooks.own.repository) {
             throw new ProtocolError(`the source named the repository ${JSON.stringify(message.repository)}, not ${hooks.own.repository}`);
           }
-          writer.post({ t: 'hello', version: PROTOCOL_VERSION });
           receiver = new Receiver(message.repository, hooks.own?.options ?? message.options, {
             want: (hash, data, resume) => writer.post({ t: 'want', hash, data, resume }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
             log: hooks.onLog ?? ((line) => writer.post({ t: 'log', line })),
           });
+          // Once the repository exists (this run may have made it): the source's walk must not enter it.
+          writer.post(encodeAgentMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: repositoryIdentity(message.repository) }));
           continue;
         }
         switch (message.t) {
@@ -78,6 +80,9 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
             break;
           case 'unreadable':
             receiver.unreadable(message.index, message.reason);
+            break;
+          case 'skipped':
+            receiver.skipped(message.path, message.kind, message.reason);
             break;
           case 'data-begin':
             receiver.dataBegin(message.index, message.from);

@@ -4,11 +4,13 @@
 import { statSync } from 'node:fs';
 import type { SourceProblem } from '../protocol/messages.js';
 
+/** Missing or not a directory; null otherwise (a root that cannot be read is for the listing check to say why). */
 export function sourceRootProblem(root: string): SourceProblem | null {
   try {
     return statSync(root).isDirectory() ? null : 'not-a-directory';
-  } catch {
-    return 'missing';
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : null;
   }
 }
 

@@ -3,17 +3,19 @@
 // reports. Pushing: the source side runs here with the catalog. Pulling: the
 // source side runs in the remote agent and the repository side here.
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
 import { describeFailure } from '../agent/failure.js';
 import { serve } from '../agent/serve.js';
+import { specialFilesLine } from '../agent/skips.js';
 import { sourceProblemLine } from '../agent/source-root.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
 import { openCatalog as openOrRebuildCatalog } from '../catalog/open.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../repo/repository.js';
+import { checkListable } from '../scan/walk.js';
 import { describeLocation, parseLocation, type Location } from '../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
@@ -53,6 +55,7 @@ function checkSource(source: string): string {
     throw new UsageError(sourceProblemLine(source, 'missing'));
   }
   if (!stat.isDirectory()) throw new UsageError(sourceProblemLine(source, 'not-a-directory'));
+  checkListable(source);
   return realpathSync(source);
 }
 
@@ -67,6 +70,12 @@ function checkWritable(repository: string): void {
   }
 }
 
+/** `path` is `directory` or lies beneath it; both absolute and resolved. `/` holds everything. */
+function isWithin(path: string, directory: string): boolean {
+  const rest = relative(directory, path);
+  return rest === '' || (rest !== '..' && !rest.startsWith('../') && !isAbsolute(rest));
+}
+
 function checkRepository(repository: string, source: string | null): string {
   const absolute = resolve(repository);
   if (source !== null) {
@@ -74,7 +83,7 @@ function checkRepository(repository: string, source: string | null): string {
     let existing = absolute;
     while (!existsSync(existing)) existing = resolve(existing, '..');
     const real = resolve(realpathSync(existing), absolute.slice(existing.length).replace(/^\//, ''));
-    if (real === source || real.startsWith(source + sep)) {
+    if (isWithin(real, source)) {
       throw new UsageError(`repository ${repository} lies inside the source ${source}; choose a repository outside it`);
     }
   }
@@ -182,7 +191,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   const seconds = (Date.now() - started) / 1000;
   const { result, stats, wire } = outcome;
   const c = result.counts;
-  const partial = result.warnings.length > 0;
+  const partial = result.skipCounts.unreadable > 0;
   const status = result.incomplete ? 'incomplete' : partial ? 'partial' : 'ok';
   const transferred = stats?.bytesSent ?? c.bytesReceived;
   // Neither fails: a catalog failing now is a warning, never a failed run after a published snapshot.
@@ -211,7 +220,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
         files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
         directories: c.directories,
         symlinks: c.symlinks,
-        skipped: stats?.skipped.map((k) => ({ path: k.path.toString(), reason: k.reason })) ?? [],
+        skipped: result.skipped,
         warnings: result.warnings,
         deferred: result.deferred,
         bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
@@ -242,8 +251,9 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   } else {
     print(`lb: nothing changed since the latest snapshot in ${repositoryLabel}; none made (--always makes one anyway)`);
   }
+  if (result.skipCounts.special > 0 && !opts.json) print(`  ${specialFilesLine(result.skipCounts.special)}`);
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
-  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.warnings.length} file(s) could not be read and are missing from this snapshot`);
+  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;

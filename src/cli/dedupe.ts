@@ -82,5 +82,5 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
     if (r.changed) print(`  ${r.changed} file(s) changed while being looked at and were left alone`);
     if (r.leftoversRemoved) print(`  removed ${r.leftoversRemoved} temporary link(s) left by an interrupted run`);
   }
-  return r.skipped.some((s) => s.reason.startsWith('cannot read')) ? EXIT.partial : EXIT.ok;
+  return r.skipped.some((s) => s.kind === 'unreadable') ? EXIT.partial : EXIT.ok;
 }

@@ -198,7 +198,7 @@ function openInode(inode: Inode, reading: Reading, report: DedupeReport): number
 function setAsideUnreadable(inode: Inode, error: NodeJS.ErrnoException, reading: Reading, report: DedupeReport): void {
   inode.unusable = true;
   if (error.code === 'ENOENT') report.changed++;
-  else reading.skip({ path: inode.paths[0]!.path, reason: `cannot read: ${error.message}` });
+  else reading.skip({ path: inode.paths[0]!.path, kind: 'unreadable', reason: `cannot read: ${error.message}` });
 }
 
 /** Read the file's prefix signature; a file no longer than the prefix is thereby hashed whole. */

@@ -26,14 +26,14 @@ export function removeLeftover(path: Buffer, stat: BigIntStats, skip: (skipped: 
   const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
   if (!now) return false;
   if (now.ino !== stat.ino || now.dev !== stat.dev || now.nlink < 2n) {
-    skip({ path, reason: 'named as a temporary link of an interrupted lb dedupe, but the only name of its file: left alone' });
+    skip({ path, kind: 'special', reason: 'named as a temporary link of an interrupted lb dedupe, but the only name of its file: left alone' });
     return false;
   }
   try {
     unlinkSync(path);
     return true;
   } catch (error) {
-    skip({ path, reason: `cannot remove this temporary link left by an interrupted lb dedupe: ${(error as Error).message}` });
+    skip({ path, kind: 'special', reason: `cannot remove this temporary link left by an interrupted lb dedupe: ${(error as Error).message}` });
     return false;
   }
 }

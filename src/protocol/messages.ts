@@ -37,6 +37,20 @@ export interface BackupOptions {
 /** Why the source side cannot back up the directory it was given. */
 export type SourceProblem = 'missing' | 'not-a-directory';
 
+/**
+ * What the source walk left out. `unreadable`: a directory it could not list, an entry it could
+ * not stat, a link it could not read (the run is partial); `special`: a FIFO, socket or device,
+ * left out by design (only counted).
+ */
+export type SkipKind = 'unreadable' | 'special';
+
+/** A skip as the result reports it: the path as text, for display. */
+export interface SkipReport {
+  path: string;
+  kind: SkipKind;
+  reason: string;
+}
+
 /** Facts about one file's content as the source read it. */
 export interface FileFacts {
   hash: string;
@@ -54,6 +68,7 @@ export type SourceMessage =
   | { t: 'data-begin'; index: number; from: number }
   | { t: 'data-end'; index: number; facts: FileFacts }
   | { t: 'unreadable'; index: number; reason: string }
+  | { t: 'skipped'; path: Buffer; kind: SkipKind; reason: string }
   /** Not read or sent within the time budget (--minutes); a bytes-in-flight file keeps what it received. */
   | { t: 'deferred'; index: number }
   /** `incomplete`: the budget ran out before the walk finished. */
@@ -80,6 +95,19 @@ export interface RunResult {
   incomplete: boolean;
   /** Files left for the next run by the time budget. */
   deferred: number;
+  /** What the source left out: the first ones listed (a frame has a size limit), all counted. */
+  skipped: SkipReport[];
+  skipCounts: Record<SkipKind, number>;
+}
+
+/**
+ * The repository's root directory and the machine it is on (its boot id), so that a source walk on
+ * the same machine never enters it, however reached (a bind mount, `lb localhost:/ /repo`).
+ */
+export interface RepositoryIdentity {
+  boot: string;
+  dev: bigint;
+  ino: bigint;
 }
 
 /** The repository side holds the first `from` bytes of an interrupted transfer; `prefix` is their SHA-256. */
@@ -90,7 +118,7 @@ export interface ResumeOffer {
 }
 
 export type AgentMessage =
-  | { t: 'hello'; version: number }
+  | { t: 'hello'; version: number; repository?: RepositoryIdentity }
   | { t: 'want'; hash: number[]; data: number[]; resume: ResumeOffer[] }
   | { t: 'settled'; upTo: number }
   | { t: 'log'; line: string }
@@ -144,9 +172,20 @@ export function encodeSourceMessage(m: SourceMessage): object {
     case 'hashed':
     case 'data-end':
       return { t: m.t, index: m.index, facts: encodeFacts(m.facts) };
+    case 'skipped': {
+      const wire: Record<string, unknown> = { t: m.t, k: m.kind, r: m.reason };
+      putBytes(wire, 'p', m.path);
+      return wire;
+    }
     default:
       return m;
   }
+}
+
+export function encodeAgentMessage(m: AgentMessage): object {
+  if (m.t !== 'hello' || !m.repository) return m;
+  const { boot, dev, ino } = m.repository;
+  return { t: m.t, version: m.version, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
 }
 
 // ---- validation ----
@@ -285,6 +324,12 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
     case 'unreadable':
       return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason') };
+    case 'skipped': {
+      const path = getBytes(m, 'p', 'skipped path');
+      // Only ever named, never written; still held to the rule for every path from a peer. The root is never skipped.
+      if (path.length === 0 || !isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
+      return { t: 'skipped', path, kind: skipKind(m.k), reason: str(m.r, 'reason') };
+    }
     case 'deferred':
       return { t: 'deferred', index: int(m.index, 'entry index') };
     case 'end':
@@ -307,6 +352,25 @@ function resumeOffers(v: unknown): ResumeOffer[] {
   });
 }
 
+function skipKind(v: unknown): SkipKind {
+  return v === 'unreadable' || v === 'special' ? v : fail('skip kind');
+}
+
+function decodeSkipReport(raw: unknown): SkipReport {
+  const s = obj(raw, 'skip');
+  return { path: str(s.path, 'skipped path', 65536), kind: skipKind(s.kind), reason: str(s.reason, 'reason') };
+}
+
+function decodeIdentity(raw: unknown): RepositoryIdentity {
+  const r = obj(raw, 'repository identity');
+  const number = (v: unknown) => {
+    const s = str(v, 'repository identity', 24);
+    if (!/^[0-9]{1,20}$/.test(s)) fail('repository identity');
+    return BigInt(s);
+  };
+  return { boot: str(r.boot, 'boot id', 64), dev: number(r.dev), ino: number(r.ino) };
+}
+
 function decodeResult(raw: unknown): RunResult {
   const r = obj(raw, 'result');
   const c = obj(r.counts, 'counts');
@@ -321,13 +385,18 @@ function decodeResult(raw: unknown): RunResult {
     bytesResumed: int(c.bytesResumed, 'count'),
   };
   if (!Array.isArray(r.warnings)) fail('warnings');
+  if (!Array.isArray(r.skipped)) fail('skips');
+  const n = obj(r.skipCounts, 'skip counts');
   return {
     snapshot: r.snapshot === null ? null : str(r.snapshot, 'snapshot name', 32),
     created: bool(r.created, 'result'),
     counts,
-    warnings: r.warnings.map((w) => str(w, 'warning')),
+    // A warning names a path, which may be longer than PATH_MAX when it is why the path was skipped.
+    warnings: r.warnings.map((w) => str(w, 'warning', 65536)),
     incomplete: bool(r.incomplete, 'result'),
     deferred: int(r.deferred, 'count'),
+    skipped: r.skipped.map(decodeSkipReport),
+    skipCounts: { unreadable: int(n.unreadable, 'count'), special: int(n.special, 'count') },
   };
 }
 
@@ -335,7 +404,11 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
   const m = obj(raw, 'message');
   switch (m.t) {
     case 'hello':
-      return { t: 'hello', version: int(m.version, 'version') };
+      return {
+        t: 'hello',
+        version: int(m.version, 'version'),
+        ...(m.repository === undefined ? {} : { repository: decodeIdentity(m.repository) }),
+      };
     case 'want':
       return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request'), resume: resumeOffers(m.resume) };
     case 'settled':

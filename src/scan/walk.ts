@@ -1,7 +1,7 @@
 // Walks the source depth-first, siblings in raw byte order of their names, so
 // entries come out in the canonical order the repository side merges against.
 // Names are handled as Buffers throughout: a name that is not UTF-8 survives.
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { accessSync, constants, lstatSync, opendirSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { HashCache } from './hash.js';
 
 export type ScanType = 'file' | 'dir' | 'symlink';
@@ -18,14 +18,21 @@ export interface ScanEntry {
   directoryInode: bigint;
 }
 
+/**
+ * `unreadable`: could not be listed, stat'ed or read (the tree is missing it: a partial run);
+ * `special`: left out by design (FIFO, socket, device; a mount point under `oneFileSystem`).
+ */
+export type SkipKind = 'unreadable' | 'special';
+
 export interface Skipped {
   path: Buffer;
+  kind: SkipKind;
   reason: string;
 }
 
 export interface WalkOptions {
-  /** Absolute paths never to descend into (e.g. the repository when it lies inside the source). */
-  prune?: (absolute: Buffer) => boolean;
+  /** Directories never to enter, told by their lstat: the repository itself, however it is reached (a bind mount too). */
+  prune?: (stat: BigIntStats) => boolean;
   onSkip?: (skipped: Skipped) => void;
   /** Asked once per directory for all its regular files. */
   cache?: HashCache;
@@ -37,6 +44,25 @@ const SLASH = Buffer.from('/');
 
 function join(a: Buffer, b: Buffer): Buffer {
   return a.length === 0 ? b : Buffer.concat([a, SLASH, b]);
+}
+
+/** "permission denied (EACCES)", not "EACCES: permission denied, scandir '/a/very/long/path'": the path is named already. */
+function errnoText(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  if (!e.code || !e.syscall || !e.message.startsWith(`${e.code}: `)) return e.message;
+  const text = e.message.slice(e.code.length + 2);
+  const end = text.indexOf(`, ${e.syscall}`);
+  return `${end >= 0 ? text.slice(0, end) : text} (${e.code})`;
+}
+
+/** A backup source this process cannot list or enter is refused: that is not a partial snapshot, it is none. */
+export function checkListable(root: string): void {
+  try {
+    opendirSync(root).closeSync();
+    accessSync(root, constants.X_OK);
+  } catch (error) {
+    throw new Error(`cannot list the source ${root}: ${errnoText(error)}; nothing was backed up`);
+  }
 }
 
 function describe(stat: BigIntStats): string {
@@ -73,7 +99,9 @@ async function* walkDir(
   try {
     names = readdirSync(absolute, { encoding: 'buffer' });
   } catch (error) {
-    options.onSkip?.({ path: relative, reason: `cannot list: ${(error as Error).message}` });
+    if (relative.length === 0) throw new Error(`cannot list ${rootBytes.toString()}: ${errnoText(error)}`);
+    // The directory itself is kept (empty, with its own metadata, as rsync does); what it holds is missing.
+    options.onSkip?.({ path: relative, kind: 'unreadable', reason: `cannot list its contents: ${errnoText(error)}` });
     return;
   }
   names.sort(Buffer.compare);
@@ -87,16 +115,16 @@ async function* walkDir(
     } catch (error) {
       // Vanished between readdir and lstat: nothing to back up.
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        options.onSkip?.({ path, reason: (error as Error).message });
+        options.onSkip?.({ path, kind: 'unreadable', reason: `cannot stat: ${errnoText(error)}` });
       }
       continue;
     }
     if (options.device !== undefined && stat.dev !== options.device) {
-      options.onSkip?.({ path, reason: 'on another filesystem: not entered' });
+      options.onSkip?.({ path, kind: 'special', reason: 'on another filesystem: not entered' });
       continue;
     }
     if (stat.isDirectory()) {
-      if (options.prune?.(full)) continue;
+      if (options.prune?.(stat)) continue;
       children.push({ path, type: 'dir', stat, directoryInode });
     } else if (stat.isFile()) {
       children.push({ path, type: 'file', stat, directoryInode });
@@ -104,10 +132,10 @@ async function* walkDir(
       try {
         children.push({ path, type: 'symlink', stat, directoryInode, target: readlinkSync(full, { encoding: 'buffer' }) });
       } catch (error) {
-        options.onSkip?.({ path, reason: (error as Error).message });
+        options.onSkip?.({ path, kind: 'unreadable', reason: `unreadable link target: ${errnoText(error)}` });
       }
     } else {
-      options.onSkip?.({ path, reason: `${describe(stat)} skipped` });
+      options.onSkip?.({ path, kind: 'special', reason: `${describe(stat)} skipped` });
     }
   }
   if (options.cache) {
