@@ -102,6 +102,18 @@ describe('what the walk cannot read', () => {
     expect(readdirSync(join(tree, 'private'))).toEqual([]);
   });
 
+  it('says what a partial snapshot is missing under --quiet too: a cron run must not go silent', () => {
+    const work = userWork();
+    const src = troubledSource(work);
+    const r = lbAsUser(work, [src, join(work, 'repo'), '--quiet']);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('lb: warning: '))).toHaveLength(2);
+    expect(lines[lines.length - 1]).toBe('lb: 2 path(s) could not be read and are missing from this snapshot');
+    expect(r.stderr).not.toMatch(/fifo|special/i);
+  });
+
   it('refuses a source root it cannot list, in one line, exit 1, writing nothing', () => {
     const work = userWork();
     const closed = join(work, 'closed');
@@ -268,9 +280,10 @@ describe('pulling', () => {
     expect(skipLines(pulled)).toEqual(skipLines(pushed));
     expect(skipLines(pulled)).toEqual([
       '  1 special file skipped (FIFOs, sockets, devices)',
-      'lb: 2 path(s) could not be read and are missing from this snapshot',
+      // stdout's summary first, then stderr: the warnings, and the last line that sums them up.
       'lb: warning: "private": cannot list its contents: permission denied (EACCES)',
       expect.stringMatching(/^lb: warning: "secret": cannot read: .*permission denied.*; not in this snapshot$/),
+      'lb: 2 path(s) could not be read and are missing from this snapshot',
     ]);
     const pushedJson = JSON.parse(lbAsUser(work, [src, pushedRepo, '--json', '--always']).stdout);
     const pulledJson = JSON.parse(pull(`${USER}@127.0.0.1:${src}`, pulledRepo, ['--json', '--always']).stdout);

@@ -150,9 +150,9 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   const print = (line: string) => {
     if (!opts.quiet) printLine(opts.json ? process.stderr : process.stdout, line);
   };
-  const warn = (line: string) => {
-    if (!opts.quiet) printLine(process.stderr, `lb: ${line}`);
-  };
+  // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
+  // A clean run, FIFOs and sockets included, says nothing.
+  const warn = (line: string) => printLine(process.stderr, `lb: ${line}`);
   const onLog = (line: string) => (line.startsWith('warning: ') ? warn(line) : print(line));
   const ssh = sshOptions(opts, warn);
   const budget = budgetMs(opts.minutes);
@@ -253,7 +253,7 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   }
   if (result.skipCounts.special > 0 && !opts.json) print(`  ${specialFilesLine(result.skipCounts.special)}`);
   if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
-  if (partial && !opts.quiet && !opts.json) print(`lb: ${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
+  if (partial && !opts.json) warn(`${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;

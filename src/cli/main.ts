@@ -62,7 +62,7 @@ program
   .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
   .option('--json', 'print the summary as one JSON object on stdout')
   .option('-v, --verbose', 'list what happens to every entry')
-  .option('-q, --quiet', 'print only errors')
+  .option('-q, --quiet', 'print only errors and warnings (nothing on a clean run)')
   .option('--no-progress', 'no live progress display, even on a terminal')
   .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
   .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
