@@ -299,16 +299,18 @@ export class Sender {
       }
       batch.push(entry);
       if (batch.length >= BATCH) {
-        await this.send({ t: 'entries', first, entries: batch });
+        // Counted as sent before the write completes: the repository side may settle them before it does.
+        const sending = this.send({ t: 'entries', first, entries: batch });
         first += batch.length;
         this.sent = first;
         batch = [];
+        await sending;
         while (this.sent - this.settled > WINDOW && !this.failure && !this.timeUp()) await new Promise<void>((r) => (this.wake = r));
       }
     }
+    this.sent = first + batch.length;
     if (batch.length) await this.send({ t: 'entries', first, entries: batch });
     for (const { path, kind, reason } of skips) await this.send({ t: 'skipped', path, kind, reason });
-    this.sent = first + batch.length;
     stats.scanDone = true;
   }
 

@@ -1,0 +1,66 @@
+// The real source side (Sender) against a repository side scripted from the real
+// protocol code, timed so as to hit what a fast repository side and a full pipe do
+// by chance in long runs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { AgentError, Sender } from '../src/agent/sender.js';
+import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
+import { PROTOCOL_VERSION, decodeSourceMessage } from '../src/protocol/messages.js';
+import { tempDir } from './helpers.js';
+
+describe('the source side', () => {
+  it("accepts entries settled before the write that carried them has completed (a full pipe, a fast repository side)", async () => {
+    const work = tempDir();
+    const source = join(work, 'src');
+    const album = join(source, 'a'.repeat(200));
+    mkdirSync(album, { recursive: true });
+    // Two full batches of entries (512 each), with names long enough that each batch fills a write of its own
+    // (frames are gathered up to 256 KiB): posting the second writes it at once, then waits for 'drain'.
+    for (let i = 0; i < 1100; i++) writeFileSync(join(album, `${String(i).padStart(4, '0')}${'f'.repeat(240)}`), '');
+
+    const replies = new PassThrough();
+    const answer = new FrameWriter(replies);
+    const decoder = new FrameDecoder();
+    let settledEarly = false;
+    const repositorySide = new Writable({
+      highWaterMark: 1, // every write leaves the source side waiting for 'drain'
+      write(chunk: Buffer, _encoding, done) {
+        let finish = () => done();
+        for (const frame of decoder.push(chunk)) {
+          if (frame.type !== 1) continue;
+          const message = decodeSourceMessage(frame.message);
+          if (message.t === 'hello') answer.post({ t: 'hello', version: PROTOCOL_VERSION });
+          if (message.t !== 'entries') continue;
+          if (message.first === 0) continue;
+          // The second batch: settled at once, while the write that brought it is still unfinished.
+          answer.post({ t: 'settled', upTo: message.first + message.entries.length });
+          settledEarly = true;
+          finish = () =>
+            setTimeout(() => {
+              answer.post({ t: 'error', message: 'scripted end' });
+              answer.flush();
+              done();
+            }, 200);
+        }
+        answer.flush();
+        finish();
+      },
+    });
+
+    const sender = new Sender(replies, repositorySide, {
+      sourceRoot: source,
+      repository: join(work, 'repo'),
+      options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source },
+    });
+    const outcome = await sender.run().then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(settledEarly, 'the last batch reached the repository side and was settled').toBe(true);
+    // The scripted repository side's own end, not a protocol violation charged to it.
+    expect(outcome).toBeInstanceOf(AgentError);
+    expect(outcome!.message).toBe('scripted end');
+  });
+});
