@@ -12,12 +12,13 @@ import { PROTOCOL_VERSION, decodeAgentMessage, encodeEntry, encodeSourceMessage,
 import { LB, ROOT, lb, mountOrSkip, snapshots, tempDir, umount, type LbRun } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
-const USER = 'lbskips';
+// A name of this run's own: two test runs on one machine (two checkouts) must not share, nor remove, each other's user.
+const USER = `lbskips${process.pid % 100_000}`;
 const USER_HOME = `/tmp/${USER}-home`;
 let uid = 0;
 
 beforeAll(() => {
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' }); // left by an interrupted earlier run
+  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' }); // left by an interrupted earlier run that had this pid
   rmSync(USER_HOME, { recursive: true, force: true });
   // '*': no password, yet not a locked account ('!'), which sshd would refuse even a key.
   const made = spawnSync('useradd', ['-m', '-d', USER_HOME, '-s', '/bin/sh', '-p', '*', USER], { encoding: 'utf8' });
