@@ -127,7 +127,7 @@ export class Receiver {
     private readonly options: BackupOptions,
     private readonly events: ReceiverEvents,
   ) {
-    this.repo = Repository.openOrCreate(repositoryPath);
+    this.repo = Repository.open(repositoryPath, 'write');
     this.lock = RepositoryLock.acquire(this.repo.lbDir);
     try {
       this.repo.clearLeftovers();
@@ -578,7 +578,7 @@ export class Receiver {
       if (this.incomplete) return { snapshot: null, created: false, ...outcome };
       let created = false;
       if (this.builder) {
-        this.builder.publish(this.logText(), this.options.sourceLabel);
+        this.builder.publish(this.logText(), this.options.sourceLabel, this.skips.counts.unreadable > 0 ? 'partial' : 'ok');
         created = true;
       }
       this.repo.clearPartials();

@@ -3,15 +3,11 @@
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
 import {
-  closeSync,
   existsSync,
   lstatSync,
   mkdirSync,
-  openSync,
   readFileSync,
-  readSync,
   readdirSync,
-  readlinkSync,
   renameSync,
   rmSync,
   rmdirSync,
@@ -21,13 +17,11 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from './deep-path.js';
-import { MANIFEST_HEADER } from './manifest.js';
+import { FORMAT_TEXT, RepositoryError, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { filesystemType, missingFeatures } from './probe.js';
+import { RepositoryReader } from './reader.js';
 
-export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
-export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
-
-export class RepositoryError extends Error {}
+export { FORMAT_TEXT, RepositoryError, SNAPSHOT_NAME } from './layout.js';
 
 /** The path given cannot hold a repository: the user must name another (exit status 2, as for any bad command line). */
 export class RepositoryRefused extends RepositoryError {}
@@ -44,6 +38,16 @@ export class Repository {
     this.objectsDir = join(this.lbDir, 'objects');
     this.tmpDir = join(this.lbDir, 'tmp');
     this.partialDir = join(this.lbDir, 'partial');
+  }
+
+  /**
+   * A repository opened to read (no lock, nothing written), or to write a backup
+   * into (created if the directory is missing or empty).
+   */
+  static open(root: string, mode: 'read'): RepositoryReader;
+  static open(root: string, mode: 'write'): Repository;
+  static open(root: string, mode: 'read' | 'write'): RepositoryReader | Repository {
+    return mode === 'read' ? RepositoryReader.open(root) : Repository.openOrCreate(root);
   }
 
   /** Open the repository at `root`, creating it if the directory is missing or empty. */
@@ -111,38 +115,20 @@ export class Repository {
   }
 
   latest(): string | null {
-    try {
-      const name = readlinkSync(join(this.root, 'latest'));
-      return SNAPSHOT_NAME.test(name) ? name : null;
-    } catch {
-      return null;
-    }
+    return latestLink(this.root);
   }
 
   snapshotDir(name: string): string {
     return join(this.root, name);
   }
 
-  /** Snapshot directories under their final names, oldest first (names sort in creation order). */
   snapshotNames(): string[] {
-    return readdirSync(this.root)
-      .filter((name) => SNAPSHOT_NAME.test(name))
-      .sort();
+    return snapshotNames(this.root);
   }
 
-  /** A snapshot is usable as the base of the next one when its manifest is there and begins as a manifest. */
+  /** A snapshot is usable as the base of the next one when it is complete. */
   private hasManifest(name: string): boolean {
-    try {
-      const fd = openSync(join(this.snapshotDir(name), 'manifest'), 'r');
-      try {
-        const head = Buffer.alloc(MANIFEST_HEADER.length);
-        return readSync(fd, head, 0, head.length, 0) === head.length && head.toString() === MANIFEST_HEADER;
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      return false;
-    }
+    return hasManifest(this.root, name);
   }
 
   /**

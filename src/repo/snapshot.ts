@@ -19,6 +19,7 @@ import { isInside } from '../diff/order.js';
 import { atPath, removeTree } from './deep-path.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
 import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
+import { SummaryTally, formatSummary, type SnapshotStatus } from './summary.js';
 import type { Repository } from './repository.js';
 
 export class SnapshotBuilder {
@@ -27,6 +28,7 @@ export class SnapshotBuilder {
   private readonly manifest: ManifestWriter;
   /** Directories whose subtree is still being filled, outermost first. */
   private readonly open: ManifestRecord[] = [];
+  private readonly tally = new SummaryTally();
 
   constructor(
     private readonly repo: Repository,
@@ -73,6 +75,7 @@ export class SnapshotBuilder {
       }
     }
     this.manifest.write(record);
+    this.tally.add(record);
   }
 
   private closeDirectoriesBefore(path: Buffer): void {
@@ -91,14 +94,15 @@ export class SnapshotBuilder {
   }
 
   /**
-   * Complete the tree, write the log and the source it was taken from, and move the
-   * snapshot to its final name; `latest` follows.
+   * Complete the tree, write the log, the source it was taken from and the summary,
+   * and move the snapshot to its final name; `latest` follows.
    */
-  publish(log: string, source: string): void {
+  publish(log: string, source: string, status: SnapshotStatus): void {
     while (this.open.length > 0) this.closeDirectory(this.open.pop()!);
     this.manifest.close();
     writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
     writeFileSync(join(this.workDir, 'source'), `${source}\n`, { mode: 0o644 });
+    writeFileSync(join(this.workDir, 'summary'), formatSummary(this.tally.result(status)), { mode: 0o644 });
     // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
     chmodSync(this.workDir, 0o755);
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.

@@ -1,0 +1,43 @@
+// What every reader and writer of a repository agrees on: the format file, the
+// shape of snapshot names, and how to tell a complete snapshot. docs/FORMAT.md
+// describes the same for people.
+import { closeSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { MANIFEST_HEADER } from './manifest.js';
+
+export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
+export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
+
+export class RepositoryError extends Error {}
+
+/** Snapshot directories under their final names, oldest first (names sort in creation order). */
+export function snapshotNames(root: string): string[] {
+  return readdirSync(root)
+    .filter((name) => SNAPSHOT_NAME.test(name))
+    .sort();
+}
+
+/** The snapshot name `latest` points to, or null when it is missing or not a snapshot name. */
+export function latestLink(root: string): string | null {
+  try {
+    const name = readlinkSync(join(root, 'latest'));
+    return SNAPSHOT_NAME.test(name) ? name : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A snapshot is complete when its manifest is there and begins as a manifest. */
+export function hasManifest(root: string, name: string): boolean {
+  try {
+    const fd = openSync(join(root, name, 'manifest'), 'r');
+    try {
+      const head = Buffer.alloc(MANIFEST_HEADER.length);
+      return readSync(fd, head, 0, head.length, 0) === head.length && head.toString() === MANIFEST_HEADER;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
