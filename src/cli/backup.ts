@@ -11,7 +11,7 @@ import { serve } from '../agent/serve.js';
 import { specialFilesLine } from '../agent/skips.js';
 import { sourceProblemLine } from '../agent/source-root.js';
 import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
-import { openCatalog as openOrRebuildCatalog } from '../catalog/open.js';
+import { openCatalog } from '../catalog/open.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, RunResult } from '../protocol/messages.js';
 import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../repo/repository.js';
@@ -20,18 +20,14 @@ import { describeLocation, parseLocation, type Location } from '../transport/add
 import { startLocalAgent, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { formatBytes, formatSeconds } from './format.js';
-import { printLine } from './live-line.js';
 import { Interrupted, Interruption, agentStopped, exitedWithin } from './interrupt.js';
+import { EXIT, Output, UsageError, type OutputOptions } from './output.js';
 import { Progress } from './progress.js';
 
-export interface BackupCommandOptions {
-  json?: boolean;
-  verbose?: boolean;
-  quiet?: boolean;
+export interface BackupCommandOptions extends OutputOptions {
   always?: boolean;
   numericIds?: boolean;
   catalog?: string;
-  progress?: boolean;
   sshI?: string;
   sshP?: string;
   sshC?: boolean;
@@ -41,11 +37,6 @@ export interface BackupCommandOptions {
   /** Link-Backup's --lock: accepted, and changes nothing (lb always locks). */
   lock?: boolean;
 }
-
-/** Exit statuses, documented in the README. */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, incomplete: 4 } as const;
-
-export class UsageError extends Error {}
 
 function checkSource(source: string): string {
   let stat;
@@ -147,14 +138,11 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   if (source.kind === 'remote' && repository.kind === 'remote') {
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
-  const print = (line: string) => {
-    if (!opts.quiet) printLine(opts.json ? process.stderr : process.stdout, line);
-  };
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
-  const warn = (line: string) => printLine(process.stderr, `lb: ${line}`);
-  const onLog = (line: string) => (line.startsWith('warning: ') ? warn(line) : print(line));
-  const ssh = sshOptions(opts, warn);
+  const out = new Output(opts);
+  const onLog = (line: string) => (line.startsWith('warning: ') ? out.warn(line) : out.line(line));
+  const ssh = sshOptions(opts, out.warn);
   const budget = budgetMs(opts.minutes);
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
   const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource) : null;
@@ -173,9 +161,10 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   try {
     if (source.kind === 'local') {
       // No size+mtime shortcut even without a catalog: the previous snapshot may be of another source.
-      catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
+      // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
+      catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => out.warn(`warning: ${line}`));
       try {
-        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, opts, onLog, budget, interruption);
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onLog, budget, interruption);
       } catch (error) {
         catalog?.close(); // keeps the hashes learned before the failure
         throw error;
@@ -210,58 +199,51 @@ export async function backupCommand(sourceArg: string, repositoryArg: string, op
   catalog?.close();
 
   const repositoryLabel = localRepository ?? describeLocation(repository);
-  if (opts.json) {
-    process.stdout.write(
-      JSON.stringify({
-        snapshot: result.snapshot,
-        created: result.created,
-        source: options.sourceLabel,
-        repository: repositoryLabel,
-        files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
-        directories: c.directories,
-        symlinks: c.symlinks,
-        skipped: result.skipped,
-        warnings: result.warnings,
-        deferred: result.deferred,
-        bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
-        wire,
-        seconds,
-        status,
-      }) + '\n',
-    );
+  if (out.asJson) {
+    out.json({
+      snapshot: result.snapshot,
+      created: result.created,
+      source: options.sourceLabel,
+      repository: repositoryLabel,
+      files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
+      directories: c.directories,
+      symlinks: c.symlinks,
+      skipped: result.skipped,
+      warnings: result.warnings,
+      deferred: result.deferred,
+      bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
+      wire,
+      seconds,
+      status,
+    });
   } else if (result.incomplete) {
-    print(`lb: time budget of ${opts.minutes} minute(s) used up; no snapshot made, the next run goes on from here`);
-    print(
+    out.line(`lb: time budget of ${opts.minutes} minute(s) used up; no snapshot made, the next run goes on from here`);
+    out.line(
       `  stored ${c.newFiles + c.copiedFiles} file(s), ${formatBytes(c.bytesStored)}, which stay in the repository` +
         `${result.deferred ? `; ${result.deferred} file(s) left for the next run` : ''}` +
         `${c.bytesResumed ? `; resumed ${formatBytes(c.bytesResumed)} already received` : ''}`,
     );
-    print(`  transferred ${formatBytes(transferred)} in ${formatSeconds(seconds)}`);
+    out.line(`  transferred ${formatBytes(transferred)} in ${formatSeconds(seconds)}`);
   } else if (result.created) {
-    print(`lb: snapshot ${result.snapshot} of ${options.sourceLabel} in ${repositoryLabel}`);
-    print(
+    out.line(`lb: snapshot ${result.snapshot} of ${options.sourceLabel} in ${repositoryLabel}`);
+    out.line(
       `  files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked` +
         ` (${c.newFiles + c.copiedFiles + c.linkedFiles} files${stats ? ', ' + formatBytes(stats.bytesScanned) : ''}; ${c.directories} directories, ${c.symlinks} symlinks)`,
     );
-    print(
+    out.line(
       `  transferred ${formatBytes(transferred)}, stored ${formatBytes(c.bytesStored)}` +
         (stats ? `, read ${formatBytes(stats.bytesRead)} from the source` : '') +
         ` in ${formatSeconds(seconds)}`,
     );
   } else {
-    print(`lb: nothing changed since the latest snapshot in ${repositoryLabel}; none made (--always makes one anyway)`);
+    out.line(`lb: nothing changed since the latest snapshot in ${repositoryLabel}; none made (--always makes one anyway)`);
   }
-  if (result.skipCounts.special > 0 && !opts.json) print(`  ${specialFilesLine(result.skipCounts.special)}`);
-  if (wire && !opts.json) print(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
-  if (partial && !opts.json) warn(`${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
+  if (result.skipCounts.special > 0 && !out.asJson) out.line(`  ${specialFilesLine(result.skipCounts.special)}`);
+  if (wire && !out.asJson) out.line(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);
+  if (partial && !out.asJson) out.warn(`${result.skipCounts.unreadable} path(s) could not be read and are missing from this snapshot`);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
-  if (interruption.signal) warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
+  if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return result.incomplete ? EXIT.incomplete : partial ? EXIT.partial : EXIT.ok;
-}
-
-/** The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure. */
-export function openCatalog(path: string, warn: (line: string) => void): Catalog | undefined {
-  return openOrRebuildCatalog(path, (line) => warn(`warning: ${line}`));
 }
 
 function wireOf(session: SshSession | null): Outcome['wire'] {
@@ -276,7 +258,7 @@ async function push(
   options: BackupOptions,
   catalog: Catalog | undefined,
   ssh: SshOptions,
-  opts: BackupCommandOptions,
+  out: Output,
   onLog: (line: string) => void,
   budget: number | undefined,
   interruption: Interruption,
@@ -303,18 +285,17 @@ async function push(
     remote: session !== null,
     budgetMs: budget,
   });
-  const progress =
-    opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY
-      ? await Progress.start({
-          stats: sender.stats,
-          get entriesSent() {
-            return sender.entriesSent;
-          },
-          get entriesSettled() {
-            return sender.entriesSettled;
-          },
-        })
-      : null;
+  const progress = out.showsProgress
+    ? await Progress.start({
+        stats: sender.stats,
+        get entriesSent() {
+          return sender.entriesSent;
+        },
+        get entriesSettled() {
+          return sender.entriesSettled;
+        },
+      })
+    : null;
   const forgetProgress = progress ? interruption.onSignalRestore(progress.stop) : null;
   try {
     const result = await sender.run();

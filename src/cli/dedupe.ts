@@ -2,20 +2,16 @@
 // catalog's fast-hash cache, and reports.
 import { realpathSync, statSync } from 'node:fs';
 import { defaultCatalogPath } from '../catalog/catalog.js';
+import { openCatalog } from '../catalog/open.js';
 import { startDedupe } from '../dedupe/dedupe.js';
-import { EXIT, UsageError, openCatalog } from './backup.js';
 import { DedupeProgress } from './dedupe-progress.js';
 import { formatBytes, formatSeconds } from './format.js';
-import { printLine } from './live-line.js';
+import { EXIT, Output, UsageError, type OutputOptions } from './output.js';
 
-export interface DedupeCommandOptions {
+export interface DedupeCommandOptions extends OutputOptions {
   contentOnly?: boolean;
   dryRun?: boolean;
   catalog?: string;
-  json?: boolean;
-  verbose?: boolean;
-  quiet?: boolean;
-  progress?: boolean;
 }
 
 function checkDirectory(dir: string): string {
@@ -32,23 +28,22 @@ function checkDirectory(dir: string): string {
 export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions): Promise<number> {
   const started = Date.now();
   const dir = checkDirectory(dirArg);
-  const print = (line: string) => {
-    if (!opts.quiet) printLine(opts.json ? process.stderr : process.stdout, line);
-  };
+  const out = new Output(opts);
+  // `lb dedupe -q` prints only errors, as its help says: a file left alone is no error.
   const warn = (line: string) => {
-    if (!opts.quiet) printLine(process.stderr, `lb: ${line}`);
+    if (!out.quiet) out.warn(line);
   };
   const dryRun = opts.dryRun ?? false;
-  const catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), warn);
+  // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
+  const catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => warn(`warning: ${line}`));
   const { report, done } = startDedupe(dir, {
     contentOnly: opts.contentOnly ?? false,
     dryRun,
     cache: catalog?.fastHashes,
-    onLink: opts.verbose ? (kept, duplicate) => print(`${dryRun ? 'would link' : 'linked'} ${duplicate.toString()} => ${kept.toString()}`) : undefined,
+    onLink: out.verbose ? (kept, duplicate) => out.line(`${dryRun ? 'would link' : 'linked'} ${duplicate.toString()} => ${kept.toString()}`) : undefined,
     onSkip: (skipped) => warn(`warning: ${JSON.stringify(skipped.path.toString())}: ${skipped.reason}`),
   });
-  const progress =
-    opts.progress !== false && !opts.quiet && !opts.json && !opts.verbose && process.stderr.isTTY ? await DedupeProgress.start(report, dryRun) : null;
+  const progress = out.showsProgress ? await DedupeProgress.start(report, dryRun) : null;
   try {
     await done;
   } finally {
@@ -57,30 +52,28 @@ export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions):
   }
   const seconds = (Date.now() - started) / 1000;
   const r = report;
-  if (opts.json) {
-    process.stdout.write(
-      JSON.stringify({
-        directory: dir,
-        dryRun,
-        contentOnly: opts.contentOnly ?? false,
-        files: { scanned: r.filesScanned, hashed: r.filesHashed, linked: r.filesLinked, changed: r.changed },
-        groups: r.groups,
-        bytes: { scanned: r.bytesScanned, read: r.bytesRead, reclaimed: r.bytesReclaimed },
-        collisions: r.collisions,
-        leftoversRemoved: r.leftoversRemoved,
-        skipped: r.skipped.map((s) => ({ path: s.path.toString(), reason: s.reason })),
-        seconds,
-      }) + '\n',
-    );
+  if (out.asJson) {
+    out.json({
+      directory: dir,
+      dryRun,
+      contentOnly: opts.contentOnly ?? false,
+      files: { scanned: r.filesScanned, hashed: r.filesHashed, linked: r.filesLinked, changed: r.changed },
+      groups: r.groups,
+      bytes: { scanned: r.bytesScanned, read: r.bytesRead, reclaimed: r.bytesReclaimed },
+      collisions: r.collisions,
+      leftoversRemoved: r.leftoversRemoved,
+      skipped: r.skipped.map((s) => ({ path: s.path.toString(), reason: s.reason })),
+      seconds,
+    });
   } else {
     const verb = dryRun ? 'would link' : 'linked';
-    print(
+    out.line(
       `lb dedupe: ${verb} ${r.filesLinked} file(s) in ${r.groups} group(s) of identical files, ` +
         `${dryRun ? 'reclaiming' : 'reclaimed'} ${formatBytes(r.bytesReclaimed)}${dryRun ? ' (dry run: nothing changed)' : ''}`,
     );
-    print(`  ${r.filesScanned} files (${formatBytes(r.bytesScanned)}) scanned, ${formatBytes(r.bytesRead)} read, in ${formatSeconds(seconds)}`);
-    if (r.changed) print(`  ${r.changed} file(s) changed while being looked at and were left alone`);
-    if (r.leftoversRemoved) print(`  removed ${r.leftoversRemoved} temporary link(s) left by an interrupted run`);
+    out.line(`  ${r.filesScanned} files (${formatBytes(r.bytesScanned)}) scanned, ${formatBytes(r.bytesRead)} read, in ${formatSeconds(seconds)}`);
+    if (r.changed) out.line(`  ${r.changed} file(s) changed while being looked at and were left alone`);
+    if (r.leftoversRemoved) out.line(`  removed ${r.leftoversRemoved} temporary link(s) left by an interrupted run`);
   }
   return r.skipped.some((s) => s.kind === 'unreadable') ? EXIT.partial : EXIT.ok;
 }
