@@ -1,17 +1,34 @@
 // `lb dedupe DIR`: checks the command line, runs the deduplication with the
 // catalog's fast-hash cache, and reports.
 import { realpathSync, statSync } from 'node:fs';
-import { defaultCatalogPath } from '../catalog/catalog.js';
-import { openCatalog } from '../catalog/open.js';
-import { startDedupe } from '../dedupe/dedupe.js';
-import { DedupeProgress } from './dedupe-progress.js';
-import { formatBytes, formatSeconds } from './format.js';
-import { EXIT, Output, UsageError, type OutputOptions } from './output.js';
+import type { Command } from 'commander';
+import { defaultCatalogPath } from '../../catalog/catalog.js';
+import { openCatalog } from '../../catalog/open.js';
+import { startDedupe } from '../../dedupe/dedupe.js';
+import { DedupeProgress } from '../dedupe-progress.js';
+import { formatBytes, formatSeconds } from '../format.js';
+import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
 export interface DedupeCommandOptions extends OutputOptions {
   contentOnly?: boolean;
   dryRun?: boolean;
   catalog?: string;
+}
+
+export function registerDedupe(program: Command): void {
+  const command = program
+    .command('dedupe')
+    .description('hard-link identical files inside DIR (one filesystem), replacing each duplicate atomically')
+    .configureOutput(oneLineErrors('usage: lb dedupe [options] DIR (lb dedupe --help lists the options)'))
+    .argument('<dir>', 'directory tree to deduplicate')
+    .option('--content-only', "link equal contents even when mode, owner, group or mtime differ (the kept file's metadata wins)")
+    .option('-n, --dry-run', 'change nothing: report the groups and the space linking would free')
+    .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)');
+  addOutputOptions(command, { verbose: 'list every link made', quiet: 'print only errors', progress: true }).action(
+    async (dir: string, opts: DedupeCommandOptions) => {
+      process.exitCode = await dedupeCommand(dir, opts);
+    },
+  );
 }
 
 function checkDirectory(dir: string): string {
@@ -25,7 +42,7 @@ function checkDirectory(dir: string): string {
   return realpathSync(dir);
 }
 
-export async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions): Promise<number> {
+async function dedupeCommand(dirArg: string, opts: DedupeCommandOptions): Promise<number> {
   const started = Date.now();
   const dir = checkDirectory(dirArg);
   const out = new Output(opts);

@@ -1,28 +1,30 @@
-// `lb backup SRC DST`: checks the command line, runs the source side and the
-// repository side (an agent: a local child process, or pushed over SSH), and
-// reports. Pushing: the source side runs here with the catalog. Pulling: the
-// source side runs in the remote agent and the repository side here.
+// `lb backup SRC DST`, the default command: checks the command line, runs the
+// source side and the repository side (an agent: a local child process, or
+// pushed over SSH), and reports. Pushing: the source side runs here with the
+// catalog. Pulling: the source side runs in the remote agent and the repository
+// side here.
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { AgentError, Sender, type SenderStats } from '../agent/sender.js';
-import { describeFailure } from '../agent/failure.js';
-import { serve } from '../agent/serve.js';
-import { specialFilesLine } from '../agent/skips.js';
-import { sourceProblemLine } from '../agent/source-root.js';
-import { Catalog, defaultCatalogPath } from '../catalog/catalog.js';
-import { openCatalog } from '../catalog/open.js';
-import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, RunResult } from '../protocol/messages.js';
-import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../repo/repository.js';
-import { checkListable } from '../scan/walk.js';
-import { describeLocation, parseLocation, type Location } from '../transport/address.js';
-import { startLocalAgent, type AgentConnection } from '../transport/local.js';
-import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
-import { formatBytes, formatSeconds } from './format.js';
-import { Interrupted, Interruption, agentStopped, exitedWithin } from './interrupt.js';
-import { EXIT, Output, UsageError, type OutputOptions } from './output.js';
-import { Progress } from './progress.js';
+import type { Command } from 'commander';
+import { AgentError, Sender, type SenderStats } from '../../agent/sender.js';
+import { describeFailure } from '../../agent/failure.js';
+import { serve } from '../../agent/serve.js';
+import { specialFilesLine } from '../../agent/skips.js';
+import { sourceProblemLine } from '../../agent/source-root.js';
+import { Catalog, defaultCatalogPath } from '../../catalog/catalog.js';
+import { openCatalog } from '../../catalog/open.js';
+import { ProtocolError } from '../../protocol/frames.js';
+import type { BackupOptions, RunResult } from '../../protocol/messages.js';
+import { RepositoryRefused, holdsNothing, refuseMissingParent, snapshotNameFor } from '../../repo/repository.js';
+import { checkListable } from '../../scan/walk.js';
+import { describeLocation, parseLocation, type Location } from '../../transport/address.js';
+import { startLocalAgent, type AgentConnection } from '../../transport/local.js';
+import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
+import { formatBytes, formatSeconds } from '../format.js';
+import { Interrupted, Interruption, agentStopped, exitedWithin } from '../interrupt.js';
+import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
+import { Progress } from '../progress.js';
 
 export interface BackupCommandOptions extends OutputOptions {
   always?: boolean;
@@ -36,6 +38,33 @@ export interface BackupCommandOptions extends OutputOptions {
   minutes?: string;
   /** Link-Backup's --lock: accepted, and changes nothing (lb always locks). */
   lock?: boolean;
+}
+
+export function registerBackup(program: Command): void {
+  const command = program
+    .command('backup', { isDefault: true })
+    .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
+    .configureOutput(oneLineErrors('usage: lb [options] SOURCE REPOSITORY (lb backup --help lists the options)'))
+    .argument('<source>', 'directory to back up: a local path or [user@]host:path')
+    .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
+    .option('--always', 'make a snapshot even when nothing changed since the latest one')
+    .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
+    .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)');
+  addOutputOptions(command, {
+    verbose: 'list what happens to every entry',
+    quiet: 'print only errors and warnings (nothing on a clean run)',
+    progress: true,
+  })
+    .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
+    .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
+    .option('--ssh-C', 'compress the SSH connection')
+    .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
+    .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
+    .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
+    .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
+    .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
+      process.exitCode = await backupCommand(source, repository, opts);
+    });
 }
 
 function checkSource(source: string): string {
@@ -125,7 +154,7 @@ interface Outcome {
   wire: { sent: number; received: number } | null;
 }
 
-export async function backupCommand(sourceArg: string, repositoryArg: string, opts: BackupCommandOptions): Promise<number> {
+async function backupCommand(sourceArg: string, repositoryArg: string, opts: BackupCommandOptions): Promise<number> {
   const started = Date.now();
   let source: Location;
   let repository: Location;
