@@ -5,7 +5,7 @@
 // DIR`) is moved first, where commander looks for it.
 import { lstatSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from './backup.js';
+import { UsageError } from './output.js';
 
 /** The command line as commander should see it; throws a UsageError for an unknown command. */
 export function placeCommandWord(program: Command, args: string[]): string[] {

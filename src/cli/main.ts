@@ -1,38 +1,24 @@
-// The lb command line. The only code that prints.
-import { Command, CommanderError } from 'commander';
-import { EXIT, UsageError, backupCommand, type BackupCommandOptions } from './backup.js';
+// The lb command line: a commander program made of the commands in commands/,
+// one file each, and the run. Printing and exit statuses: output.ts.
+import { Command } from 'commander';
 import { placeCommandWord } from './command-word.js';
-import { dedupeCommand, type DedupeCommandOptions } from './dedupe.js';
-import { Interrupted } from './interrupt.js';
+import { registerBackup } from './commands/backup.js';
+import { registerDedupe } from './commands/dedupe.js';
+import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
-// A reader that goes away (`lb -v | head`) ends lb as SIGPIPE ends other tools: quietly.
-// Its agent then sees its input close and publishes nothing.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(128 + 13);
-    throw error;
-  });
-}
+leaveQuietlyOnClosedPipe();
 
-const args = process.argv.slice(2);
-/** With --json, stdout carries one JSON object whatever happens: a failure too, bad command lines included. */
-const json = args.slice(0, args.includes('--') ? args.indexOf('--') : undefined).includes('--json');
-/** Commander's error as printed, for --json. */
-let usageFailure: string | null = null;
+const program = new Command('lb')
+  .description('Dated, hard-linked snapshots: moved, renamed and duplicated files cost no new storage and no new transfer.')
+  .version('0.1.0')
+  .exitOverride()
+  .configureOutput(oneLineErrors('lb --help lists the commands'));
 
-function oneLine(text: string): string {
-  return text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
-}
+// In the order `lb --help` lists them; backup, the default, first.
+registerBackup(program);
+registerDedupe(program);
 
-/** Commander's errors in one line, as every lb error (it puts "(Did you mean …?)" on a second), followed by what to type. */
-function oneLineErrors(usage: string) {
-  return {
-    outputError: (text: string, write: (line: string) => void) => {
-      usageFailure = `${oneLine(text)}; ${usage}`;
-      write(`lb: ${usageFailure}\n`);
-    },
-  };
-}
+program.usage(usageLines(program, 'backup'));
 
 /** How each command is typed, for `lb --help`: the default one first, its name optional. */
 function usageLines(program: Command, defaultCommand: string): string {
@@ -45,65 +31,9 @@ function usageLines(program: Command, defaultCommand: string): string {
     .join('\n');
 }
 
-const program = new Command('lb')
-  .description('Dated, hard-linked snapshots: moved, renamed and duplicated files cost no new storage and no new transfer.')
-  .version('0.1.0')
-  .exitOverride()
-  .configureOutput(oneLineErrors('lb --help lists the commands'));
-
-program
-  .command('backup', { isDefault: true })
-  .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
-  .configureOutput(oneLineErrors('usage: lb [options] SOURCE REPOSITORY (lb backup --help lists the options)'))
-  .argument('<source>', 'directory to back up: a local path or [user@]host:path')
-  .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
-  .option('--always', 'make a snapshot even when nothing changed since the latest one')
-  .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
-  .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
-  .option('--json', 'print the summary as one JSON object on stdout')
-  .option('-v, --verbose', 'list what happens to every entry')
-  .option('-q, --quiet', 'print only errors and warnings (nothing on a clean run)')
-  .option('--no-progress', 'no live progress display, even on a terminal')
-  .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
-  .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
-  .option('--ssh-C', 'compress the SSH connection')
-  .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
-  .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
-  .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
-  .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
-  .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
-    process.exitCode = await backupCommand(source, repository, opts);
-  });
-
-program
-  .command('dedupe')
-  .description('hard-link identical files inside DIR (one filesystem), replacing each duplicate atomically')
-  .configureOutput(oneLineErrors('usage: lb dedupe [options] DIR (lb dedupe --help lists the options)'))
-  .argument('<dir>', 'directory tree to deduplicate')
-  .option('--content-only', "link equal contents even when mode, owner, group or mtime differ (the kept file's metadata wins)")
-  .option('-n, --dry-run', 'change nothing: report the groups and the space linking would free')
-  .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
-  .option('--json', 'print the summary as one JSON object on stdout')
-  .option('-v, --verbose', 'list every link made')
-  .option('-q, --quiet', 'print only errors')
-  .option('--no-progress', 'no live progress display, even on a terminal')
-  .action(async (dir: string, opts: DedupeCommandOptions) => {
-    process.exitCode = await dedupeCommand(dir, opts);
-  });
-
-program.usage(usageLines(program, 'backup'));
-
+const args = process.argv.slice(2);
 try {
   await program.parseAsync(placeCommandWord(program, args), { from: 'user' });
 } catch (error) {
-  let message: string;
-  if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    message = usageFailure ?? oneLine(error.message);
-  } else {
-    message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`lb: ${message}\n`);
-    process.exitCode = error instanceof UsageError ? EXIT.usage : error instanceof Interrupted ? error.exitStatus : EXIT.error;
-  }
-  if (json && process.exitCode !== EXIT.ok) process.stdout.write(JSON.stringify({ status: 'error', exit: process.exitCode, error: message }) + '\n');
+  process.exitCode = reportFailure(error, jsonRequested(args));
 }

@@ -1,0 +1,63 @@
+// Pulling: the source is remote. Its agent scans and sends; the repository
+// side runs here, in this process.
+import { PassThrough } from 'node:stream';
+import { serve } from '../../agent/serve.js';
+import { sourceProblemLine } from '../../agent/source-root.js';
+import type { BackupOptions } from '../../protocol/messages.js';
+import { describeLocation, type Location } from '../../transport/address.js';
+import { openSession, startRemoteAgent, type SshOptions } from '../../transport/ssh.js';
+import { Interrupted, Interruption, exitedWithin } from '../interrupt.js';
+import { UsageError } from '../output.js';
+import { refusedRemote, wireOf, type Outcome } from './outcome.js';
+
+/** The source is remote: its agent scans and sends; the repository side runs here. */
+export async function pull(
+  source: Extract<Location, { kind: 'remote' }>,
+  repository: string,
+  options: BackupOptions,
+  ssh: SshOptions,
+  onLog: (line: string) => void,
+  budget: number | undefined,
+  interruption: Interruption,
+): Promise<Outcome> {
+  const session = await interruption.orStop(openSession(source.host, source.user, ssh));
+  try {
+    const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
+    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source', config]));
+    // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
+    // away), whatever the remote does with the signal and the end of input it is sent.
+    const input = agent.input.pipe(new PassThrough());
+    interruption.whileRunning((signal) => {
+      agent.interrupt();
+      input.destroy(new Interrupted(signal));
+    });
+    const outcome = await serve(input, agent.output, { onLog, own: { repository, options } });
+    if (interruption.signal && !outcome.result) {
+      await exitedWithin(agent, 2000);
+      throw interruption.interrupted();
+    }
+    if (outcome.failure === 'bad-source') {
+      // Refused before its hello: nothing was created, locked or written here.
+      agent.kill();
+      throw new UsageError(sourceProblemLine(describeLocation(source), outcome.sourceProblem!));
+    }
+    if (outcome.failure === 'protocol' || outcome.failure === 'local' || outcome.failure === 'refused') {
+      // This side's verdict stands; a remote that broke the protocol may say anything, or never exit.
+      agent.kill();
+      if (session.lost) throw new Error(session.lost);
+      if (outcome.failure === 'refused') throw new UsageError(outcome.error!);
+      if (outcome.failure === 'local') throw new Error(outcome.error!);
+      throw new Error(refusedRemote(session, outcome.error!, 'no snapshot was made'));
+    }
+    agent.output.end();
+    const code = await agent.exited;
+    if (!outcome.result) {
+      // The remote's own words first: they say why it stopped (a missing source, say).
+      const remote = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
+      throw new Error(session.lost ?? (remote || outcome.error || `the remote agent exited with status ${code}`));
+    }
+    return { result: outcome.result, stats: null, wire: wireOf(session) };
+  } finally {
+    session.close();
+  }
+}

@@ -1,0 +1,131 @@
+// `lb backup SRC DST`, the default command: checks the command line, runs the
+// source side and the repository side (an agent: a local child process, or
+// pushed over SSH), and reports. Pushing (backup/push.ts): the source side runs
+// here with the catalog. Pulling (backup/pull.ts): the source side runs in the
+// remote agent and the repository side here.
+import type { Command } from 'commander';
+import { Catalog, defaultCatalogPath } from '../../catalog/catalog.js';
+import { openCatalog } from '../../catalog/open.js';
+import type { BackupOptions } from '../../protocol/messages.js';
+import { snapshotNameFor } from '../../repo/repository.js';
+import { describeLocation, parseLocation, type Location } from '../../transport/address.js';
+import { budgetMs, checkRepository, checkSource, sshOptions, type SshCommandOptions } from '../backup/checks.js';
+import type { Outcome } from '../backup/outcome.js';
+import { pull } from '../backup/pull.js';
+import { push } from '../backup/push.js';
+import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
+import { Interruption } from '../interrupt.js';
+import { Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
+
+export interface BackupCommandOptions extends OutputOptions, SshCommandOptions {
+  always?: boolean;
+  numericIds?: boolean;
+  catalog?: string;
+  minutes?: string;
+  /** Link-Backup's --lock: accepted, and changes nothing (lb always locks). */
+  lock?: boolean;
+}
+
+export function registerBackup(program: Command): void {
+  const command = program
+    .command('backup', { isDefault: true })
+    .description('back up directory SOURCE into repository REPOSITORY (created if missing)')
+    .configureOutput(oneLineErrors('usage: lb [options] SOURCE REPOSITORY (lb backup --help lists the options)'))
+    .argument('<source>', 'directory to back up: a local path or [user@]host:path')
+    .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
+    .option('--always', 'make a snapshot even when nothing changed since the latest one')
+    .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
+    .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)');
+  addOutputOptions(command, {
+    verbose: 'list what happens to every entry',
+    quiet: 'print only errors and warnings (nothing on a clean run)',
+    progress: true,
+  })
+    .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
+    .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
+    .option('--ssh-C', 'compress the SSH connection')
+    .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
+    .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
+    .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
+    .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
+    .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
+      process.exitCode = await backupCommand(source, repository, opts);
+    });
+}
+
+async function backupCommand(sourceArg: string, repositoryArg: string, opts: BackupCommandOptions): Promise<number> {
+  const started = Date.now();
+  let source: Location;
+  let repository: Location;
+  try {
+    source = parseLocation(sourceArg);
+    repository = parseLocation(repositoryArg);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (source.kind === 'remote' && repository.kind === 'remote') {
+    throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
+  }
+  // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
+  // A clean run, FIFOs and sockets included, says nothing.
+  const out = new Output(opts);
+  const onLog = (line: string) => (line.startsWith('warning: ') ? out.warn(line) : out.line(line));
+  const ssh = sshOptions(opts, out.warn);
+  const budget = budgetMs(opts.minutes);
+  const localSource = source.kind === 'local' ? checkSource(source.path) : null;
+  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource) : null;
+  const options: BackupOptions = {
+    snapshotName: snapshotNameFor(new Date(started)),
+    always: opts.always ?? false,
+    numericIds: opts.numericIds ?? false,
+    verbose: opts.verbose ?? false,
+    quickCheck: false,
+    sourceLabel: localSource ?? describeLocation(source),
+  };
+
+  let outcome: Outcome;
+  let catalog: Catalog | undefined;
+  const interruption = Interruption.install();
+  try {
+    if (source.kind === 'local') {
+      // No size+mtime shortcut even without a catalog: the previous snapshot may be of another source.
+      // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
+      catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => out.warn(`warning: ${line}`));
+      try {
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onLog, budget, interruption);
+      } catch (error) {
+        catalog?.close(); // keeps the hashes learned before the failure
+        throw error;
+      }
+    } else {
+      options.quickCheck = true; // the remote scanner has no catalog of its own
+      outcome = await pull(source, localRepository!, options, ssh, onLog, budget, interruption);
+    }
+  } finally {
+    interruption.uninstall();
+  }
+
+  const seconds = (Date.now() - started) / 1000;
+  const { result } = outcome;
+  const c = result.counts;
+  const status = runStatus(outcome);
+  // Neither fails: a catalog failing now is a warning, never a failed run after a published snapshot.
+  catalog?.recordRun({
+    source: options.sourceLabel,
+    repository: describeLocation(repository),
+    snapshot: result.snapshot,
+    startedAt: new Date(started).toISOString(),
+    seconds,
+    newFiles: c.newFiles,
+    copiedFiles: c.copiedFiles,
+    linkedFiles: c.linkedFiles,
+    bytesTransferred: bytesTransferred(outcome),
+    status,
+  });
+  catalog?.close();
+
+  printSummary(out, outcome, { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes });
+  // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
+  if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
+  return EXIT_FOR[status];
+}
