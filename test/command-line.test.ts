@@ -157,13 +157,13 @@ function lbIn(cwd: string, args: string[], env: Record<string, string>) {
 }
 
 describe('commands', () => {
-  const unknown = (word: string) => new RegExp(`^lb: unknown command '${word}' \\(and no file or directory of that name here\\); the commands are backup, dedupe \\(lb --help says more\\)\n$`);
+  const unknown = (word: string) => new RegExp(`^lb: unknown command '${word}' \\(and no file or directory of that name here\\); the commands are backup, list, ls, dedupe \\(lb --help says more\\)\n$`);
 
   it('refuses an unknown command in one line listing the commands, rather than taking it for a source', () => {
     const { work, env } = workWithSource();
-    expectRefused(work, env, ['list', join(work, 'repo')], 2, unknown('list'));
-    expectRefused(work, env, ['--catalog', join(work, 'c.sqlite'), '-q', 'verify', join(work, 'repo')], 2, unknown('verify'));
-    expectRefused(work, env, ['list'], 2, unknown('list'));
+    expectRefused(work, env, ['frobnicate', join(work, 'repo')], 2, unknown('frobnicate'));
+    expectRefused(work, env, ['--catalog', join(work, 'c.sqlite'), '-q', 'snapshots', join(work, 'repo')], 2, unknown('snapshots'));
+    expectRefused(work, env, ['frobnicate'], 2, unknown('frobnicate'));
     // Not a name a command could have, explicitly a backup, or after `--`: a source, which does not exist.
     expectRefused(work, env, ['2019', join(work, 'repo')], 2, /^lb: source 2019 does not exist; give the directory to back up\n$/);
     expectRefused(work, env, ['backup', 'list', join(work, 'repo')], 2, /^lb: source list does not exist; give the directory to back up\n$/);
@@ -172,11 +172,11 @@ describe('commands', () => {
 
   it('backs up an existing directory named like a command, and takes host:path for a remote source', () => {
     const { work, env } = workWithSource();
-    mkdirSync(join(work, 'list'));
-    writeFileSync(join(work, 'list', 'f'), 'data');
-    const r = lbIn(work, ['list', 'repo', '-q'], env);
+    mkdirSync(join(work, 'photos'));
+    writeFileSync(join(work, 'photos', 'f'), 'data');
+    const r = lbIn(work, ['photos', 'repo', '-q'], env);
     expect(r, r.stderr).toEqual({ status: 0, stdout: '', stderr: '' });
-    expect(rsyncDifferences(join(work, 'list'), join(work, 'repo', 'latest', 'tree'))).toEqual([]);
+    expect(rsyncDifferences(join(work, 'photos'), join(work, 'repo', 'latest', 'tree'))).toEqual([]);
     // Nothing listens on port 1: a connection is tried, so the word was taken for a host.
     const remote = lbIn(work, ['localhost:/list', 'repo2', '--ssh-p', '1'], env);
     expect(remote.stderr).toBe('lb: cannot connect to localhost port 1: connection refused\n');
@@ -193,8 +193,10 @@ describe('commands', () => {
   it('shows how each command is typed in lb --help, and each command\'s options in its own help', () => {
     const help = lb(['--help']);
     expect(help.status).toBe(0);
-    expect(help.stdout).toMatch(/^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb dedupe DIR \[options\]\n/);
-    for (const command of ['backup', 'dedupe']) {
+    expect(help.stdout).toMatch(
+      /^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb list REPOSITORY \[options\]\n {7}lb ls REPOSITORY \[SNAPSHOT\] \[PATH\] \[options\]\n {7}lb dedupe DIR \[options\]\n/,
+    );
+    for (const command of ['backup', 'list', 'ls', 'dedupe']) {
       const own = lb([command, '--help']);
       expect(own.status).toBe(0);
       expect(own.stdout).toMatch(new RegExp(`^Usage: lb ${command} \\[options\\]`));
@@ -220,7 +222,8 @@ describe('--json on failure', () => {
     expectJsonError(['backup', join(work, 'nope'), repo, '--json'], env, 2, /^source .*nope does not exist/);
     expectJsonError(['--json', src], env, 2, /^missing required argument 'repository'; usage: /);
     expectJsonError([src, repo, '--json', '--frobnicate'], env, 2, /^unknown option '--frobnicate'/);
-    expectJsonError(['--json', 'list', repo], env, 2, /^unknown command 'list'/);
+    expectJsonError(['--json', 'frobnicate', repo], env, 2, /^unknown command 'frobnicate'/);
+    expectJsonError(['list', repo, '--json'], env, 2, /is not an lb repository \(it has no \.lb\/format\)$/);
     expectJsonError(['dedupe', join(work, 'nope'), '--json'], env, 2, /nope does not exist$/);
     expectJsonError([src, 'localhost:/repo', '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);
     expectJsonError(['localhost:/src', repo, '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);

@@ -7,9 +7,14 @@ import { lstatSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from './output.js';
 
-/** The command line as commander should see it; throws a UsageError for an unknown command. */
-export function placeCommandWord(program: Command, args: string[]): string[] {
+/**
+ * The command line as commander should see it; throws a UsageError for an unknown command. After `--`
+ * every word is an operand of the default command, even one named like a command (commander would
+ * still take that for the command, so the default command is named first).
+ */
+export function placeCommandWord(program: Command, args: string[], defaultCommand: string): string[] {
   const at = firstOperand(program, args);
+  if (at === 'after --') return [defaultCommand, ...args];
   if (at === null) return args;
   const word = args[at]!;
   if (word === 'help' || program.commands.some((command) => command.name() === word || command.aliases().includes(word))) {
@@ -22,12 +27,12 @@ export function placeCommandWord(program: Command, args: string[]): string[] {
   return args;
 }
 
-/** Index of the first word that is neither an option nor an option's value; null after `--` or when there is none. */
-function firstOperand(program: Command, args: string[]): number | null {
+/** Index of the first word that is neither an option nor an option's value; null when there is none. */
+function firstOperand(program: Command, args: string[]): number | 'after --' | null {
   const options = program.commands.flatMap((command) => command.options);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--') return null; // what follows are operands: a source named like a command, say
+    if (arg === '--') return 'after --'; // what follows are operands: a source named like a command, say
     if (arg === '-' || !arg.startsWith('-')) return i;
     if (arg.includes('=')) continue; // --catalog=PATH
     const option = options.find((o) => o.long === arg || o.short === arg);

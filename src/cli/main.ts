@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { placeCommandWord } from './command-word.js';
 import { registerBackup } from './commands/backup.js';
 import { registerDedupe } from './commands/dedupe.js';
+import { registerList } from './commands/list.js';
+import { registerLs } from './commands/ls.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
 leaveQuietlyOnClosedPipe();
@@ -16,6 +18,8 @@ const program = new Command('lb')
 
 // In the order `lb --help` lists them; backup, the default, first.
 registerBackup(program);
+registerList(program);
+registerLs(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));
@@ -33,7 +37,7 @@ function usageLines(program: Command, defaultCommand: string): string {
 
 const args = process.argv.slice(2);
 try {
-  await program.parseAsync(placeCommandWord(program, args), { from: 'user' });
+  await program.parseAsync(placeCommandWord(program, args, 'backup'), { from: 'user' });
 } catch (error) {
   process.exitCode = reportFailure(error, jsonRequested(args));
 }
