@@ -10,6 +10,18 @@ import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
 import { PROTOCOL_VERSION, decodeSourceMessage } from '../src/protocol/messages.js';
 import { tempDir } from './helpers.js';
 
+/** A well-formed result of a run that did nothing. */
+const emptyResult = {
+  snapshot: null,
+  created: false,
+  counts: { newFiles: 0, copiedFiles: 0, linkedFiles: 0, directories: 0, symlinks: 0, bytesReceived: 0, bytesStored: 0, bytesResumed: 0 },
+  warnings: [],
+  incomplete: false,
+  deferred: 0,
+  skipped: [],
+  skipCounts: { unreadable: 0, special: 0 },
+};
+
 describe('the source side', () => {
   it("accepts entries settled before the write that carried them has completed (a full pipe, a fast repository side)", async () => {
     const work = tempDir();
@@ -63,4 +75,40 @@ describe('the source side', () => {
     expect(outcome).toBeInstanceOf(AgentError);
     expect(outcome!.message).toBe('scripted end');
   });
+
+  for (const [what, early] of [
+    ['a result before its hello', [{ t: 'done', result: emptyResult }]],
+    ['a second hello', [{ t: 'hello', version: PROTOCOL_VERSION }, { t: 'hello', version: PROTOCOL_VERSION }]],
+  ] as const) {
+    it(`refuses ${what} from the repository side, in one line, rather than wait forever`, async () => {
+      const work = tempDir();
+      const source = join(work, 'src');
+      mkdirSync(source);
+      writeFileSync(join(source, 'f'), 'content');
+      const replies = new PassThrough();
+      const answer = new FrameWriter(replies);
+      let answered = false;
+      const repositorySide = new Writable({
+        write(_chunk: Buffer, _encoding, done) {
+          if (!answered) for (const message of early) answer.post(message);
+          answered = true;
+          answer.flush();
+          done();
+        },
+      });
+      const sender = new Sender(replies, repositorySide, {
+        sourceRoot: source,
+        repository: join(work, 'repo'),
+        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source },
+      });
+      const outcome = await Promise.race([
+        sender.run().then(
+          () => new Error('the run succeeded'),
+          (error: Error) => error,
+        ),
+        new Promise<Error>((resolve) => setTimeout(() => resolve(new Error('the source side still waits after 10 s')), 10_000)),
+      ]);
+      expect(outcome.message).toBe(early.length === 1 ? "the repository side sent 'done' before its hello" : 'the repository side said hello twice');
+    });
+  }
 });

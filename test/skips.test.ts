@@ -46,6 +46,7 @@ function chownTree(path: string): void {
 function lbAsUser(work: string, args: string[]): LbRun {
   const r = spawnSync('runuser', ['-u', USER, '--', process.execPath, LB, ...args], {
     encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
     env: { ...process.env, HOME: USER_HOME, XDG_STATE_HOME: join(work, 'state') },
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -161,6 +162,37 @@ describe('what the walk cannot read', () => {
     } finally {
       spawnSync('rm', ['-rf', src]); // GNU rm walks relative to directories; Node's rmSync cannot reach that deep
     }
+  });
+});
+
+describe('many unreadable files with long names', () => {
+  it('make a partial snapshot, named one warning line each, however long and however many (the result still fits its frame)', () => {
+    const work = userWork();
+    const src = join(work, 'src');
+    // Directories of 250-byte names down to about 3,700 bytes, then 2,100 unreadable files of 250-byte
+    // names holding a newline: each warning quotes a path and an error naming it again, over 8 KiB, and
+    // all of them together are more than a message may hold.
+    const level = 'd'.repeat(250);
+    let deep = src;
+    while (deep.length < 3700) deep = join(deep, level);
+    mkdirSync(deep, { recursive: true });
+    const count = 2100;
+    for (let i = 0; i < count; i++) writeFileSync(join(deep, `${String(i).padStart(4, '0')}\n${'n'.repeat(245)}`), 'x');
+    writeFileSync(join(src, 'readable'), 'kept');
+    chownTree(src);
+    for (let i = 0; i < count; i++) chmodSync(join(deep, `${String(i).padStart(4, '0')}\n${'n'.repeat(245)}`), 0o000);
+    const repo = join(work, 'repo');
+    const r = lbAsUser(work, [src, repo, '--json']);
+    expect(r.status, r.stderr.slice(0, 300)).toBe(3);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ status: 'partial', created: true });
+    expect(summary.warnings.length).toBeGreaterThan(0);
+    expect(summary.warnings.length).toBeLessThan(count); // the first ones: --json stays one message
+    const warnings = r.stderr.split('\n').filter((line) => line.startsWith('lb: warning: '));
+    expect(warnings).toHaveLength(count); // every one said, each on its own line
+    expect(r.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('lb: '))).toEqual([]);
+    expect(logOf(repo).split('\n').filter((line) => line.startsWith('warning: '))).toHaveLength(count);
+    expect(readFileSync(join(repo, 'latest', 'tree', 'readable'), 'utf8')).toBe('kept');
   });
 });
 

@@ -22,7 +22,7 @@ import { writeFully } from '../repo/write-fully.js';
 import { RepositoryLock } from '../repo/lock.js';
 import { SnapshotBuilder } from '../repo/snapshot.js';
 import { Accounts } from '../scan/accounts.js';
-import { Skips } from './skips.js';
+import { Skips, firstListed, oneLine } from './skips.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
@@ -537,13 +537,15 @@ export class Receiver {
   }
 
   private warn(message: string): void {
-    this.warnings.push(message);
-    this.events.log(`warning: ${message}`);
+    const line = oneLine(message);
+    this.warnings.push(line);
+    this.events.log(`warning: ${line}`);
   }
 
   private notice(message: string): void {
-    this.notices.push(message);
-    this.events.log(`warning: ${message}`);
+    const line = oneLine(message);
+    this.notices.push(line);
+    this.events.log(`warning: ${line}`);
   }
 
   // ---- the end ----
@@ -569,10 +571,11 @@ export class Receiver {
       this.counts.bytesStored = this.store.bytesStored;
       const outcome = {
         counts: this.counts,
-        warnings: this.warnings,
+        // All of them are in the log and were said as they came; the result carries what fits its frame.
+        warnings: firstListed(this.warnings, (w) => w.length),
         incomplete: this.incomplete,
         deferred: this.deferredCount,
-        skipped: this.skips.listed,
+        skipped: this.skips.reported(),
         skipCounts: this.skips.counts,
       };
       if (this.incomplete) return { snapshot: null, created: false, ...outcome };

@@ -126,6 +126,7 @@ export class Sender {
   private result: RunResult | null = null;
   /** The repository side's hello: the walk starts after it, knowing where the repository is. */
   private greeted!: () => void;
+  private helloHeard = false;
   private readonly greeting = new Promise<void>((resolve) => (this.greeted = resolve));
   private repositoryRoot: RepositoryIdentity | undefined;
   private readonly rootBytes: Buffer;
@@ -320,11 +321,17 @@ export class Sender {
       for (const frame of decoder.push(chunk)) {
         if (frame.type !== FRAME_JSON) throw new ProtocolError('the repository side sent file data');
         const message = decodeAgentMessage(frame.message);
+        // Before its hello the repository side may only say why it stops, or log; a result then would be a lie.
+        if (!this.helloHeard && message.t !== 'hello' && message.t !== 'error' && message.t !== 'log') {
+          throw new ProtocolError(`the repository side sent '${message.t}' before its hello`);
+        }
         switch (message.t) {
           case 'hello':
+            if (this.helloHeard) throw new ProtocolError('the repository side said hello twice');
             if (message.version !== PROTOCOL_VERSION) {
               throw new AgentError(`the repository side speaks protocol ${message.version}, this lb speaks ${PROTOCOL_VERSION}`);
             }
+            this.helloHeard = true;
             this.repositoryRoot = message.repository;
             this.greeted();
             break;

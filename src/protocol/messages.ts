@@ -214,6 +214,8 @@ function bool(v: unknown, what: string): boolean {
   return v;
 }
 
+/** Reasons, warnings and log lines may quote a path, and paths may be longer than PATH_MAX (up to 32 KiB here). */
+const TEXT_LIMIT = 65536;
 const HEX64 = /^[0-9a-f]{64}$/;
 const DECIMAL = /^-?[0-9]{1,25}$/;
 const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
@@ -294,14 +296,12 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
   switch (m.t) {
     case 'hello': {
       const o = obj(m.options, 'options');
-      const snapshotName = str(o.snapshotName, 'snapshot name', 32);
-      if (!SNAPSHOT_NAME.test(snapshotName)) fail('snapshot name');
       return {
         t: 'hello',
         version: int(m.version, 'version'),
         repository: str(m.repository, 'repository path'),
         options: {
-          snapshotName,
+          snapshotName: snapshotName(o.snapshotName),
           always: bool(o.always, 'option'),
           numericIds: bool(o.numericIds, 'option'),
           verbose: bool(o.verbose, 'option'),
@@ -323,12 +323,12 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
     case 'data-begin':
       return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
     case 'unreadable':
-      return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason') };
+      return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason', TEXT_LIMIT) };
     case 'skipped': {
       const path = getBytes(m, 'p', 'skipped path');
       // Only ever named, never written; still held to the rule for every path from a peer. The root is never skipped.
       if (path.length === 0 || !isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
-      return { t: 'skipped', path, kind: skipKind(m.k), reason: str(m.r, 'reason') };
+      return { t: 'skipped', path, kind: skipKind(m.k), reason: str(m.r, 'reason', TEXT_LIMIT) };
     }
     case 'deferred':
       return { t: 'deferred', index: int(m.index, 'entry index') };
@@ -358,7 +358,7 @@ function skipKind(v: unknown): SkipKind {
 
 function decodeSkipReport(raw: unknown): SkipReport {
   const s = obj(raw, 'skip');
-  return { path: str(s.path, 'skipped path', 65536), kind: skipKind(s.kind), reason: str(s.reason, 'reason') };
+  return { path: str(s.path, 'skipped path', TEXT_LIMIT), kind: skipKind(s.kind), reason: str(s.reason, 'reason', TEXT_LIMIT) };
 }
 
 function decodeIdentity(raw: unknown): RepositoryIdentity {
@@ -369,6 +369,12 @@ function decodeIdentity(raw: unknown): RepositoryIdentity {
     return BigInt(s);
   };
   return { boot: str(r.boot, 'boot id', 64), dev: number(r.dev), ino: number(r.ino) };
+}
+
+function snapshotName(v: unknown): string {
+  const name = str(v, 'snapshot name', 32);
+  if (!SNAPSHOT_NAME.test(name)) fail('snapshot name');
+  return name;
 }
 
 function decodeResult(raw: unknown): RunResult {
@@ -388,11 +394,11 @@ function decodeResult(raw: unknown): RunResult {
   if (!Array.isArray(r.skipped)) fail('skips');
   const n = obj(r.skipCounts, 'skip counts');
   return {
-    snapshot: r.snapshot === null ? null : str(r.snapshot, 'snapshot name', 32),
+    snapshot: r.snapshot === null ? null : snapshotName(r.snapshot),
     created: bool(r.created, 'result'),
     counts,
     // A warning names a path, which may be longer than PATH_MAX when it is why the path was skipped.
-    warnings: r.warnings.map((w) => str(w, 'warning', 65536)),
+    warnings: r.warnings.map((w) => str(w, 'warning', TEXT_LIMIT)),
     incomplete: bool(r.incomplete, 'result'),
     deferred: int(r.deferred, 'count'),
     skipped: r.skipped.map(decodeSkipReport),
@@ -414,7 +420,7 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
     case 'settled':
       return { t: 'settled', upTo: int(m.upTo, 'settled index') };
     case 'log':
-      return { t: 'log', line: str(m.line, 'log line', 65536) };
+      return { t: 'log', line: str(m.line, 'log line', TEXT_LIMIT) };
     case 'done':
       return { t: 'done', result: decodeResult(m.result) };
     case 'error':
