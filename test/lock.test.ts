@@ -2,12 +2,13 @@
 // holder; a lock left by a run that died (or whose pid was since reused) is
 // taken over.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LB, backup, lb, rsyncDifferences, tempDir } from './helpers.js';
+import { TracedRun, holdAt } from './traced-run.js';
 
 function startTime(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -78,6 +79,32 @@ describe('the repository lock', () => {
       expect(refused.status).toBe(1);
       expect(refused.stderr).toMatch(new RegExp(`in use by another lb run \\(pid ${sleeper.pid} on `));
       expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual(live);
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  it('steps aside when another run took over the same stale lock first, leaving that run its lock', async () => {
+    const work = tempDir();
+    const { src, repo, catalog } = makeRepository(work);
+    const lock = join(repo, '.lb', 'lock');
+    writeFileSync(lock, JSON.stringify({ host: hostname(), pid: spawnSync('true').pid!, since: '2026-01-01T00:00:00.000Z' }));
+    // This run opens the lock to judge it (its second open of it: the first tried to create it), and is held
+    // there: it reads the stale holder, then moves aside what the path holds by then…
+    const run = new TracedRun(['backup', src, repo, '--catalog', catalog], holdAt(lock, 'openat', '2'));
+    expect(await run.nextHold()).toBe(true);
+    // …while another run takes it over, as this one was about to.
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      const taker = { host: hostname(), pid: sleeper.pid!, since: new Date().toISOString(), started: startTime(sleeper.pid!) };
+      renameSync(lock, lock + '.taken-over');
+      writeFileSync(lock, JSON.stringify(taker) + '\n');
+      run.resume();
+      const ended = await run.end();
+      expect(ended.stderr).toMatch(new RegExp(`^lb: repository is in use by another lb run \\(pid ${sleeper.pid} on `));
+      expect(ended.status).toBe(1);
+      expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual(taker);
+      expect(readdirSync(join(repo, '.lb')).filter((name) => name.startsWith('lock.stale-'))).toEqual([]);
     } finally {
       sleeper.kill();
     }

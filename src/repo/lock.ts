@@ -1,7 +1,7 @@
 // The repository lock: a file created exclusively, naming its holder. A lock
 // whose holder is gone from this host (no such process, or a process that
 // started after the lock was taken: the pid was reused) is stale and taken over.
-import { openSync, writeSync, closeSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RepositoryError } from './repository.js';
@@ -36,12 +36,31 @@ function alive(holder: Holder): boolean {
 }
 
 function readHolder(path: string): Holder | null {
+  return parseHolder(readOrNull(path));
+}
+
+function readOrNull(path: string): string | null {
   try {
-    const h = JSON.parse(readFileSync(path, 'utf8')) as Holder;
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function parseHolder(text: string | null): Holder | null {
+  try {
+    const h = JSON.parse(text ?? '') as Holder;
     return typeof h.host === 'string' && Number.isInteger(h.pid) ? h : null;
   } catch {
     return null;
   }
+}
+
+function inUse(other: Holder, path: string): RepositoryError {
+  return new RepositoryError(
+    `repository is in use by another lb run (pid ${other.pid} on ${other.host}, since ${other.since}); ` +
+      `if that run is gone for good, remove ${path}`,
+  );
 }
 
 export class RepositoryLock {
@@ -52,23 +71,40 @@ export class RepositoryLock {
     const holder: Holder = { host: hostname(), pid: process.pid, since: new Date().toISOString(), started: processStart(process.pid) };
     for (let attempt = 0; attempt < 2; attempt++) {
       if (RepositoryLock.create(path, holder)) return new RepositoryLock(path, holder);
-      const other = readHolder(path);
-      if (other && (other.host !== holder.host || alive(other))) {
-        throw new RepositoryError(
-          `repository is in use by another lb run (pid ${other.pid} on ${other.host}, since ${other.since}); ` +
-            `if that run is gone for good, remove ${path}`,
-        );
-      }
+      const judged = readOrNull(path);
+      const other = parseHolder(judged);
+      if (other && (other.host !== holder.host || alive(other))) throw inUse(other, path);
       // Stale (dead holder, or an unreadable lock from a run killed while writing it):
       // move it aside atomically so only one contender takes it over.
-      try {
-        renameSync(path, `${path}.stale-${process.pid}`);
-        unlinkSync(`${path}.stale-${process.pid}`);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
+      RepositoryLock.breakStale(path, judged);
     }
     throw new RepositoryError('could not take the repository lock');
+  }
+
+  /**
+   * Move aside the lock judged stale. Another run may have taken it over between
+   * that judgement and this rename: then what was moved is that run's fresh lock,
+   * which is put back, and this run steps aside.
+   */
+  private static breakStale(path: string, judged: string | null): void {
+    const aside = `${path}.stale-${process.pid}`;
+    try {
+      renameSync(path, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // another contender moved it: try again
+      throw error;
+    }
+    const moved = readOrNull(aside);
+    if (moved !== judged) {
+      try {
+        linkSync(aside, path); // never over a lock made meanwhile
+      } finally {
+        unlinkSync(aside);
+      }
+      const taker = parseHolder(moved);
+      throw taker ? inUse(taker, path) : new RepositoryError('could not take the repository lock: another lb run is taking it');
+    }
+    unlinkSync(aside);
   }
 
   /** Create the lock file with the holder in it; false if one exists. A half-written lock is removed. */
