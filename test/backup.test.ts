@@ -203,4 +203,21 @@ describe('lb backup refuses bad command lines and writes nothing', () => {
     expect(r.stdout).toMatch(/^lb: snapshot \d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2} of /);
     expect(r.stdout).toMatch(/1 new, 0 copied, 0 linked/);
   });
+
+  it('with -v lists every entry of the new snapshot, those before the first change too', () => {
+    const work = tempDir();
+    const source = join(work, 'src');
+    const repo = join(work, 'repo');
+    mkdirSync(join(source, 'album'), { recursive: true });
+    writeFileSync(join(source, 'album', 'a.jpg'), 'a');
+    writeFileSync(join(source, 'b.txt'), 'b');
+    utimesSync(source, 1_600_000_000, 1_600_000_000);
+    backup(source, repo, join(work, 'catalog.sqlite'));
+    writeFileSync(join(source, 'z.txt'), 'z'); // sorts last: everything before it is unchanged
+    utimesSync(source, 1_600_000_000, 1_600_000_000);
+    const r = lb(['backup', source, repo, '-v', '--catalog', join(work, 'catalog.sqlite')]);
+    expect(r.status, r.stderr).toBe(0);
+    const listed = r.stdout.split('\n').filter((line) => /^(new|copied|linked|made) /.test(line));
+    expect(listed).toEqual(['made   /', 'made   album/', 'linked album/a.jpg', 'linked b.txt', 'new    z.txt']);
+  });
 });

@@ -501,7 +501,9 @@ export class Receiver {
         const record = replay.next()!;
         const objectPath = record.type === 'file' ? this.store.locate(record.hash, record, record.size) : undefined;
         if (record.type === 'file' && !objectPath) throw new Error(`object for ${record.path.toString()} is missing from the store`);
-        this.builder.add({ ...record, how: record.type === 'file' ? 'linked' : 'made' }, objectPath ?? undefined);
+        const how = record.type === 'file' ? 'linked' : 'made';
+        this.builder.add({ ...record, how }, objectPath ?? undefined);
+        this.logEntry(how, record); // -v lists every entry, those before the first difference too
       }
     } finally {
       replay.close();
@@ -525,6 +527,10 @@ export class Receiver {
     record.how = how;
     this.builder!.add(record, objectPath);
     this.count(record.type, how);
+    this.logEntry(how, record);
+  }
+
+  private logEntry(how: How, record: ManifestRecord): void {
     if (this.options.verbose) this.events.log(`${how.padEnd(6)} ${record.type === 'dir' ? record.path.toString() + '/' : record.path.toString()}`);
   }
 
