@@ -196,7 +196,7 @@ describe('commands', () => {
     expect(help.stdout).toMatch(
       /^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb list REPOSITORY \[options\]\n {7}lb ls REPOSITORY \[SNAPSHOT\] \[PATH\] \[options\]\n {7}lb du REPOSITORY \[options\]\n {7}lb dedupe DIR \[options\]\n/,
     );
-    for (const command of ['backup', 'list', 'ls', 'dedupe']) {
+    for (const command of ['backup', 'list', 'ls', 'du', 'dedupe']) {
       const own = lb([command, '--help']);
       expect(own.status).toBe(0);
       expect(own.stdout).toMatch(new RegExp(`^Usage: lb ${command} \\[options\\]`));
