@@ -16,12 +16,12 @@ function changeInPlace(older: DiffRecord, newer: DiffRecord): Change | null {
 }
 
 /** Records one at a time, refusing a stream out of canonical order (the merge would be wrong). */
-class OrderedStream<R extends DiffRecord> {
-  private readonly iterator: Iterator<R>;
-  current: R | null = null;
+class OrderedStream {
+  private readonly iterator: Iterator<DiffRecord>;
+  current: DiffRecord | null = null;
 
   constructor(
-    records: Iterable<R>,
+    records: Iterable<DiffRecord>,
     private readonly side: string,
   ) {
     this.iterator = records[Symbol.iterator]();
@@ -43,9 +43,9 @@ class OrderedStream<R extends DiffRecord> {
 }
 
 /** Compares two snapshots' records, each in canonical order. */
-export function compareSnapshots<R extends DiffRecord>(older: Iterable<R>, newer: Iterable<R>): Comparison {
-  const removed: R[] = [];
-  const added: R[] = [];
+export function compareSnapshots(older: Iterable<DiffRecord>, newer: Iterable<DiffRecord>): Comparison {
+  const removed: DiffRecord[] = [];
+  const added: DiffRecord[] = [];
   const changes: Change[] = [];
   const a = new OrderedStream(older, 'older');
   const b = new OrderedStream(newer, 'newer');

@@ -64,7 +64,7 @@ function changeLine(change: Change): string {
   let line = `${SYMBOL[change.op]} ${shownPath(change.path, change.type)}`;
   if (change.to) line += ` -> ${shownPath(change.to, change.type)}`;
   if (change.oldType) line += ` (was a ${change.oldType === 'dir' ? 'directory' : change.oldType})`;
-  if (change.entries !== undefined) line += ` (${change.entries} entries)`;
+  if (change.entries !== undefined) line += ` (${change.entries} ${change.entries === 1 ? 'entry' : 'entries'})`;
   if (change.metadataChanged) line += ' (metadata changed too)';
   return line;
 }
