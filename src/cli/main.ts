@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { placeCommandWord } from './command-word.js';
 import { registerBackup } from './commands/backup.js';
 import { registerDedupe } from './commands/dedupe.js';
+import { registerDiff } from './commands/diff.js';
 import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
 import { registerLs } from './commands/ls.js';
@@ -21,6 +22,7 @@ const program = new Command('lb')
 registerBackup(program);
 registerList(program);
 registerLs(program);
+registerDiff(program);
 registerDu(program);
 registerDedupe(program);
 

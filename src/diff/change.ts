@@ -1,0 +1,69 @@
+// One difference between two snapshots, and when two entries are the same:
+// the vocabulary of `lb diff` (compare.ts merges, moves.ts pairs moves).
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+/** The fields of a manifest record that a comparison looks at (a ManifestRecord has them all). */
+export interface DiffRecord {
+  type: EntryType;
+  path: Buffer;
+  /** sha256 hex of a file's content; '' otherwise. */
+  hash: string;
+  size: number;
+  mtimeNs: bigint;
+  mode: number;
+  uid: number;
+  gid: number;
+  target: Buffer | null;
+}
+
+export type ChangeOp = 'added' | 'removed' | 'changed' | 'metadata' | 'typeChanged' | 'moved';
+
+export interface Change {
+  op: ChangeOp;
+  /** The path in the older snapshot for removed and moved entries, else in the newer one. */
+  path: Buffer;
+  /** The entry's type (in the newer snapshot when it changed). */
+  type: EntryType;
+  /** typeChanged: the type it had. */
+  oldType?: EntryType;
+  /** moved: where it went. */
+  to?: Buffer;
+  /** added and removed files: their size in bytes. */
+  size?: number;
+  /** A moved directory: how many entries beneath it moved along unchanged. */
+  entries?: number;
+  /** moved: mode, owner or mtime differ too. */
+  metadataChanged?: boolean;
+}
+
+export interface DiffTotals {
+  added: number;
+  removed: number;
+  changed: number;
+  metadata: number;
+  typeChanged: number;
+  moved: number;
+  /** The size of the files added (changed files are not counted). */
+  bytesAdded: number;
+  /** The size of the files removed. */
+  bytesRemoved: number;
+}
+
+export interface Comparison {
+  /** In canonical order of `path`. */
+  changes: Change[];
+  totals: DiffTotals;
+}
+
+/** Same bytes: a file's content hash, a symlink's target; a directory has no content of its own. */
+export function sameContent(a: DiffRecord, b: DiffRecord): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'file') return a.hash === b.hash && a.size === b.size;
+  if (a.type === 'symlink') return a.target !== null && b.target !== null && a.target.equals(b.target);
+  return true;
+}
+
+export function sameMetadata(a: DiffRecord, b: DiffRecord): boolean {
+  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs;
+}
