@@ -6,6 +6,7 @@ import { registerBackup } from './commands/backup.js';
 import { registerDedupe } from './commands/dedupe.js';
 import { registerList } from './commands/list.js';
 import { registerLs } from './commands/ls.js';
+import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
 leaveQuietlyOnClosedPipe();
@@ -20,6 +21,7 @@ const program = new Command('lb')
 registerBackup(program);
 registerList(program);
 registerLs(program);
+registerVerify(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));
