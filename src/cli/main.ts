@@ -8,6 +8,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
 import { registerLs } from './commands/ls.js';
+import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
 leaveQuietlyOnClosedPipe();
@@ -24,6 +25,7 @@ registerList(program);
 registerLs(program);
 registerDiff(program);
 registerDu(program);
+registerVerify(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));

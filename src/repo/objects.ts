@@ -61,7 +61,7 @@ const FLUSH_MS = 5000;
  * utimes takes seconds as a double and libuv keeps whole microseconds, so a set
  * mtime can differ from the wanted one by up to a microsecond and a rounding step.
  */
-const MTIME_TOLERANCE_NS = 2000n;
+export const MTIME_TOLERANCE_NS = 2000n;
 
 export function variantName(hash: string, meta: ObjectMeta): string {
   return `${hash}.${meta.mode.toString(8)}.${meta.uid}.${meta.gid}.${meta.mtimeNs}`;
