@@ -7,6 +7,7 @@ import { registerDedupe } from './commands/dedupe.js';
 import { registerDiff } from './commands/diff.js';
 import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
+import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
 import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
@@ -23,6 +24,7 @@ const program = new Command('lb')
 registerBackup(program);
 registerList(program);
 registerLs(program);
+registerLog(program);
 registerDiff(program);
 registerDu(program);
 registerVerify(program);
