@@ -8,6 +8,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
 import { registerLs } from './commands/ls.js';
+import { registerRestore } from './commands/restore.js';
 import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
@@ -26,6 +27,7 @@ registerLs(program);
 registerDiff(program);
 registerDu(program);
 registerVerify(program);
+registerRestore(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));
