@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isSelected } from '../src/repo/restore.js';
 import { backup, lb, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
 
 const LATIN1 = Buffer.from('caf\xe9', 'latin1');
@@ -173,6 +174,10 @@ describe('lb restore', () => {
       expect(r.status, target).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`^lb: .*${message.source}.*\n$`));
     }
+    const remote = restore(['nas:/snapshots', join(work, 'fresh')]);
+    expect(remote.status).toBe(2);
+    expect(remote.stderr).toMatch(/^lb: lb restore reads local repositories only in this version; .*\n$/);
+    expect(existsSync(join(work, 'fresh'))).toBe(false);
     expect(readdirSync(full)).toEqual(['keep']);
     expect(existsSync(join(repo, 'restored'))).toBe(false);
     expect(readdirSync(join(work, 'elsewhere'))).toEqual([]);
@@ -252,5 +257,18 @@ os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     expect(entries.map((e) => e.path)).toEqual(['.', 'albums', 'albums/caf\\xe9', 'albums/summer-2026', 'albums/summer-2026/IMG_1 copy.jpg', 'albums/summer-2026/IMG_1.jpg', 'albums/summer-2026/IMG_2.jpg', 'albums/summer-2026/IMG_3.jpg']);
     expect(Buffer.from(entries[2]!.pathBase64!, 'base64').equals(Buffer.from('albums/caf\xe9', 'latin1'))).toBe(true);
     expect(existsSync(target)).toBe(false);
+  });
+});
+
+describe('what a restore with --path selects', () => {
+  const b = (path: string) => Buffer.from(path);
+  it('takes the subtrees asked for and the directories leading to them, and nothing beside them', () => {
+    const paths = [b('albums/summer'), b('notes.txt')];
+    const chosen = ['', 'albums', 'albums/summer', 'albums/summer/a.jpg', 'albums/summer/deep/b.jpg', 'notes.txt'];
+    const left = ['albums/summer-2026', 'albums/summerx/a.jpg', 'albums/other', 'bin', 'notes.txt.bak', 'notes'];
+    for (const path of chosen) expect(isSelected(b(path), paths), path).toBe(true);
+    for (const path of left) expect(isSelected(b(path), paths), path).toBe(false);
+    expect(isSelected(b('anything/at/all'), [])).toBe(true);
+    expect(isSelected(b('anything'), [b('')])).toBe(true);
   });
 });
