@@ -216,7 +216,7 @@ describe('lb restore', () => {
     ]);
   });
 
-  it('leaves out a file whose object is damaged, says so, restores the rest and exits 5', () => {
+  it('leaves out a file whose object is damaged or whose tree entry is gone, says so, restores the rest and exits 5', () => {
     const { work, repo, names, asTaken } = repository();
     const damaged = join(repo, names[1]!, 'tree', 'albums', 'summer-2026', 'IMG_2.jpg');
     const flip = spawnSync('python3', ['-c', `
@@ -230,12 +230,13 @@ with open(p, 'r+b') as f:
 os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 `, damaged]);
     expect(flip.status, String(flip.stderr)).toBe(0);
+    unlinkSync(join(repo, names[1]!, 'tree', 'secret'));
     const target = join(work, 'target');
     const r = restore([repo, target]);
     expect(r.status).toBe(5);
-    expect(r.stderr).toMatch(/^lb: albums\/summer-2026\/IMG_2\.jpg: its content in the repository does not match its SHA-256 [0-9a-f]{64} \(a damaged object\); left out\n$/);
-    expect(r.stdout).toMatch(/: 7 files, .*; 1 problem\n$/);
-    expect(rsyncDifferences(asTaken[1]!, target, { hardLinks: false })).toEqual(['>f+++++++++ albums/summer-2026/IMG_2.jpg']);
+    expect(r.stderr).toMatch(/^lb: albums\/summer-2026\/IMG_2\.jpg: its content in the repository does not match its SHA-256 [0-9a-f]{64} \(a damaged object\); left out\nlb: secret: it is missing from the snapshot's tree in the repository \(a damaged snapshot\); left out\n$/);
+    expect(r.stdout).toMatch(/: 6 files, .*; 2 problems\n$/);
+    expect(rsyncDifferences(asTaken[1]!, target, { hardLinks: false })).toEqual(['>f+++++++++ secret', '>f+++++++++ albums/summer-2026/IMG_2.jpg']);
     expect(readdirSync(join(target, 'albums', 'summer-2026')).filter((n) => n.startsWith('.lb-'))).toEqual([]);
   });
 

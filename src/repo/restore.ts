@@ -55,6 +55,7 @@ export interface RestoreTally {
 
 /** A path missing from the snapshot, among those asked for; null when all are there. */
 export function firstMissingPath(reader: RepositoryReader, snapshot: string, paths: Buffer[]): Buffer | null {
+  if (paths.length === 0) return null;
   const missing = new Map(paths.map((p) => [p.toString('latin1'), p]));
   for (const record of reader.records(snapshot)) {
     missing.delete(record.path.toString('latin1'));
@@ -159,7 +160,7 @@ export class Restorer {
   private copyFile(record: ManifestRecord): void {
     const path = this.destination(record.path);
     const temporary = this.temporaryBeside(path);
-    const source = openSync(Buffer.concat([Buffer.from(this.sourceTree + '/'), record.path]), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const source = this.openStored(record.path);
     let output: number | null = null;
     try {
       output = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -193,6 +194,17 @@ export class Restorer {
       throw error;
     } finally {
       closeSync(source);
+    }
+  }
+
+  /** The file's tree entry in the snapshot; a missing one is damage to the repository, as a rotten one is. */
+  private openStored(path: Buffer): number {
+    try {
+      return openSync(Buffer.concat([Buffer.from(this.sourceTree + '/'), path]), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      this.tally.damaged++;
+      throw new Error("it is missing from the snapshot's tree in the repository (a damaged snapshot); left out");
     }
   }
 
