@@ -261,6 +261,38 @@ os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
   });
 });
 
+describe('lb restore beyond PATH_MAX', () => {
+  it("restores a path longer than PATH_MAX in the snapshot's tree into a target where it is longer still", () => {
+    const work = tempDir();
+    const source = join(work, 's');
+    const repo = join(work, 'repo');
+    // Directories of 200-byte names down to a file whose source path is 4,080 bytes: beyond PATH_MAX under the repository.
+    const parts: string[] = [];
+    const file = 'f'.repeat(150);
+    const room = () => 4080 - Buffer.byteLength(join(source, ...parts, file));
+    for (let i = 0; room() > 0; i++) parts.push(`d${String(i).padStart(2, '0')}${'x'.repeat(Math.min(197, room() - 4))}`);
+    mkdirSync(source);
+    const original = process.cwd();
+    try {
+      process.chdir(source);
+      for (const part of parts) {
+        mkdirSync(part);
+        process.chdir(part);
+      }
+      writeFileSync(file, 'deep content');
+      symlinkSync(file, 'link');
+    } finally {
+      process.chdir(original);
+    }
+    backup(source, repo, join(work, 'catalog.sqlite'));
+    const target = join(work, 't'.repeat(40));
+    expect(Buffer.byteLength(join(target, ...parts, file))).toBeGreaterThan(4096);
+    const r = restore([repo, target]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(rsyncDifferences(source, target, { hardLinks: false })).toEqual([]);
+  });
+});
+
 describe('what a restore with --path selects', () => {
   const b = (path: string) => Buffer.from(path);
   it('takes the subtrees asked for and the directories leading to them, and nothing beside them', () => {

@@ -7,6 +7,7 @@
 // symlink; files and symlinks are made under a temporary name (O_EXCL|O_NOFOLLOW)
 // and renamed into place, which replaces an existing entry without following it.
 // Directory metadata is set once a directory's subtree is complete, deepest first.
+// Paths beyond PATH_MAX (a snapshot's tree is deeper than its source) go through atPath.
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -30,6 +31,7 @@ import {
 import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
 import type { ManifestRecord } from './manifest.js';
+import { atPath } from './deep-path.js';
 import { toSeconds } from './objects.js';
 import type { RepositoryReader } from './reader.js';
 import { writeFully } from './write-fully.js';
@@ -136,7 +138,11 @@ export class Restorer {
   }
 
   private makeDirectory(record: ManifestRecord): void {
-    const path = this.destination(record.path);
+    atPath(this.destination(record.path), (path) => this.makeDirectoryAt(path));
+    this.open.push(record);
+  }
+
+  private makeDirectoryAt(path: Buffer): void {
     try {
       // Owner-writable until its subtree is complete; the recorded mode is set on close.
       mkdirSync(path, { mode: 0o700 });
@@ -148,25 +154,34 @@ export class Restorer {
         throw new Error(`${existing.isSymbolicLink() ? 'a symlink' : 'a file'} is in the way of this directory; left alone, with everything the snapshot holds beneath it`);
       }
     }
-    this.open.push(record);
   }
 
   /** A fresh name beside `path` for writing before the rename into place. */
   private temporaryBeside(path: Buffer): Buffer {
-    const parent = path.subarray(0, path.lastIndexOf(0x2f));
-    return Buffer.concat([parent, Buffer.from(`/.lb-restore-${process.pid}-${this.temporaries++}`)]);
+    const parent = path.subarray(0, path.lastIndexOf(0x2f) + 1); // '' for a bare name (atPath went into its directory)
+    return Buffer.concat([parent, Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`)]);
   }
 
   private copyFile(record: ManifestRecord): void {
-    const path = this.destination(record.path);
-    const temporary = this.temporaryBeside(path);
     const source = this.openStored(record.path);
+    try {
+      atPath(this.destination(record.path), (path) => this.copyTo(record, source, path));
+    } finally {
+      closeSync(source);
+    }
+  }
+
+  private copyTo(record: ManifestRecord, source: number, path: Buffer): void {
+    const temporary = this.temporaryBeside(path);
     let output: number | null = null;
+    let made = false;
     try {
       output = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      made = true;
       const hash = createHash('sha256');
       let size = 0;
-      for (let n = readSync(source, this.buffer); n > 0; n = readSync(source, this.buffer)) {
+      // Read by position: atPath may run this twice (a rename past PATH_MAX), each from the start.
+      for (let n = readSync(source, this.buffer, 0, COPY_CHUNK, 0); n > 0; n = readSync(source, this.buffer, 0, COPY_CHUNK, size)) {
         const chunk = this.buffer.subarray(0, n);
         hash.update(chunk);
         writeFully(output, chunk);
@@ -187,20 +202,16 @@ export class Restorer {
       this.tally.files++;
       this.tally.bytes += size;
     } catch (error) {
-      if (output !== null) {
-        closeSync(output);
-        unlinkSync(temporary);
-      }
+      if (output !== null) closeSync(output);
+      if (made) unlinkSync(temporary);
       throw error;
-    } finally {
-      closeSync(source);
     }
   }
 
   /** The file's tree entry in the snapshot; a missing one is damage to the repository, as a rotten one is. */
   private openStored(path: Buffer): number {
     try {
-      return openSync(Buffer.concat([Buffer.from(this.sourceTree + '/'), path]), constants.O_RDONLY | constants.O_NOFOLLOW);
+      return atPath(Buffer.concat([Buffer.from(this.sourceTree + '/'), path]), (stored) => openSync(stored, constants.O_RDONLY | constants.O_NOFOLLOW));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       this.tally.damaged++;
@@ -209,7 +220,11 @@ export class Restorer {
   }
 
   private makeSymlink(record: ManifestRecord): void {
-    const path = this.destination(record.path);
+    atPath(this.destination(record.path), (path) => this.makeSymlinkAt(record, path));
+    this.tally.symlinks++;
+  }
+
+  private makeSymlinkAt(record: ManifestRecord, path: Buffer): void {
     const temporary = this.temporaryBeside(path);
     symlinkSync(record.target!, temporary);
     try {
@@ -221,7 +236,6 @@ export class Restorer {
       unlinkSync(temporary);
       throw error;
     }
-    this.tally.symlinks++;
   }
 
   /** rename(2) replaces a file or symlink at `path` itself, never what it points to. */
@@ -246,12 +260,13 @@ export class Restorer {
   }
 
   private closeDirectory(dir: ManifestRecord): void {
-    const path = this.destination(dir.path);
+    const seconds = toSeconds(dir.mtimeNs);
     try {
-      if (this.options.setOwner) chownSync(path, dir.uid, dir.gid);
-      chmodSync(path, dir.mode);
-      const seconds = toSeconds(dir.mtimeNs);
-      utimesSync(path, seconds, seconds);
+      atPath(this.destination(dir.path), (path) => {
+        if (this.options.setOwner) chownSync(path, dir.uid, dir.gid);
+        chmodSync(path, dir.mode);
+        utimesSync(path, seconds, seconds);
+      });
       this.tally.directories++;
     } catch (error) {
       this.fail(dir.path, (error as Error).message);
