@@ -39,8 +39,6 @@ import { writeFully } from './write-fully.js';
 export interface RestoreOptions {
   /** Subtrees to restore, as the manifest spells them; empty for the whole snapshot. */
   paths: Buffer[];
-  /** Replace what TARGET already holds at the snapshot's paths. */
-  overwrite: boolean;
   /** Set owners and groups as recorded (only root may). */
   setOwner: boolean;
 }

@@ -6,8 +6,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseLocation } from '../../transport/address.js';
 import { UsageError } from '../output.js';
 
-/** Checks TARGET and returns it as a local path; whether it exists yet. */
-export function checkTarget(targetArg: string, repositoryRoot: string, overwrite: boolean): { path: string; exists: boolean } {
+/** Checks TARGET and returns it as an absolute local path. */
+export function checkTarget(targetArg: string, repositoryRoot: string, overwrite: boolean): string {
   let location;
   try {
     location = parseLocation(targetArg);
@@ -34,7 +34,7 @@ export function checkTarget(targetArg: string, repositoryRoot: string, overwrite
   if (real === repository || real.startsWith(repository + '/')) {
     throw new UsageError(`${targetArg} is inside the repository ${repositoryRoot}; restore somewhere outside it`);
   }
-  return { path, exists: existing !== null };
+  return path;
 }
 
 function lstatOrNull(path: string) {

@@ -54,18 +54,15 @@ function restoreCommand(repositoryArg: string, snapshotWord: string | undefined,
   const target = checkTarget(targetArg, reader.root, opts.overwrite ?? false);
   if (opts.dryRun) return dryRun(out, reader, snapshot, paths);
   const problems: Record<string, string>[] = [];
-  const restorer = new Restorer(reader, snapshot, target.path, {
-    paths,
-    overwrite: opts.overwrite ?? false,
-    setOwner: process.getuid?.() === 0,
-  }, (path, text) => {
+  // The same with --overwrite: every entry is renamed into place and no symlink followed, over whatever is there.
+  const restorer = new Restorer(reader, snapshot, target, { paths, setOwner: process.getuid?.() === 0 }, (path, text) => {
     problems.push({ ...jsonName(path), problem: text });
     out.warn(`${displayName(path.length === 0 ? Buffer.from('.') : path)}: ${text}`);
   });
   const tally = restorer.run();
   const status = tally.damaged > 0 ? 'damaged' : tally.problems > 0 ? 'partial' : 'ok';
   if (out.asJson) {
-    out.json({ status, snapshot, target: target.path, ...counts(tally), problems });
+    out.json({ status, snapshot, target, ...counts(tally), problems });
   } else {
     out.line(`restored ${snapshot} into ${targetArg}: ${describe(tally)}`);
   }
