@@ -116,6 +116,12 @@ describe('lb restore', () => {
     expect(r.stdout).toBe(`restored ${names[1]} into ${latest}: 8 files, 5 directories, 2 symlinks, 48.1 kB; no problems\n`);
     expect(rsyncDifferences(asTaken[1]!, latest, { hardLinks: false })).toEqual([]);
 
+    // Owners are this machine's numbers in the snapshot already: --numeric-ids restores the same.
+    const numeric = join(work, 'numeric');
+    expect(restore([repo, numeric, '--numeric-ids']).status).toBe(0);
+    expect(rsyncDifferences(asTaken[1]!, numeric, { hardLinks: false })).toEqual([]);
+    expect(lstatSync(join(numeric, 'bin', 'tool')).uid).toBe(1);
+
     const older = join(work, 'older');
     const o = restore([repo, names[0]!, older, '--json']);
     expect(o.status, o.stderr).toBe(0);
@@ -238,6 +244,12 @@ os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     expect(r.stdout).toMatch(/: 6 files, .*; 2 problems\n$/);
     expect(rsyncDifferences(asTaken[1]!, target, { hardLinks: false })).toEqual(['>f+++++++++ secret', '>f+++++++++ albums/summer-2026/IMG_2.jpg']);
     expect(readdirSync(join(target, 'albums', 'summer-2026')).filter((n) => n.startsWith('.lb-'))).toEqual([]);
+
+    const json = restore([repo, join(work, 'again'), '--json']);
+    expect(json.status).toBe(5);
+    const summary = JSON.parse(json.stdout);
+    expect(summary).toMatchObject({ status: 'damaged', files: 6, symlinks: 2 });
+    expect(summary.problems.map((p: { path: string }) => p.path)).toEqual(['albums/summer-2026/IMG_2.jpg', 'secret']);
   });
 
   it('--dry-run lists every path it would write and writes nothing', () => {
