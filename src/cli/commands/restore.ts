@@ -10,7 +10,7 @@ import { openToRead, resolveSnapshot } from './read-repository.js';
 import { checkTarget } from './restore-target.js';
 
 interface RestoreOptions extends OutputOptions {
-  path: string[];
+  path?: string[];
   overwrite?: boolean;
   dryRun?: boolean;
   numericIds?: boolean;
@@ -24,7 +24,7 @@ export function registerRestore(program: Command): void {
     .argument('<repository>', 'lb repository: a local path')
     .argument('[snapshot]', 'a snapshot name, a unique prefix of one (2026.11), or latest')
     .argument('<target>', 'a local directory that does not exist yet (its parent does) or is empty')
-    .option('--path <path>', 'restore only this path of the snapshot, with the directories leading to it (repeatable)', collect, [])
+    .option('--path <path>', 'restore only this path of the snapshot, with the directories leading to it (repeatable)', collect)
     .option('--overwrite', 'write into a directory that is not empty: replace each restored path, leave everything else alone')
     .option('--dry-run', 'list what would be written, write nothing')
     .option('--numeric-ids', "owners and groups by number: the snapshot's numbers are this machine's already, so the same as without it");
@@ -40,15 +40,15 @@ export function registerRestore(program: Command): void {
   });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function restoreCommand(repositoryArg: string, snapshotWord: string | undefined, targetArg: string, opts: RestoreOptions): number {
   const out = new Output(opts);
   const reader = openToRead(repositoryArg, 'restore');
   const snapshot = resolveSnapshot(reader, snapshotWord);
-  const paths = opts.path.map(insidePath);
+  const paths = (opts.path ?? []).map(insidePath);
   const missing = firstMissingPath(reader, snapshot, paths);
   if (missing !== null) throw new UsageError(`no ${displayName(missing)} in snapshot ${snapshot}; nothing restored`);
   const target = checkTarget(targetArg, reader.root, opts.overwrite ?? false);
