@@ -9,6 +9,7 @@ import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
 import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
+import { registerRestore } from './commands/restore.js';
 import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
 
@@ -28,6 +29,7 @@ registerLog(program);
 registerDiff(program);
 registerDu(program);
 registerVerify(program);
+registerRestore(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));

@@ -34,7 +34,7 @@ export function registerLs(program: Command): void {
 const SNAPSHOT_WORD = /^(latest|[0-9][0-9.-]*)$/;
 
 /** PATH as the manifest spells it: relative, no empty, `.` or `..` components. */
-function insidePath(path: string): Buffer {
+export function insidePath(path: string): Buffer {
   const parts = path.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) throw new UsageError(`${path}: a path inside a snapshot cannot go up with ..`);
   return Buffer.from(parts.join('/'));

@@ -14,6 +14,11 @@ export function openToRead(repositoryArg: string, command: string): RepositoryRe
     throw new UsageError((error as Error).message);
   }
   if (location.kind === 'remote') {
+    if (command === 'restore') {
+      throw new UsageError(
+        `lb restore reads local repositories only in this version; restore on ${location.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
+      );
+    }
     throw new UsageError(`lb ${command} reads local repositories only in this version; run it on ${location.host} (ssh ${location.host} lb ${command} ${location.path})`);
   }
   try {
