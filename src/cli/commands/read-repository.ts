@@ -16,10 +16,10 @@ export function openToRead(repositoryArg: string, command: string): RepositoryRe
   if (location.kind === 'remote') {
     if (command === 'restore') {
       throw new UsageError(
-        `lb restore reads local repositories only in this version; restore on ${location.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
+        `a remote repository cannot be restored from yet (the agent has no read role in this version); restore on ${location.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
       );
     }
-    throw new UsageError(`lb ${command} reads local repositories only in this version; run it on ${location.host} (ssh ${location.host} lb ${command} ${location.path})`);
+    throw new UsageError(`a remote repository cannot be read yet (the agent has no read role in this version); run lb ${command} on ${location.host} (ssh ${location.host} lb ${command} ${location.path})`);
   }
   try {
     return Repository.open(location.path, 'read');
