@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync,
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
+import { PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { LB, ROOT, backup, mountOrSkip, rsyncDifferences, run, tempDir, umount, type LbRun, type Summary } from './helpers.js';
 
 /** lb with a deadline: a run that hangs fails the test (status -1) instead of blocking it. */
@@ -277,13 +278,20 @@ describe('a side that fails', () => {
     const source = join(work, 'source');
     mkdirSync(source);
     writeFileSync(join(source, 'file'), 'content');
-    const config = Buffer.from(
+    // What lb sends a pulled source side first: one JSON frame (u32 length of type + payload, type 1).
+    const request = Buffer.from(
       JSON.stringify({
+        t: 'pull',
+        version: PROTOCOL_VERSION,
         sourceRoot: source,
         repository: repo,
         options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'source' },
       }),
-    ).toString('base64');
+    );
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(request.length + 1, 0);
+    head[4] = 1;
+    writeFileSync(join(work, 'request'), Buffer.concat([head, request]));
     // The two agents wired to each other by pipes, as sshd gives a pulled source its stdin and stdout. The source
     // side's third statx of its root (after resolving it and checking it before its hello) is the walk's own lstat:
     // it fails with EIO there, once the repository side has created and locked the repository.
@@ -291,7 +299,9 @@ describe('a side that fails', () => {
     const agent = `${process.execPath} ${join(ROOT, 'dist', 'agent.cjs')}`;
     const failingWalk = `strace -f -qq -o /dev/null -P ${source} -e trace=statx -e inject=statx:error=EIO:when=3`;
     // `timeout` kills the whole group when the two sides wait for each other forever.
-    const pipeline = `mkfifo ${fifo} && ${failingWalk} ${agent} source ${config} < ${fifo} 2> ${work}/source.err | ${agent} > ${fifo} 2> ${work}/repository.err; echo $?`;
+    const pipeline =
+      `mkfifo ${fifo} && ${failingWalk} ${agent} source < ${fifo} 2> ${work}/source.err | ` +
+      `{ cat ${work}/request; ${agent}; } > ${fifo} 2> ${work}/repository.err; echo $?`;
     const r = spawnSync('timeout', ['-s', 'KILL', '20', 'sh', '-c', pipeline], { encoding: 'utf8' });
     expect(r.status, 'the two sides waited for each other').toBe(0);
     expect(r.stdout).toBe('1\n'); // the repository side's status

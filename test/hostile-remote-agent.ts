@@ -6,8 +6,8 @@
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FRAME_JSON, FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
-import { PROTOCOL_VERSION, decodeAgentMessage, decodeSourceMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
+import { FRAME_JSON, FrameDecoder, FrameWriter, readFirstFrame } from '../src/protocol/frames.js';
+import { PROTOCOL_VERSION, decodeAgentMessage, decodePullRequest, decodeSourceMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
 
 /** Attacks on the repository side (this lb, pulling). */
 export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
@@ -27,7 +27,7 @@ const LINGER_MS = 60_000;
 const script = process.argv[1]!;
 const plan = JSON.parse(readFileSync(`${script}.attack.json`, 'utf8')) as AttackPlan;
 writeFileSync(`${script}.pid`, String(process.pid));
-const [role, encodedConfig] = process.argv.slice(2);
+const [role] = process.argv.slice(2);
 process.stderr.write('lb agent: all is well here\n');
 
 const now = BigInt(Date.now()) * 1_000_000n;
@@ -102,9 +102,11 @@ async function attack(): Promise<void> {
   send({ t: 'end', incomplete: false });
 }
 
-/** The source side's part, as a pull runs it, up to the attack. */
-function actAsSource(): void {
-  const config = JSON.parse(Buffer.from(encodedConfig!, 'base64').toString('utf8')) as { repository: string; options: object };
+/** The source side's part, as a pull runs it, up to the attack: lb's pull request first. */
+async function actAsSource(): Promise<void> {
+  const first = await readFirstFrame(process.stdin);
+  const config = first.type === FRAME_JSON ? decodePullRequest(first.message) : null;
+  if (!config) throw new Error('no pull request');
   send({
     t: 'hello',
     version: PROTOCOL_VERSION,
@@ -128,6 +130,7 @@ function actAsSource(): void {
       }
     }
   });
+  process.stdin.resume(); // readFirstFrame left it paused
 }
 
 /**
@@ -160,7 +163,7 @@ function actAsRepository(): void {
   });
 }
 
-if (role === 'source') actAsSource();
+if (role === 'source') void actAsSource();
 else actAsRepository();
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));

@@ -63,8 +63,22 @@ async function lockHolder(repo: string, timeoutMs = 30_000): Promise<number> {
   throw new Error(`no lock in ${repo} after ${timeoutMs} ms`);
 }
 
-/** Processes running lb's agent as the source side of a pull from `source` (the remote here is this machine). */
-function remoteSourceAgents(source: string): number[] {
+/** The parent of a process, or null once it is gone. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Processes running lb's agent as the source side of a pull, under this test's sshd (the remote here is this
+ * machine; a test pulls one source at a time). What to send is no longer on their command line, so they are
+ * told apart by their role and their ancestry.
+ */
+function remoteSourceAgents(sshdPid: number): number[] {
   const found: number[] = [];
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     let args: string[];
@@ -75,11 +89,11 @@ function remoteSourceAgents(source: string): number[] {
     }
     const at = args.indexOf('source');
     if (at < 1 || !/agent-[0-9a-f]+\.cjs$/.test(args[at - 1]!)) continue;
-    try {
-      const config = JSON.parse(Buffer.from(args[at + 1]!, 'base64').toString('utf8')) as { sourceRoot: string };
-      if (config.sourceRoot === source && running(Number(pid))) found.push(Number(pid));
-    } catch {
-      // not one of ours
+    for (let up = parentOf(Number(pid)); up !== null && up > 1; up = parentOf(up)) {
+      if (up === sshdPid) {
+        if (running(Number(pid))) found.push(Number(pid));
+        break;
+      }
     }
   }
   return found;
@@ -312,14 +326,14 @@ describe('interruptions and failures over SSH', () => {
     const run = startLb([from, to, '--catalog', join(work, 'c.sqlite'), ...sshArgs()], sshd.env);
     const holder = await lockHolder(repo);
     await underWay();
-    if (direction === 'pull') expect(remoteSourceAgents(source)).toHaveLength(1); // so that its absence later means something
+    if (direction === 'pull') expect(remoteSourceAgents(sshd.pid)).toHaveLength(1); // so that its absence later means something
     run.child.kill('SIGTERM');
     const ended = await run.ended;
     expect(ended.status, ended.stderr).toBe(143);
     expect(ended.stderr).toBe(INTERRUPTED);
     if (direction === 'pull') expect(holder).toBe(run.child.pid); // the repository side ran in lb itself
     // A remote agent may take a moment longer to hear of it (lb waits for it only briefly).
-    const remoteAgentGone = () => (direction === 'push' ? !running(holder) : remoteSourceAgents(source).length === 0);
+    const remoteAgentGone = () => (direction === 'push' ? !running(holder) : remoteSourceAgents(sshd.pid).length === 0);
     for (const stopped = Date.now(); !remoteAgentGone() && Date.now() - stopped < 10_000; ) await sleep(50);
     expect(remoteAgentGone()).toBe(true);
     expect(running(holder)).toBe(false);

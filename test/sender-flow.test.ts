@@ -1,6 +1,7 @@
 // The real source side (Sender) against a repository side scripted from the real
 // protocol code, timed so as to hit what a fast repository side and a full pipe do
 // by chance in long runs.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -8,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentError, Sender } from '../src/agent/sender.js';
 import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
 import { PROTOCOL_VERSION, decodeSourceMessage } from '../src/protocol/messages.js';
-import { tempDir } from './helpers.js';
+import { ROOT, tempDir } from './helpers.js';
 
 /** A well-formed result of a run that did nothing. */
 const emptyResult = {
@@ -109,6 +110,24 @@ describe('the source side', () => {
         new Promise<Error>((resolve) => setTimeout(() => resolve(new Error('the source side still waits after 10 s')), 10_000)),
       ]);
       expect(outcome.message).toBe(early.length === 1 ? "the repository side sent 'done' before its hello" : 'the repository side said hello twice');
+    });
+  }
+
+  for (const [what, request, error] of [
+    ['a source path that is not text', { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: 42 }, 'lb agent: peer sent an invalid source path'],
+    ['another protocol version', { t: 'pull', version: 1 }, `lb agent: the repository side speaks protocol 1, this agent speaks ${PROTOCOL_VERSION}`],
+    ['another first message', { t: 'hello', version: PROTOCOL_VERSION }, 'lb agent: peer sent an invalid pull request'],
+  ] as const) {
+    it(`when pulled, refuses ${what} as the request, in one line`, () => {
+      const base: Record<string, unknown> = { options: {}, repository: '/r', sourceRoot: '/s' };
+      const json = Buffer.from(JSON.stringify({ ...base, ...request }));
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(json.length + 1, 0);
+      head[4] = 1;
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'agent.cjs'), 'source'], { input: Buffer.concat([head, json]), encoding: 'utf8', timeout: 10_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`${error}\n`);
+      expect(r.stdout).toBe('');
     });
   }
 });

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 
 export interface Sshd {
   port: number;
+  /** The sshd process: every session's processes descend from it. */
+  pid: number;
   dir: string;
   /** lb's ssh home (LB_SSH_HOME in `env`): .ssh/id_ed25519 is authorized, .ssh/known_hosts knows the host key. */
   home: string;
@@ -92,6 +94,7 @@ export async function startSshd(options: { ownRemoteHome?: boolean } = {}): Prom
   }
   return {
     port,
+    pid: child.pid!,
     dir,
     home,
     hostKey,

@@ -1,6 +1,7 @@
 // The agent's entry point: bundled into one file with Node built-ins only, run
 // as a child process next to the repository (locally, or on a remote over SSH),
-// or, with `source CONFIG`, next to a remote source that is being pulled.
+// or, with `source`, next to a remote source that is being pulled (what to send
+// arrives as the first message on its input).
 //
 // An agent never outlives lb's interest in it: when its connection closes (stdin
 // ends, stdout breaks) or a signal comes (SIGHUP, SIGINT, SIGTERM), the
@@ -8,6 +9,8 @@
 // and exits; the source side, which holds no lock, exits at once.
 import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
+import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
+import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { serve } from './serve.js';
 
@@ -25,17 +28,30 @@ function fail(error: unknown): void {
   exitSoon(1);
 }
 
-async function runSource(encoded: string): Promise<void> {
-  // Written by the invoking lb on the ssh command line: trusted as its own arguments are.
-  const config = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Pick<SenderSetup, 'sourceRoot' | 'repository' | 'options' | 'budgetMs'>;
+/** The pull request the repository side sends first, validated like every message. */
+async function pullRequest(): Promise<PullRequest> {
+  const frame = await readFirstFrame(process.stdin);
+  if (frame.type !== FRAME_JSON) throw new ProtocolError('the repository side began with file data');
+  return decodePullRequest(frame.message);
+}
+
+async function runSource(): Promise<void> {
   for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
   // lb went away (or gave up on this run) before the end: nobody is left to send to.
   process.stdin.once('end', () => process.exit(1));
   process.stdin.once('error', () => process.exit(1));
   process.stdout.once('error', () => process.exit(1));
+  const request = await pullRequest();
   // The walk starts at the directory a symlinked root names, as a local source's does.
-  const sourceRoot = resolvedRoot(config.sourceRoot);
-  const setup: SenderSetup = { ...config, sourceRoot, remote: true, awaitAbort: false, onLog: (line) => process.stderr.write(line + '\n') };
+  const setup: SenderSetup = {
+    sourceRoot: resolvedRoot(request.sourceRoot),
+    repository: request.repository,
+    options: request.options,
+    budgetMs: request.budgetMs,
+    remote: true,
+    awaitAbort: false,
+    onLog: (line) => process.stderr.write(line + '\n'),
+  };
   await new Sender(process.stdin, process.stdout, setup).run();
   exitSoon(0);
 }
@@ -71,9 +87,9 @@ function runRepositorySide(): void {
   }, fail);
 }
 
-const [role, config] = process.argv.slice(2);
-if (role === 'source' && config) {
-  runSource(config).catch((error) => {
+const [role] = process.argv.slice(2);
+if (role === 'source') {
+  runSource().catch((error) => {
     fail(error);
     process.exit(); // at once: on a pipe (sshd's), only this exit shows the repository side that its input ended
   });

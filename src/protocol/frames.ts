@@ -1,7 +1,7 @@
 // Length-prefixed frames: u32 big-endian length of (type + payload), u8 type, payload.
 // JSON frames carry control messages (deflated when large: batches of entries
 // compress several times over); DATA frames carry raw file bytes.
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export const FRAME_JSON = 1;
@@ -19,6 +19,44 @@ export const DATA_CHUNK = 1024 * 1024;
 export type Frame = { type: typeof FRAME_JSON; message: unknown } | { type: typeof FRAME_DATA; data: Buffer };
 
 export class ProtocolError extends Error {}
+
+/**
+ * The first frame on `input`, leaving every byte after it in the stream for the
+ * reader that takes over. The peer must wait for an answer after it: a second
+ * whole frame already there is refused. The stream is left paused, so that no byte
+ * is lost: an async iterator takes over as is, a 'data' listener must call resume().
+ */
+export function readFirstFrame(input: Readable): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder();
+    const finish = (error: Error | null, frame?: Frame) => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+      if (error) reject(error);
+      else resolve(frame!);
+    };
+    const onData = (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (error) {
+        return finish(error as Error);
+      }
+      if (frames.length === 0) return;
+      if (frames.length > 1) return finish(new ProtocolError('peer sent more than its first message before an answer'));
+      const rest = decoder.takeRest();
+      if (rest.length > 0) input.unshift(rest);
+      finish(null, frames[0]);
+    };
+    const onEnd = () => finish(new ProtocolError('peer closed the connection before its first message'));
+    const onError = (error: Error) => finish(error);
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+  });
+}
 
 /** Turns a byte stream back into frames; feed it chunks as they arrive. */
 export class FrameDecoder {
@@ -43,6 +81,14 @@ export class FrameDecoder {
       } else throw new ProtocolError(`peer sent an unknown frame type ${type}`);
     }
     return frames;
+  }
+
+  /** The bytes received beyond the frames returned so far, handed back (to a reader that takes over the stream). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.buffered);
+    this.buffered = [];
+    this.length = 0;
+    return rest;
   }
 
   /** Bytes received but not yet a whole frame (a peer that stops mid-frame died or lied). */

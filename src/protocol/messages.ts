@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -291,25 +291,59 @@ function decodeFacts(raw: unknown): FileFacts {
   return { hash: hash(f.h, 'file hash'), size: int(f.s, 'file size'), mtimeNs: nanoseconds(f.m, 'file mtime') };
 }
 
+function decodeOptions(raw: unknown): BackupOptions {
+  const o = obj(raw, 'options');
+  return {
+    snapshotName: snapshotName(o.snapshotName),
+    always: bool(o.always, 'option'),
+    numericIds: bool(o.numericIds, 'option'),
+    verbose: bool(o.verbose, 'option'),
+    quickCheck: bool(o.quickCheck, 'option'),
+    sourceLabel: str(o.sourceLabel, 'source label'),
+  };
+}
+
+/**
+ * What a pulled source side is asked to do: the first message on its input, from the
+ * repository side (lb on the user's machine), before the source side says hello.
+ */
+export interface PullRequest {
+  t: 'pull';
+  version: number;
+  sourceRoot: string;
+  repository: string;
+  options: BackupOptions;
+  /** --minutes, in milliseconds. */
+  budgetMs?: number;
+}
+
+export function decodePullRequest(raw: unknown): PullRequest {
+  const m = obj(raw, 'message');
+  if (m.t !== 'pull') fail('pull request');
+  // Before any other field: another version may have other fields, and the version is what to report.
+  const version = int(m.version, 'version');
+  if (version !== PROTOCOL_VERSION) throw new ProtocolError(`the repository side speaks protocol ${version}, this agent speaks ${PROTOCOL_VERSION}`);
+  const request: PullRequest = {
+    t: 'pull',
+    version,
+    sourceRoot: str(m.sourceRoot, 'source path'),
+    repository: str(m.repository, 'repository path'),
+    options: decodeOptions(m.options),
+  };
+  if (m.budgetMs !== undefined) request.budgetMs = int(m.budgetMs, 'time budget');
+  return request;
+}
+
 export function decodeSourceMessage(raw: unknown): SourceMessage {
   const m = obj(raw, 'message');
   switch (m.t) {
-    case 'hello': {
-      const o = obj(m.options, 'options');
+    case 'hello':
       return {
         t: 'hello',
         version: int(m.version, 'version'),
         repository: str(m.repository, 'repository path'),
-        options: {
-          snapshotName: snapshotName(o.snapshotName),
-          always: bool(o.always, 'option'),
-          numericIds: bool(o.numericIds, 'option'),
-          verbose: bool(o.verbose, 'option'),
-          quickCheck: bool(o.quickCheck, 'option'),
-          sourceLabel: str(o.sourceLabel, 'source label'),
-        },
+        options: decodeOptions(m.options),
       };
-    }
     case 'bad-source':
       if (m.problem !== 'missing' && m.problem !== 'not-a-directory') fail('source problem');
       return { t: 'bad-source', problem: m.problem };

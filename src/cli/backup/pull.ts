@@ -3,7 +3,8 @@
 import { PassThrough } from 'node:stream';
 import { serve } from '../../agent/serve.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
-import type { BackupOptions } from '../../protocol/messages.js';
+import { FrameWriter } from '../../protocol/frames.js';
+import { PROTOCOL_VERSION, type BackupOptions, type PullRequest } from '../../protocol/messages.js';
 import { describeLocation, type Location } from '../../transport/address.js';
 import { openSession, startRemoteAgent, type SshOptions } from '../../transport/ssh.js';
 import { Interrupted, Interruption, exitedWithin } from '../interrupt.js';
@@ -22,8 +23,13 @@ export async function pull(
 ): Promise<Outcome> {
   const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   try {
-    const config = Buffer.from(JSON.stringify({ sourceRoot: source.path, repository, options, budgetMs: budget })).toString('base64');
-    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source', config]));
+    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source']));
+    // What to send travels as the first message, validated there like every other (not on the remote's command line).
+    const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
+    if (budget !== undefined) request.budgetMs = budget;
+    const first = new FrameWriter(agent.output, false);
+    first.post(request);
+    first.flush();
     // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
     // away), whatever the remote does with the signal and the end of input it is sent.
     const input = agent.input.pipe(new PassThrough());
