@@ -171,3 +171,29 @@ export function childOf(pid: number): number | null {
   const first = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
   return first ? Number(first) : null;
 }
+
+/**
+ * Directories of 200-byte names under `root` (made here) down to a file whose absolute path is `length` bytes,
+ * built by chdir-ing down, since paths near PATH_MAX are made that way. `also` runs in the deepest directory
+ * (the working directory then), given the file's name.
+ */
+export function deepFile(root: string, length: number, also?: (file: string) => void): { parts: string[]; file: string } {
+  const parts: string[] = [];
+  const file = 'f'.repeat(150);
+  const room = () => length - Buffer.byteLength(join(root, ...parts, file));
+  for (let i = 0; room() > 0; i++) parts.push(`d${String(i).padStart(2, '0')}${'x'.repeat(Math.min(197, room() - 4))}`);
+  mkdirSync(root);
+  const original = process.cwd();
+  try {
+    process.chdir(root);
+    for (const part of parts) {
+      mkdirSync(part);
+      process.chdir(part);
+    }
+    writeFileSync(file, 'deep content');
+    also?.(file);
+  } finally {
+    process.chdir(original);
+  }
+  return { parts, file };
+}

@@ -3,7 +3,7 @@
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lb, rsyncDifferences, snapshots, tempDir } from './helpers.js';
+import { deepFile, lb, rsyncDifferences, snapshots, tempDir } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
 function run(source: string, repo: string, work: string, extra: string[] = []) {
@@ -150,24 +150,8 @@ describe('runs that failed on ordinary input', () => {
     const work = tempDir();
     const source = join(work, 's');
     const repo = join(work, 'repo');
-    // Directories of 200-byte names down to a file whose absolute source path is 4,080 bytes (within PATH_MAX),
-    // which under .lb/tmp/<name>/tree/ is longer than PATH_MAX.
-    const parts: string[] = [];
-    const file = 'f'.repeat(150);
-    const room = () => 4080 - Buffer.byteLength(join(source, ...parts, file));
-    for (let i = 0; room() > 0; i++) parts.push(`d${String(i).padStart(2, '0')}${'x'.repeat(Math.min(197, room() - 4))}`);
-    mkdirSync(source);
-    const original = process.cwd();
-    try {
-      process.chdir(source);
-      for (const part of parts) {
-        mkdirSync(part);
-        process.chdir(part);
-      }
-      writeFileSync(file, 'deep content');
-    } finally {
-      process.chdir(original);
-    }
+    // A file whose absolute source path is 4,080 bytes (within PATH_MAX), which under .lb/tmp/<name>/tree/ is longer.
+    const { parts, file } = deepFile(source, 4080);
     expect(Buffer.byteLength(join(source, ...parts, file))).toBe(4080);
     expect(Buffer.byteLength(join(repo, '.lb', 'tmp', '2026.01.01-00.00.00', 'tree', ...parts, file))).toBeGreaterThan(4096);
     ok(run(source, repo, work));

@@ -20,7 +20,7 @@ import {
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSelected } from '../src/repo/restore.js';
-import { backup, lb, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
+import { backup, deepFile, lb, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
 
 const LATIN1 = Buffer.from('caf\xe9', 'latin1');
 
@@ -278,24 +278,8 @@ describe('lb restore beyond PATH_MAX', () => {
     const work = tempDir();
     const source = join(work, 's');
     const repo = join(work, 'repo');
-    // Directories of 200-byte names down to a file whose source path is 4,080 bytes: beyond PATH_MAX under the repository.
-    const parts: string[] = [];
-    const file = 'f'.repeat(150);
-    const room = () => 4080 - Buffer.byteLength(join(source, ...parts, file));
-    for (let i = 0; room() > 0; i++) parts.push(`d${String(i).padStart(2, '0')}${'x'.repeat(Math.min(197, room() - 4))}`);
-    mkdirSync(source);
-    const original = process.cwd();
-    try {
-      process.chdir(source);
-      for (const part of parts) {
-        mkdirSync(part);
-        process.chdir(part);
-      }
-      writeFileSync(file, 'deep content');
-      symlinkSync(file, 'link');
-    } finally {
-      process.chdir(original);
-    }
+    // A file whose source path is 4,080 bytes, and a symlink beside it: beyond PATH_MAX under the repository.
+    const { parts, file } = deepFile(source, 4080, (name) => symlinkSync(name, 'link'));
     backup(source, repo, join(work, 'catalog.sqlite'));
     const target = join(work, 't'.repeat(40));
     expect(Buffer.byteLength(join(target, ...parts, file))).toBeGreaterThan(4096);

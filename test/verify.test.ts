@@ -103,8 +103,6 @@ function hexPath(p: { path?: string; pathBase64?: string }): string {
   return p.pathBase64 !== undefined ? Buffer.from(p.pathBase64, 'base64').toString('hex') : Buffer.from(p.path!).toString('hex');
 }
 
-const hex = (text: string) => Buffer.from(text).toString('hex');
-
 /** Flip one byte of a file and give it back its mtime, so only re-reading it can tell. */
 function flipByte(path: string): void {
   python(`

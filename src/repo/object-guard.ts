@@ -9,9 +9,9 @@
 // after that mark but before this run started was changed by something else:
 // it is re-hashed, and quarantined if its content no longer matches its name.
 // Bit rot that leaves every stat field alone is for a full verification.
-import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { basename, join } from 'node:path';
+import { sha256OfFile } from './hash-file.js';
 
 export interface Damage {
   /** Where the damaged object now lies, kept as evidence. */
@@ -48,7 +48,7 @@ export class ObjectGuard {
     if (!stat.isFile()) reason = 'is no longer a regular file';
     else if (stat.size !== BigInt(size)) reason = `has ${stat.size} bytes where its content has ${size}`;
     else if (this.changedOutsideLb(stat) && !this.rehashed.has(path)) {
-      if (hashOf(path) === hash) this.rehashed.add(path);
+      if (sha256OfFile(path) === hash) this.rehashed.add(path);
       else reason = 'no longer hashes to its name';
     }
     if (reason === null) return true;
@@ -80,18 +80,6 @@ function ctimeOrNull(path: string): bigint | null {
     return lstatSync(path, { bigint: true }).ctimeNs;
   } catch {
     return null;
-  }
-}
-
-function hashOf(path: string): string {
-  const fd = openSync(path, 'r');
-  try {
-    const hasher = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hasher.update(buffer.subarray(0, n));
-    return hasher.digest('hex');
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -83,7 +83,8 @@ function hasMeta(stat: BigIntStats, meta: ObjectMeta): boolean {
   );
 }
 
-function lstatOrNull(path: string): BigIntStats | null {
+/** The lstat of `path`, or null when nothing is there. */
+export function lstatOrNull(path: string): BigIntStats | null {
   try {
     return lstatSync(path, { bigint: true });
   } catch (error) {

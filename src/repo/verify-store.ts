@@ -3,11 +3,11 @@
 // must carry the metadata its name says; with --read-data the chosen objects are
 // re-hashed, each read once, and the rotten ones remembered by inode so the
 // walk of the trees can name every path that links to them.
-import { createHash } from 'node:crypto';
-import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestRecord } from './manifest.js';
-import { MTIME_TOLERANCE_NS, variantName, type ObjectMeta } from './objects.js';
+import { sha256OfFile } from './hash-file.js';
+import { MTIME_TOLERANCE_NS, lstatOrNull, variantName, type ObjectMeta } from './objects.js';
 import type { Checked, Link, Problem } from './verify.js';
 
 export interface ObjectName {
@@ -43,12 +43,9 @@ export interface DamagedObject {
   links: Link[];
 }
 
-const READ_CHUNK = 1 << 20;
-
 export class StoreCheck {
   /** Objects whose content does not hash to their name or cannot be read, by inode; the tree walk adds their links. */
   readonly damaged = new Map<string, DamagedObject>();
-  private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
 
   constructor(
     private readonly objectsDir: string,
@@ -117,7 +114,7 @@ export class StoreCheck {
   private reread(path: string, shown: string, hash: string, stat: BigIntStats): void {
     let found: string;
     try {
-      found = this.contentHash(path);
+      found = sha256OfFile(path, (n) => (this.checked.bytesRead += n));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       this.damaged.set(inodeKey(stat), { kind: 'unreadable', object: shown, detail: `cannot be read: ${(error as Error).message}`, links: [] });
@@ -127,19 +124,6 @@ export class StoreCheck {
     if (found !== hash) this.damaged.set(inodeKey(stat), { kind: 'rotten', object: shown, detail: `its content hashes to ${found}, not to its name`, links: [] });
   }
 
-  private contentHash(path: string): string {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      const hash = createHash('sha256');
-      for (let n; (n = readSync(fd, this.buffer, 0, READ_CHUNK, null)) > 0; ) {
-        hash.update(this.buffer.subarray(0, n));
-        this.checked.bytesRead += n;
-      }
-      return hash.digest('hex');
-    } finally {
-      closeSync(fd);
-    }
-  }
 }
 
 /** How an inode's metadata differs from the wanted metadata (mtimes within lb's 2 µs). */
@@ -173,13 +157,4 @@ export function linkedObject(objectsDir: string, record: ManifestRecord, stat: B
     }
   }
   return anyStored ? 'other inode' : 'no object';
-}
-
-function lstatOrNull(path: string): BigIntStats | null {
-  try {
-    return lstatSync(path, { bigint: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
 }
