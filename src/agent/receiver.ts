@@ -14,6 +14,7 @@ import { BackupSession, type Placement } from '../repo/backup-session.js';
 import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incoming.js';
 import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
 import type { ObjectMeta } from '../repo/objects.js';
+import { Accounts } from '../scan/accounts.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
@@ -72,7 +73,7 @@ export class Receiver {
     options: BackupOptions,
     private readonly events: ReceiverEvents,
   ) {
-    this.session = new BackupSession(repositoryPath, options, (event) => events.event(event));
+    this.session = new BackupSession(repositoryPath, options, (event) => events.event(event), new Accounts());
   }
 
   get name(): string {

@@ -7,11 +7,10 @@
 // planner's rules (diff/plan.ts).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IdenticalTree, arrival, ownerFor, type OwnerRule } from '../diff/plan.js';
+import { IdenticalTree, arrival, ownerFor, type AccountLookup, type OwnerRule } from '../diff/plan.js';
 import { comparePaths } from '../diff/order.js';
 import type { BackupOptions, Entry, RunCounts, RunEvent, RunResult, SkipKind } from '../protocol/messages.js';
 import { Skips, firstListed, oneLine } from './skips.js';
-import { Accounts } from '../scan/accounts.js';
 import { RepositoryLock } from './lock.js';
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from './manifest.js';
 import { ObjectGuard, filesystemNow } from './object-guard.js';
@@ -47,7 +46,6 @@ export class BackupSession {
   private readonly lock: RepositoryLock;
   private readonly guard: ObjectGuard;
   private readonly owners: OwnerRule;
-  private readonly accounts = new Accounts();
   private readonly previousName: string | null;
   private previous: ManifestReader | null = null;
   private previousHead: PreviousRecord | null = null;
@@ -64,6 +62,8 @@ export class BackupSession {
     repositoryPath: string,
     private readonly options: BackupOptions,
     private readonly say: (event: RunEvent) => void,
+    /** This machine's ids for the source's owner names (root only maps them). */
+    private readonly accounts: AccountLookup,
   ) {
     this.repo = Repository.open(repositoryPath, 'write');
     this.lock = RepositoryLock.acquire(this.repo.lbDir);
