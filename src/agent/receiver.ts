@@ -22,6 +22,7 @@ import { writeFully } from '../repo/write-fully.js';
 import { RepositoryLock } from '../repo/lock.js';
 import { SnapshotBuilder } from '../repo/snapshot.js';
 import { Accounts } from '../scan/accounts.js';
+import { ReceivedLinkGroups } from './received-links.js';
 import { Skips, firstListed, oneLine } from './skips.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
@@ -50,6 +51,8 @@ interface Slot {
   deferred?: boolean;
   /** recordBody() of this entry once its hash is final; cached for the comparisons. */
   body?: string;
+  /** The earlier path of its source hard-link group, settled when it is finalized. */
+  link?: Buffer;
 }
 
 interface Incoming {
@@ -97,6 +100,7 @@ export class Receiver {
   private readonly dirStack: Buffer[] = [];
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
+  private readonly linkGroups = new ReceivedLinkGroups();
   private receiving: Incoming | null = null;
   /** Resume offers made, by entry index: where the stored prefix ends and its running hash. */
   private readonly offers = new Map<number, { from: number; hasher: Hash }>();
@@ -209,6 +213,7 @@ export class Receiver {
 
   private addEntry(entry: Entry): void {
     this.checkPlacement(entry);
+    this.linkGroups.arrived(this.nextIndex, entry);
     const meta: ObjectMeta = {
       mode: entry.mode,
       uid: this.asRoot ? (this.options.numericIds ? entry.uid : this.accounts.uidFor(entry.uid, entry.user)) : process.getuid!(),
@@ -260,6 +265,7 @@ export class Receiver {
       uid: slot.meta.uid,
       gid: slot.meta.gid,
       target: e.target ?? null,
+      ...(slot.link ? { link: slot.link } : {}),
     };
   }
 
@@ -479,6 +485,7 @@ export class Receiver {
       return;
     }
     if (this.incomplete) return; // no snapshot this run: nothing to build
+    if (e.link !== undefined) slot.link = this.linkGroups.linkFor(slot.index, e, this.recordOf(slot));
     const record = this.recordOf(slot);
     if (this.identical) {
       if (slot.previous && slot.previous.body === this.bodyOf(slot)) {
