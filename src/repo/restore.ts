@@ -1,7 +1,8 @@
 // Writes a snapshot (or some of its subtrees) into a directory, from its manifest
 // and tree, in canonical order. Contents are copied, never hard-linked: a restore
 // must not share inodes with the repository, or editing a restored file would edit
-// every snapshot holding it. Each copy is hashed as it is read and left out when it
+// every snapshot holding it (the source's own hard links are remade among the restored
+// files: restore-links.ts). Each copy is hashed as it is read and left out when it
 // does not match its record. Every path is made under a directory this restore made
 // itself or checked with lstat to be a real directory, so no write goes through a
 // symlink; files and symlinks are made under a temporary name (O_EXCL|O_NOFOLLOW)
