@@ -27,7 +27,6 @@ const LINGER_MS = 60_000;
 const script = process.argv[1]!;
 const plan = JSON.parse(readFileSync(`${script}.attack.json`, 'utf8')) as AttackPlan;
 writeFileSync(`${script}.pid`, String(process.pid));
-const [role] = process.argv.slice(2);
 process.stderr.write('lb agent: all is well here\n');
 
 const now = BigInt(Date.now()) * 1_000_000n;
@@ -161,10 +160,16 @@ function actAsRepository(): void {
       }
     }
   });
+  process.stdin.resume(); // the peek left it paused
 }
 
-if (role === 'source') void actAsSource();
-else actAsRepository();
+/** The kind of lb's first message, left in the input for the role to read: a pull request, or a source's hello. */
+async function firstKind(): Promise<unknown> {
+  const first = await readFirstFrame(process.stdin, true);
+  return first.type === FRAME_JSON ? (first.message as { t?: unknown }).t : undefined;
+}
+
+void firstKind().then((kind) => (kind === 'pull' ? actAsSource() : actAsRepository()));
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
 setTimeout(() => process.exit(0), LINGER_MS);

@@ -1,7 +1,8 @@
 // The agent's entry point: bundled into one file with Node built-ins only, run
 // as a child process next to the repository (locally, or on a remote over SSH),
-// or, with `source`, next to a remote source that is being pulled (what to send
-// arrives as the first message on its input).
+// or next to a remote source that is being pulled. What it is asked to do (its
+// role) is named by the first message on its input (roles.ts); each role is one
+// function below, which reads that message again, validated its own way.
 //
 // An agent never outlives lb's interest in it: when its connection closes (stdin
 // ends, stdout breaks) or a signal comes (SIGHUP, SIGINT, SIGTERM), the
@@ -11,6 +12,7 @@ import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
+import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { serve } from './serve.js';
 
@@ -87,10 +89,19 @@ function runRepositorySide(): void {
   }, fail);
 }
 
-const [role] = process.argv.slice(2);
-if (role === 'source') {
-  runSource().catch((error) => {
-    fail(error);
-    process.exit(); // at once: on a pipe (sshd's), only this exit shows the repository side that its input ended
-  });
-} else runRepositorySide();
+/** One function per role, by the kind of the first message. */
+const ROLES: Record<RoleKind, () => Promise<void> | void> = {
+  hello: runRepositorySide,
+  pull: runSource,
+};
+
+/** Reads the first message without taking it, and hands the input to the role it names. */
+async function start(): Promise<void> {
+  const role = roleOf(await readFirstFrame(process.stdin, true));
+  await ROLES[role]();
+}
+
+start().catch((error) => {
+  fail(error);
+  process.exit(); // at once: on a pipe (sshd's), only this exit shows the peer that its input ended
+});
