@@ -1,8 +1,8 @@
 // The agent's role is named by the first message on its input (src/agent/roles.ts):
 // the source's hello makes it the repository side of a push, a pull request the
-// source side of a pull. Anything else is refused in one line, exit status 1, before
+// source side of a pull, a read request a reader of the repository. Anything else is refused in one line, exit status 1, before
 // any role has begun.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,12 +27,27 @@ function agent(input: Buffer) {
   return { status: r.status, stderr: r.stderr.toString(), messages: frames.map((f) => (f.type === FRAME_JSON ? f.message : 'data')) };
 }
 
+/** The agent given `input`, its input then left open as lb leaves it while a read command runs. */
+async function agentKeptOpen(input: Buffer) {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'agent.cjs')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin.write(input);
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  child.stdin.destroy();
+  const messages = new FrameDecoder().push(Buffer.concat(out)).map((f) => (f.type === FRAME_JSON ? f.message : 'data'));
+  return { status, stderr, messages };
+}
+
 const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'src' };
 
 describe('the role named by the first message', () => {
   it('is its kind, for each role the agent has', () => {
     expect(roleOf({ type: FRAME_JSON, message: { t: 'hello' } })).toBe('hello');
     expect(roleOf({ type: FRAME_JSON, message: { t: 'pull' } })).toBe('pull');
+    expect(roleOf({ type: FRAME_JSON, message: { t: 'read' } })).toBe('read');
   });
 
   it('is refused for file data, a message that is no object, and a kind no role has', () => {
@@ -52,6 +67,19 @@ describe('the role named by the first message', () => {
       expect(r.status).toBe(1);
       expect(r.messages).toEqual([]);
     }
+  });
+
+  it('a read request of another protocol version is refused in one line, exit status 1', () => {
+    const r = agent(message({ t: 'read', version: 1, repository: '/r', json: false, read: { command: 'list' } }));
+    expect(r.stderr).toBe(`lb agent: lb speaks protocol 1, this agent speaks ${PROTOCOL_VERSION}\n`);
+    expect(r.status).toBe(1);
+    expect(r.messages).toEqual([]);
+  });
+
+  it('a read request makes it read the repository: what the command prints, then how it ended', async () => {
+    const r = await agentKeptOpen(message({ t: 'read', version: PROTOCOL_VERSION, repository: tempDir(), json: false, read: { command: 'list' } }));
+    expect(r.messages).toEqual([{ t: 'error', message: expect.stringMatching(/ is not an lb repository \(it has no \.lb\/format\)$/), usage: true }]);
+    expect(r.status).toBe(0);
   });
 
   it("a source's hello makes it the repository side, which answers hello and aborts when the source goes", () => {

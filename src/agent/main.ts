@@ -14,6 +14,7 @@ import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
 import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
+import { readRepository } from './read.js';
 import { serve } from './serve.js';
 
 const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
@@ -89,10 +90,19 @@ function runRepositorySide(): void {
   }, fail);
 }
 
+/** A read command runs here and its output goes back to lb; it holds no lock, so it leaves at once when stopped. */
+async function runReader(): Promise<void> {
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  process.stdout.once('error', () => process.exit(1));
+  await readRepository(process.stdin, process.stdout, () => process.exit(1));
+  process.exit(0); // every message is written: nothing to wait for (stdin, left open by lb, would keep the agent)
+}
+
 /** One function per role, by the kind of the first message. */
 const ROLES: Record<RoleKind, () => Promise<void> | void> = {
   hello: runRepositorySide,
   pull: runSource,
+  read: runReader,
 };
 
 /** Reads the first message without taking it, and hands the input to the role it names. */
