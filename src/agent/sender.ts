@@ -12,11 +12,13 @@ import {
   type BackupOptions,
   type Entry,
   type RepositoryIdentity,
+  type RunEvent,
   type RunResult,
   type SourceMessage,
 } from '../protocol/messages.js';
 import { Accounts } from '../scan/accounts.js';
 import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
+import { LinkGroups } from '../scan/link-groups.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 import { bootId } from './machine.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
@@ -62,7 +64,7 @@ export interface SenderSetup {
   repository: string;
   options: BackupOptions;
   cache?: HashCache;
-  onLog?: (line: string) => void;
+  onEvent?: (event: RunEvent) => void;
   /** The repository side is across a network: deflate large messages. */
   remote?: boolean;
   /** --minutes: stop starting transfers when the next would end after this many ms from the start. */
@@ -276,6 +278,7 @@ export class Sender {
     const stats = this.stats;
     const prune = this.repositoryPrune();
     const skips: Skipped[] = [];
+    const linkGroups = new LinkGroups();
     for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => skips.push(skipped) })) {
       if (this.failure) throw this.failure;
       if (scanned.path.length === 0 && prune?.(scanned.stat)) throw new Error(`the source ${this.setup.sourceRoot} is the repository itself`);
@@ -287,6 +290,8 @@ export class Sender {
       const index = first + batch.length;
       const entry = this.toEntry(scanned);
       if (entry.type === 'file') {
+        const link = linkGroups.place(scanned.stat, index);
+        if (link !== undefined) entry.link = link;
         stats.filesScanned++;
         stats.bytesScanned += entry.size;
         this.pending.set(index, {
@@ -322,7 +327,7 @@ export class Sender {
         if (frame.type !== FRAME_JSON) throw new ProtocolError('the repository side sent file data');
         const message = decodeAgentMessage(frame.message);
         // Before its hello the repository side may only say why it stops, or log; a result then would be a lie.
-        if (!this.helloHeard && message.t !== 'hello' && message.t !== 'error' && message.t !== 'log') {
+        if (!this.helloHeard && message.t !== 'hello' && message.t !== 'error' && message.t !== 'event') {
           throw new ProtocolError(`the repository side sent '${message.t}' before its hello`);
         }
         switch (message.t) {
@@ -350,8 +355,8 @@ export class Sender {
             this.settled = message.upTo;
             this.wakeUp();
             break;
-          case 'log':
-            this.setup.onLog?.(message.line);
+          case 'event':
+            this.setup.onEvent?.(message.event);
             break;
           case 'done':
             this.result = message.result;

@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -21,6 +21,11 @@ export interface Entry {
   /** SHA-256, lowercase hex; present when the source already knows it. */
   hash?: string;
   target?: Buffer;
+  /**
+   * A file with more than one link in the source: 'first' on the first of its (dev, ino) group sent
+   * this run, and on each later one the index of that first entry (always lower than its own).
+   */
+  link?: 'first' | number;
 }
 
 export interface BackupOptions {
@@ -117,11 +122,23 @@ export interface ResumeOffer {
   prefix: string;
 }
 
+/** How an entry got into the snapshot, as `-v` lists it. */
+export type EntryArrival = 'new' | 'copied' | 'linked' | 'made';
+
+/**
+ * What the repository side tells the user while a backup runs: a warning (said at once, kept in the
+ * snapshot's log), or with `-v` each entry as it is placed and each special file left out.
+ */
+export type RunEvent =
+  | { kind: 'warning'; text: string }
+  | { kind: 'entry'; how: EntryArrival; type: EntryType; path: Buffer }
+  | { kind: 'skip'; path: Buffer; reason: string };
+
 export type AgentMessage =
   | { t: 'hello'; version: number; repository?: RepositoryIdentity }
   | { t: 'want'; hash: number[]; data: number[]; resume: ResumeOffer[] }
   | { t: 'settled'; upTo: number }
-  | { t: 'log'; line: string }
+  | { t: 'event'; event: RunEvent }
   | { t: 'done'; result: RunResult }
   /** `refused`: the repository path cannot hold a repository, so the command line must change. */
   | { t: 'error'; message: string; refused: boolean };
@@ -157,6 +174,7 @@ export function encodeEntry(e: Entry): object {
   if (e.group !== undefined) wire.gn = e.group;
   if (e.hash !== undefined) wire.h = e.hash;
   if (e.target !== undefined) putBytes(wire, 't', e.target);
+  if (e.link !== undefined) wire.ln = e.link;
   return wire;
 }
 
@@ -182,7 +200,15 @@ export function encodeSourceMessage(m: SourceMessage): object {
   }
 }
 
+function encodeEvent(e: RunEvent): object {
+  if (e.kind === 'warning') return e;
+  const wire: Record<string, unknown> = e.kind === 'entry' ? { kind: e.kind, how: e.how, type: e.type } : { kind: e.kind, reason: e.reason };
+  putBytes(wire, 'p', e.path);
+  return wire;
+}
+
 export function encodeAgentMessage(m: AgentMessage): object {
+  if (m.t === 'event') return { t: m.t, event: encodeEvent(m.event) };
   if (m.t !== 'hello' || !m.repository) return m;
   const { boot, dev, ino } = m.repository;
   return { t: m.t, version: m.version, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
@@ -283,6 +309,10 @@ export function decodeEntry(raw: unknown): Entry {
     if (target.length === 0 || target.includes(0)) fail('symlink target');
     entry.target = target;
   } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
+  if (w.ln !== undefined) {
+    if (type !== 'file') fail('hard link on a non-file');
+    entry.link = w.ln === 'first' ? 'first' : int(w.ln, 'hard link');
+  }
   return entry;
 }
 
@@ -349,7 +379,11 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: 'bad-source', problem: m.problem };
     case 'entries': {
       if (!Array.isArray(m.entries) || m.entries.length > 100000) fail('entry batch');
-      return { t: 'entries', first: int(m.first, 'entry index'), entries: m.entries.map(decodeEntry) };
+      const first = int(m.first, 'entry index');
+      const entries = m.entries.map(decodeEntry);
+      // A group's later member names an entry sent before it, never itself or one to come.
+      entries.forEach((e, i) => typeof e.link === 'number' && e.link >= first + i && fail('hard link to a later entry or to itself'));
+      return { t: 'entries', first, entries };
     }
     case 'hashed':
     case 'data-end':
@@ -440,6 +474,31 @@ function decodeResult(raw: unknown): RunResult {
   };
 }
 
+const ARRIVALS: readonly string[] = ['new', 'copied', 'linked', 'made'];
+const ENTRY_TYPES: readonly string[] = ['file', 'dir', 'symlink'];
+
+function eventPath(e: Record<string, unknown>): Buffer {
+  const path = getBytes(e, 'p', 'event path');
+  if (!isSafeRelativePath(path)) fail('event path');
+  return path;
+}
+
+function decodeEvent(raw: unknown): RunEvent {
+  const e = obj(raw, 'event');
+  switch (e.kind) {
+    case 'warning':
+      return { kind: 'warning', text: str(e.text, 'warning', TEXT_LIMIT) };
+    case 'entry':
+      if (!ARRIVALS.includes(e.how as string)) fail('entry arrival');
+      if (!ENTRY_TYPES.includes(e.type as string)) fail('entry type');
+      return { kind: 'entry', how: e.how as EntryArrival, type: e.type as EntryType, path: eventPath(e) };
+    case 'skip':
+      return { kind: 'skip', path: eventPath(e), reason: str(e.reason, 'reason', TEXT_LIMIT) };
+    default:
+      fail('event kind');
+  }
+}
+
 export function decodeAgentMessage(raw: unknown): AgentMessage {
   const m = obj(raw, 'message');
   switch (m.t) {
@@ -453,8 +512,8 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
       return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request'), resume: resumeOffers(m.resume) };
     case 'settled':
       return { t: 'settled', upTo: int(m.upTo, 'settled index') };
-    case 'log':
-      return { t: 'log', line: str(m.line, 'log line', TEXT_LIMIT) };
+    case 'event':
+      return { t: 'event', event: decodeEvent(m.event) };
     case 'done':
       return { t: 'done', result: decodeResult(m.result) };
     case 'error':

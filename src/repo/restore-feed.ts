@@ -15,10 +15,13 @@ import { DamagedContent } from './restore-record.js';
 export type FeedItem =
   /** A directory or a symlink. */
   | { kind: 'entry'; record: ManifestRecord }
-  /** A file and its content, read as it is iterated (a stored file longer than its record shows one byte more). */
-  | { kind: 'content'; record: ManifestRecord; content: Generator<Buffer> }
+  /** A file and its content (a member of a source hard-link group: unread when it is linked instead), read as it is iterated (a stored file longer than its record shows one byte more). */
+  | { kind: 'content'; record: FedRecord; content: Generator<Buffer> }
   /** A file whose content was given in full for the `earlier` path of this restore. */
-  | { kind: 'same'; record: ManifestRecord; earlier: Buffer };
+  | { kind: 'same'; record: FedRecord; earlier: Buffer };
+
+/** A file's record, `grouped` when it belongs to a source hard-link group that a later selected record links to. */
+export type FedRecord = ManifestRecord & { grouped?: boolean };
 
 /** A path missing from the snapshot, among those asked for; null when all are there. */
 export function firstMissingPath(reader: RepositoryReader, snapshot: string, paths: Buffer[]): Buffer | null {
@@ -57,6 +60,7 @@ export interface FeedOptions {
 
 export function* restoreFeed(reader: RepositoryReader, snapshot: string, options: FeedOptions): Generator<FeedItem> {
   const tree = join(reader.snapshotDir(snapshot), 'tree');
+  const groups = linkedGroups(selectedRecords(reader, snapshot, options.paths));
   const shared = options.freshChunks ? null : Buffer.allocUnsafe(CHUNK);
   /** Content hash -> the first path whose content was read in full, both as short latin1 strings. */
   const given = new Map<string, string>();
@@ -65,13 +69,20 @@ export function* restoreFeed(reader: RepositoryReader, snapshot: string, options
       yield { kind: 'entry', record };
       continue;
     }
-    // Source hard links (a link group in the manifest, from another change) go here: a later member
-    // of a group becomes { kind: 'link', record, earlier: the group's first restored path }, and the
-    // writer hard-links it to what it restored there instead of copying.
+    // A member of a source hard-link group carries its group's first path (record.link): the writer links
+    // it to what it restored for the group, and uses the content (or reference) only when it cannot.
+    if (groups.size > 0 && groups.has((record.link ?? record.path).toString('latin1'))) (record as FedRecord).grouped = true;
     const earlier = given.get(key(record.hash));
     if (earlier !== undefined) yield { kind: 'same', record, earlier: Buffer.from(earlier, 'latin1') };
     else yield { kind: 'content', record, content: storedContent(tree, record, shared, () => given.set(key(record.hash), record.path.toString('latin1'))) };
   }
+}
+
+/** The groups (by first path) that some record links to: only their written files are worth remembering. */
+function linkedGroups(records: Iterable<ManifestRecord>): Set<string> {
+  const groups = new Set<string>();
+  for (const record of records) if (record.link) groups.add(record.link.toString('latin1'));
+  return groups;
 }
 
 /**

@@ -12,6 +12,10 @@ export interface RestoreRecord {
   uid: number;
   gid: number;
   target: Buffer | null;
+  /** A file of a source hard-link group other than its first: the group's first path, earlier in the manifest. */
+  link?: Buffer;
+  /** A file of a hard-link group some later selected record names: to be remembered for linking. */
+  grouped?: boolean;
   user?: string;
   group?: string;
 }

@@ -32,6 +32,7 @@ import {
 import { isInside } from '../diff/order.js';
 import { atPath } from './deep-path.js';
 import { toSeconds } from './objects.js';
+import { RestoredLinks } from './restore-links.js';
 import { beside, makeDirectoryAt, replace, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';
 import { writeFully } from './write-fully.js';
@@ -70,6 +71,7 @@ export class RestoreWriter {
   /** Contents that arrived damaged: a later path given as the same content is left out as damaged too. */
   private readonly damagedHashes = new Set<string>();
   private readonly buffer = Buffer.allocUnsafe(COPY_CHUNK);
+  private readonly links = new RestoredLinks();
 
   constructor(
     target: string,
@@ -93,13 +95,14 @@ export class RestoreWriter {
     }
   }
 
-  /** A file whose content follows (fileData), then fileEnd. */
+  /** A file whose content follows (fileData), then fileEnd; its content is not needed when it becomes a hard link. */
   beginFile(record: RestoreRecord, copiedFrom: Buffer | null = null): void {
     this.current = null;
     if (!this.enter(record)) return;
+    const destination = this.destination(record.path);
+    if (record.link && this.linked(record, destination)) return;
     try {
       const temporary = Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`);
-      const destination = this.destination(record.path);
       const fd = atPath(destination, (path) =>
         openSync(beside(path, temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
       );
@@ -150,6 +153,7 @@ export class RestoreWriter {
       this.current = null;
       this.tally.files++;
       this.tally.bytes += file.size;
+      if (record.grouped) this.links.copied(record, file.destination);
     } catch (error) {
       this.abandon((error as Error).message, verified);
     }
@@ -175,6 +179,7 @@ export class RestoreWriter {
    * and checked against its hash again, so that the content crosses a wire once.
    */
   sameContent(record: RestoreRecord, earlier: Buffer): void {
+    if (record.link && this.enter(record) && this.linked(record, this.destination(record.path))) return;
     if (this.damagedHashes.has(record.hash)) {
       if (this.enter(record)) this.fail(record.path, this.damage(record).message);
       return;
@@ -220,6 +225,15 @@ export class RestoreWriter {
     if (root || (parent !== undefined && path.lastIndexOf(0x2f) === (parent.path.length === 0 ? -1 : parent.path.length))) return true;
     this.fail(path, 'it came before the directory holding it (out of manifest order); left out');
     return false;
+  }
+
+  /** Makes a member of a source hard-link group a link to its group's restored file, when there is one. */
+  private linked(record: RestoreRecord, destination: Buffer): boolean {
+    const temporary = beside(destination, Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`));
+    if (!this.links.link(record, temporary, (made) => replace(made, destination), (why) => this.fail(record.path, why))) return false;
+    this.tally.files++;
+    this.tally.bytes += record.size;
+    return true;
   }
 
   private fail(path: Buffer, text: string): void {

@@ -1,7 +1,8 @@
 // A restore on one machine: the repository's feed (restore-feed.ts) straight into
 // the target's writer (restore-writer.ts), in one process, with no copy between.
 // Contents are copied, never hard-linked: a restore must not share inodes with the
-// repository, or editing a restored file would edit every snapshot holding it.
+// repository, or editing a restored file would edit every snapshot holding it (the
+// source's own hard links are remade among the restored files: restore-links.ts).
 import type { RepositoryReader } from './reader.js';
 import { restoreFeed } from './restore-feed.js';
 import type { RestoreTally } from './restore-record.js';

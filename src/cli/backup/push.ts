@@ -3,7 +3,7 @@
 import { AgentError, Sender } from '../../agent/sender.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { ProtocolError } from '../../protocol/frames.js';
-import type { BackupOptions } from '../../protocol/messages.js';
+import type { BackupOptions, RunEvent } from '../../protocol/messages.js';
 import type { Location } from '../../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
@@ -21,7 +21,7 @@ export async function push(
   catalog: Catalog | undefined,
   ssh: SshOptions,
   out: Output,
-  onLog: (line: string) => void,
+  onEvent: (event: RunEvent) => void,
   budget: number | undefined,
   interruption: Interruption,
 ): Promise<Outcome> {
@@ -43,7 +43,7 @@ export async function push(
     repository: repositoryPath,
     cache: catalog?.contentHashes,
     options,
-    onLog,
+    onEvent,
     remote: session !== null,
     budgetMs: budget,
   });
