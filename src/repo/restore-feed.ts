@@ -72,9 +72,10 @@ export function* restoreFeed(reader: RepositoryReader, snapshot: string, options
     // A member of a source hard-link group carries its group's first path (record.link): the writer links
     // it to what it restored for the group, and uses the content (or reference) only when it cannot.
     if (groups.size > 0 && groups.has((record.link ?? record.path).toString('latin1'))) (record as FedRecord).grouped = true;
-    const earlier = given.get(key(record.hash));
+    const content = key(record.hash);
+    const earlier = given.get(content);
     if (earlier !== undefined) yield { kind: 'same', record, earlier: Buffer.from(earlier, 'latin1') };
-    else yield { kind: 'content', record, content: storedContent(tree, record, shared, () => given.set(key(record.hash), record.path.toString('latin1'))) };
+    else yield { kind: 'content', record, content: storedContent(tree, record, shared, () => given.set(content, record.path.toString('latin1'))) };
   }
 }
 
