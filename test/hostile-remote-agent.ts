@@ -1,8 +1,8 @@
-// A tampered lb agent for test/hostile-remote.test.ts, bundled by it and planted in
-// the remote's agent cache. Run by a pull as the source side, it answers as a source
-// would for a small honest tree, then makes the attack named in the JSON file beside
-// it; run by a push as the repository side, it asks the source for what it never
-// listed. It speaks through the real protocol code. Hostile in manner too: it lies on
+// A tampered lb agent for test/hostile-remote.test.ts (and remote-read.test.ts), bundled
+// and planted in the remote's agent cache. Run by a pull as the source side, it answers
+// as a source would for a small honest tree, then makes the attack named in the JSON file
+// beside it; run by a push as the repository side, it asks the source for what it never
+// listed; asked to read a repository, it sends terminal escapes and a made-up exit status. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,9 @@ import { PROTOCOL_VERSION, decodeAgentMessage, decodePullRequest, decodeSourceMe
 export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
 /** Attacks on the source side (this lb, pushing). */
 export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
-export type Attack = SourceAttack | RepositoryAttack;
+/** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
+export type ReadAttack = 'escape-line' | 'bad-exit';
+export type Attack = SourceAttack | RepositoryAttack | ReadAttack;
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -27,7 +29,6 @@ const LINGER_MS = 60_000;
 const script = process.argv[1]!;
 const plan = JSON.parse(readFileSync(`${script}.attack.json`, 'utf8')) as AttackPlan;
 writeFileSync(`${script}.pid`, String(process.pid));
-const [role] = process.argv.slice(2);
 process.stderr.write('lb agent: all is well here\n');
 
 const now = BigInt(Date.now()) * 1_000_000n;
@@ -161,10 +162,29 @@ function actAsRepository(): void {
       }
     }
   });
+  process.stdin.resume(); // the peek left it paused
 }
 
-if (role === 'source') void actAsSource();
-else actAsRepository();
+/**
+ * Asked to read a repository: answers with a line that would retitle and recolour lb's terminal, or a warning
+ * that would clear it, then an exit status lb never uses.
+ */
+function actAsReader(): void {
+  const escape = '\x1b]0;owned\x07\x1b[31mred\x1b[2J\x9b1m';
+  if (plan.attack === 'escape-line') {
+    send({ t: 'line', text: `snapshot ${escape} done` });
+    send({ t: 'warn', text: `careful${escape}` });
+    send({ t: 'end', exit: 0 });
+  } else send({ t: 'end', exit: 77 });
+}
+
+/** The kind of lb's first message, left in the input for the role to read: a pull request, or a source's hello. */
+async function firstKind(): Promise<unknown> {
+  const first = await readFirstFrame(process.stdin, true);
+  return first.type === FRAME_JSON ? (first.message as { t?: unknown }).t : undefined;
+}
+
+void firstKind().then((kind) => (kind === 'pull' ? actAsSource() : kind === 'read' ? actAsReader() : actAsRepository()));
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
 setTimeout(() => process.exit(0), LINGER_MS);

@@ -75,8 +75,8 @@ function parentOf(pid: number): number | null {
 
 /**
  * Processes running lb's agent as the source side of a pull, under this test's sshd (the remote here is this
- * machine; a test pulls one source at a time). What to send is no longer on their command line, so they are
- * told apart by their role and their ancestry.
+ * machine; a test pulls one source at a time, and pushes none through this sshd meanwhile). Their role is named
+ * by their first message, not on their command line, so they are told apart by their ancestry.
  */
 function remoteSourceAgents(sshdPid: number): number[] {
   const found: number[] = [];
@@ -87,8 +87,7 @@ function remoteSourceAgents(sshdPid: number): number[] {
     } catch {
       continue; // gone meanwhile
     }
-    const at = args.indexOf('source');
-    if (at < 1 || !/agent-[0-9a-f]+\.cjs$/.test(args[at - 1]!)) continue;
+    if (!args.some((arg) => /agent-[0-9a-f]+\.cjs$/.test(arg))) continue;
     for (let up = parentOf(Number(pid)); up !== null && up > 1; up = parentOf(up)) {
       if (up === sshdPid) {
         if (running(Number(pid))) found.push(Number(pid));

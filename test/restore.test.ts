@@ -182,7 +182,7 @@ describe('lb restore', () => {
     }
     const remote = restore(['nas:/snapshots', join(work, 'fresh')]);
     expect(remote.status).toBe(2);
-    expect(remote.stderr).toMatch(/^lb: a remote repository cannot be restored from yet \(the agent has no read role in this version\); restore on nas, .*\n$/);
+    expect(remote.stderr).toMatch(/^lb: a remote repository cannot be restored from yet \(the agent has no restore role in this version\); restore on nas, .*\n$/);
     expect(existsSync(join(work, 'fresh'))).toBe(false);
     expect(readdirSync(full)).toEqual(['keep']);
     expect(existsSync(join(repo, 'restored'))).toBe(false);

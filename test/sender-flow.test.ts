@@ -116,7 +116,7 @@ describe('the source side', () => {
   for (const [what, request, error] of [
     ['a source path that is not text', { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: 42 }, 'lb agent: peer sent an invalid source path'],
     ['another protocol version', { t: 'pull', version: 1 }, `lb agent: the repository side speaks protocol 1, this agent speaks ${PROTOCOL_VERSION}`],
-    ['another first message', { t: 'hello', version: PROTOCOL_VERSION }, 'lb agent: peer sent an invalid pull request'],
+    ['a first message of no role', { t: 'push', version: PROTOCOL_VERSION }, `lb agent: the peer's first message names "push", which is no role of this agent (another lb version?)`],
   ] as const) {
     it(`when pulled, refuses ${what} as the request, in one line`, () => {
       const base: Record<string, unknown> = { options: {}, repository: '/r', sourceRoot: '/s' };
@@ -124,7 +124,7 @@ describe('the source side', () => {
       const head = Buffer.alloc(5);
       head.writeUInt32BE(json.length + 1, 0);
       head[4] = 1;
-      const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'agent.cjs'), 'source'], { input: Buffer.concat([head, json]), encoding: 'utf8', timeout: 10_000 });
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'agent.cjs')], { input: Buffer.concat([head, json]), encoding: 'utf8', timeout: 10_000 });
       expect(r.status).toBe(1);
       expect(r.stderr).toBe(`${error}\n`);
       expect(r.stdout).toBe('');

@@ -1,7 +1,8 @@
 // The agent's entry point: bundled into one file with Node built-ins only, run
 // as a child process next to the repository (locally, or on a remote over SSH),
-// or, with `source`, next to a remote source that is being pulled (what to send
-// arrives as the first message on its input).
+// or next to a remote source that is being pulled. What it is asked to do (its
+// role) is named by the first message on its input (roles.ts); each role is one
+// function below, which reads that message again, validated its own way.
 //
 // An agent never outlives lb's interest in it: when its connection closes (stdin
 // ends, stdout breaks) or a signal comes (SIGHUP, SIGINT, SIGTERM), the
@@ -11,7 +12,9 @@ import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
+import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
+import { readRepository } from './read.js';
 import { serve } from './serve.js';
 
 const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
@@ -86,10 +89,28 @@ function runRepositorySide(): void {
   }, fail);
 }
 
-const [role] = process.argv.slice(2);
-if (role === 'source') {
-  runSource().catch((error) => {
-    fail(error);
-    process.exit(); // at once: on a pipe (sshd's), only this exit shows the repository side that its input ended
-  });
-} else runRepositorySide();
+/** A read command runs here and its output goes back to lb; it holds no lock, so it leaves at once when stopped. */
+async function runReader(): Promise<void> {
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  process.stdout.once('error', () => process.exit(1));
+  await readRepository(process.stdin, process.stdout, () => process.exit(1));
+  process.exit(0); // every message is written: nothing to wait for (stdin, left open by lb, would keep the agent)
+}
+
+/** One function per role, by the kind of the first message. */
+const ROLES: Record<RoleKind, () => Promise<void> | void> = {
+  hello: runRepositorySide,
+  pull: runSource,
+  read: runReader,
+};
+
+/** Reads the first message without taking it, and hands the input to the role it names. */
+async function start(): Promise<void> {
+  const role = roleOf(await readFirstFrame(process.stdin, true));
+  await ROLES[role]();
+}
+
+start().catch((error) => {
+  fail(error);
+  process.exit(); // at once: on a pipe (sshd's), only this exit shows the peer that its input ended
+});

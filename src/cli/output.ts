@@ -5,6 +5,7 @@
 //   out.line(text)     summary and --verbose lines: stdout, stderr under --json, nothing under --quiet
 //   out.warn(text)     what the user must see even under --quiet: stderr, prefixed `lb: `
 //   out.json(value)    the one JSON value of --json, on stdout
+//   out.item(value)    or --json's array element by element (out.endItems() closes it)
 //   out.showsProgress  whether to start a live progress line (a terminal, and no option against it)
 // Lines printed while a progress line is shown go above it (live-line.ts).
 // The action returns its exit status (EXIT) for `process.exitCode`; a failure is
@@ -13,12 +14,9 @@
 import { CommanderError, type Command, type OutputConfiguration } from 'commander';
 import { Interrupted } from './interrupt.js';
 import { printLine } from './live-line.js';
+import { EXIT, UsageError } from './status.js';
 
-/** Exit statuses, documented in the README. */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, incomplete: 4, damaged: 5 } as const;
-
-/** A bad command line: exit status 2. */
-export class UsageError extends Error {}
+export { EXIT, UsageError };
 
 /** The common options, as commander parses them. */
 export interface OutputOptions {
@@ -53,6 +51,18 @@ export class Output {
 
   json(value: unknown): void {
     process.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  private itemsWritten = 0;
+
+  /** One element of --json's array, written as it comes (memory does not grow with it); nothing before the first. */
+  item(value: unknown): void {
+    process.stdout.write((this.itemsWritten++ === 0 ? '[' : ',') + JSON.stringify(value));
+  }
+
+  /** Closes the array that item() began (an empty one when there was none). */
+  endItems(): void {
+    process.stdout.write(this.itemsWritten === 0 ? '[]\n' : ']\n');
   }
 }
 

@@ -22,13 +22,15 @@ export class ProtocolError extends Error {}
 
 /**
  * The first frame on `input`, leaving every byte after it in the stream for the
- * reader that takes over. The peer must wait for an answer after it: a second
- * whole frame already there is refused. The stream is left paused, so that no byte
+ * reader that takes over (with `peek`, the frame's own bytes too, so that it reads
+ * the frame again). Without `peek` the peer must wait for an answer after it: a
+ * second whole frame already there is refused. The stream is left paused, so that no byte
  * is lost: an async iterator takes over as is, a 'data' listener must call resume().
  */
-export function readFirstFrame(input: Readable): Promise<Frame> {
+export function readFirstFrame(input: Readable, peek = false): Promise<Frame> {
   return new Promise((resolve, reject) => {
     const decoder = new FrameDecoder();
+    const received: Buffer[] = [];
     const finish = (error: Error | null, frame?: Frame) => {
       input.off('data', onData);
       input.off('end', onEnd);
@@ -38,6 +40,7 @@ export function readFirstFrame(input: Readable): Promise<Frame> {
       else resolve(frame!);
     };
     const onData = (chunk: Buffer) => {
+      if (peek) received.push(chunk);
       let frames: Frame[];
       try {
         frames = decoder.push(chunk);
@@ -45,16 +48,19 @@ export function readFirstFrame(input: Readable): Promise<Frame> {
         return finish(error as Error);
       }
       if (frames.length === 0) return;
-      if (frames.length > 1) return finish(new ProtocolError('peer sent more than its first message before an answer'));
-      const rest = decoder.takeRest();
-      if (rest.length > 0) input.unshift(rest);
+      // A peek gives every byte back: the role that reads on judges what follows (a source may send entries right after hello).
+      if (frames.length > 1 && !peek) return finish(new ProtocolError('peer sent more than its first message before an answer'));
+      const rest = peek ? Buffer.concat(received) : decoder.takeRest();
       finish(null, frames[0]);
+      // Once this listener is off and the stream paused: on a flowing stream, unshift hands the bytes straight back to it.
+      if (rest.length > 0) input.unshift(rest);
     };
     const onEnd = () => finish(new ProtocolError('peer closed the connection before its first message'));
     const onError = (error: Error) => finish(error);
     input.on('data', onData);
     input.once('end', onEnd);
     input.once('error', onError);
+    input.resume(); // a stream paused by an earlier peek flows again
   });
 }
 

@@ -216,26 +216,26 @@ export function encodeAgentMessage(m: AgentMessage): object {
 
 // ---- validation ----
 
-function fail(what: string): never {
+export function fail(what: string): never {
   throw new ProtocolError(`peer sent an invalid ${what}`);
 }
 
-function obj(v: unknown, what: string): Record<string, unknown> {
+export function obj(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(what);
   return v as Record<string, unknown>;
 }
 
-function int(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+export function int(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) fail(what);
   return v;
 }
 
-function str(v: unknown, what: string, maxLength = 4096): string {
+export function str(v: unknown, what: string, maxLength = 4096): string {
   if (typeof v !== 'string' || v.length > maxLength) fail(what);
   return v;
 }
 
-function bool(v: unknown, what: string): boolean {
+export function bool(v: unknown, what: string): boolean {
   if (typeof v !== 'boolean') fail(what);
   return v;
 }
@@ -247,7 +247,7 @@ const DECIMAL = /^-?[0-9]{1,25}$/;
 const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-function bytes(v: unknown, what: string): Buffer {
+export function bytes(v: unknown, what: string): Buffer {
   const s = str(v, what, 65536);
   if (!BASE64.test(s)) fail(what);
   return Buffer.from(s, 'base64');

@@ -23,7 +23,7 @@ export async function pull(
 ): Promise<Outcome> {
   const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   try {
-    const agent = await interruption.orStop(startRemoteAgent(session, ssh, ['source']));
+    const agent = await interruption.orStop(startRemoteAgent(session, ssh, []));
     // What to send travels as the first message, validated there like every other (not on the remote's command line).
     const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
     if (budget !== undefined) request.budgetMs = budget;

@@ -1,99 +1,18 @@
-// `lb diff REPO [OLD [NEW]]`: what changed between two snapshots, from their
-// manifests alone (diff/compare.ts), moves shown as moves; this file picks the
-// two snapshots and prints.
+// `lb diff REPO [OLD [NEW]]`: what changed between two snapshots, moves shown as
+// moves. The command line here; the comparison is read/diff.ts, run where the repository is.
 import type { Command } from 'commander';
-import type { Change, DiffTotals, EntryType } from '../../diff/change.js';
-import { compareSnapshots } from '../../diff/compare.js';
-import type { RepositoryReader } from '../../repo/reader.js';
-import { formatBytes } from '../format.js';
-import { displayName, jsonName } from '../names.js';
-import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
-import { openToRead, resolveSnapshot } from './read-repository.js';
+import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 export function registerDiff(program: Command): void {
   const command = program
     .command('diff')
     .description('what changed from snapshot OLD to snapshot NEW (the one before latest, and latest, by default), moves shown as moves')
     .configureOutput(oneLineErrors('usage: lb diff [options] REPOSITORY [OLD [NEW]] (lb diff --help lists the options)'))
-    .argument('<repository>', 'lb repository: a local path')
+    .argument('<repository>', 'lb repository: a local path or [user@]host:path')
     .argument('[old]', 'the older snapshot: a name, a unique prefix of one, or latest (default: the snapshot before NEW)')
     .argument('[new]', 'the newer snapshot, named the same way (default: latest)');
-  addOutputOptions(command, {}).action((repository: string, older: string | undefined, newer: string | undefined, opts: OutputOptions) => {
-    process.exitCode = diffCommand(repository, older, newer, opts);
+  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, older: string | undefined, newer: string | undefined, opts: ReadCommandOptions) => {
+    process.exitCode = await readCommand(repository, { command: 'diff', old: older, new: newer }, opts);
   });
-}
-
-function diffCommand(repositoryArg: string, oldWord: string | undefined, newWord: string | undefined, opts: OutputOptions): number {
-  const out = new Output(opts);
-  const reader = openToRead(repositoryArg, 'diff');
-  const [older, newer] = snapshotsToCompare(reader, oldWord, newWord);
-  const { changes, totals } = compareSnapshots(reader.records(older), reader.records(newer));
-  if (out.asJson) {
-    out.json({ old: older, new: newer, changes: changes.map(jsonChange), totals });
-    return EXIT.ok;
-  }
-  for (const change of changes) out.line(changeLine(change));
-  out.line(`${older} -> ${newer}: ${totalsText(totals)}`);
-  return EXIT.ok;
-}
-
-/** OLD and NEW as named; NEW latest by default, OLD the snapshot just before NEW. */
-function snapshotsToCompare(reader: RepositoryReader, oldWord: string | undefined, newWord: string | undefined): [string, string] {
-  const newer = resolveSnapshot(reader, newWord);
-  if (oldWord !== undefined) return [resolveSnapshot(reader, oldWord), newer];
-  const names = reader.snapshots();
-  const before = names[names.indexOf(newer) - 1];
-  if (before === undefined) {
-    throw new UsageError(
-      names.length === 1
-        ? `nothing to compare: the repository ${reader.root} holds one snapshot only (${newer})`
-        : `nothing to compare: no snapshot before ${newer}; name the older one (lb diff REPOSITORY OLD ${newer})`,
-    );
-  }
-  return [before, newer];
-}
-
-const SYMBOL: Record<Change['op'], string> = { added: '+', removed: '-', changed: 'M', metadata: 'm', typeChanged: 'T', moved: 'R' };
-
-/** A path as printed: the root as `.`, directories ending in `/`, bytes that are not text escaped. */
-function shownPath(path: Buffer, type: EntryType): string {
-  return (path.length === 0 ? '.' : displayName(path)) + (type === 'dir' ? '/' : '');
-}
-
-function changeLine(change: Change): string {
-  let line = `${SYMBOL[change.op]} ${shownPath(change.path, change.type)}`;
-  if (change.to) line += ` -> ${shownPath(change.to, change.type)}`;
-  if (change.oldType) line += ` (was a ${change.oldType === 'dir' ? 'directory' : change.oldType})`;
-  if (change.entries !== undefined) line += ` (${change.entries} ${change.entries === 1 ? 'entry' : 'entries'})`;
-  if (change.metadataChanged) line += ' (metadata changed too)';
-  return line;
-}
-
-function totalsText(t: DiffTotals): string {
-  return [
-    `${t.added} added (${formatBytes(t.bytesAdded)})`,
-    `${t.removed} removed (${formatBytes(t.bytesRemoved)})`,
-    `${t.changed} changed`,
-    `${t.metadata} metadata only`,
-    `${t.typeChanged} type changed`,
-    `${t.moved} moved`,
-  ].join(', ');
-}
-
-/** The root as `.`, as the manifest and the text output have it; any other name as names.ts gives it. */
-function jsonPath(path: Buffer, key: string): Record<string, string> {
-  return path.length === 0 ? { [key]: '.' } : jsonName(path, key);
-}
-
-function jsonChange(change: Change): Record<string, unknown> {
-  return {
-    op: change.op,
-    type: change.type,
-    ...jsonPath(change.path, 'path'),
-    ...(change.to ? jsonPath(change.to, 'to') : {}),
-    ...(change.oldType ? { oldType: change.oldType } : {}),
-    ...(change.size !== undefined ? { size: change.size } : {}),
-    ...(change.entries !== undefined ? { entries: change.entries } : {}),
-    ...(change.metadataChanged ? { metadataChanged: true } : {}),
-  };
 }

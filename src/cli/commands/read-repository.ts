@@ -1,38 +1,53 @@
-// Opening the repository a read command names: a local path for now. Over SSH
-// this needs the agent's read role, which lb does not have yet: said in one line.
-import { RepositoryError } from '../../repo/layout.js';
-import { RepositoryReader } from '../../repo/reader.js';
-import { Repository } from '../../repo/repository.js';
-import { parseLocation } from '../../transport/address.js';
-import { UsageError } from '../output.js';
+// Running a read command on the repository it names: a local path, opened here,
+// or `[user@]host:path`, where lb's agent runs the same body (read/run.ts) and
+// sends back what it prints (cli/read-remote.ts). Restore opens a local one only.
+import type { Command } from 'commander';
+import type { ReadCommand } from '../../protocol/read.js';
+import { openRepository } from '../../read/open.js';
+import type { RepositoryReader } from '../../repo/reader.js';
+import { runRead } from '../../read/run.js';
+import { parseLocation, type Location } from '../../transport/address.js';
+import { sshOptions, type SshCommandOptions } from '../backup/checks.js';
+import { Output, UsageError, type OutputOptions } from '../output.js';
+import { readRemote } from '../read-remote.js';
 
-export function openToRead(repositoryArg: string, command: string): RepositoryReader {
-  let location;
+export { resolveSnapshot } from '../../read/open.js';
+
+export interface ReadCommandOptions extends OutputOptions, SshCommandOptions {}
+
+/** The options that reach SSH, as `lb backup` has them, for a repository on another machine. */
+export function addSshOptions(command: Command): Command {
+  return command
+    .option('--ssh-i <file>', 'SSH identity file (private key), tried before the configured ones')
+    .option('--ssh-p <port>', 'SSH port, overriding ~/.ssh/config')
+    .option('--ssh-C', 'compress the SSH connection')
+    .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
+    .option('--remote-node <path>', "the remote's node executable (default: node from PATH)");
+}
+
+function location(repositoryArg: string): Location {
   try {
-    location = parseLocation(repositoryArg);
+    return parseLocation(repositoryArg);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  if (location.kind === 'remote') {
-    if (command === 'restore') {
-      throw new UsageError(
-        `a remote repository cannot be restored from yet (the agent has no read role in this version); restore on ${location.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
-      );
-    }
-    throw new UsageError(`a remote repository cannot be read yet (the agent has no read role in this version); run lb ${command} on ${location.host} (ssh ${location.host} lb ${command} ${location.path})`);
-  }
-  try {
-    return Repository.open(location.path, 'read');
-  } catch (error) {
-    throw error instanceof RepositoryError ? new UsageError(error.message) : error;
-  }
 }
 
-/** The snapshot the user names (a full name, a unique prefix, or latest), as a bad command line when it is none. */
-export function resolveSnapshot(reader: RepositoryReader, wanted: string | undefined): string {
-  try {
-    return reader.resolve(wanted);
-  } catch (error) {
-    throw error instanceof RepositoryError ? new UsageError(error.message) : error;
+/** Runs `read` where the repository is and prints here; its exit status. */
+export async function readCommand(repositoryArg: string, read: ReadCommand, opts: ReadCommandOptions): Promise<number> {
+  const out = new Output(opts);
+  const where = location(repositoryArg);
+  if (where.kind === 'local') return runRead(openRepository(where.path), read, out);
+  return readRemote(where, read, out, sshOptions(opts, out.warn));
+}
+
+/** The repository `lb restore` reads: a local one; over SSH, not yet. */
+export function openToRead(repositoryArg: string, _command: 'restore'): RepositoryReader {
+  const where = location(repositoryArg);
+  if (where.kind === 'remote') {
+    throw new UsageError(
+      `a remote repository cannot be restored from yet (the agent has no restore role in this version); restore on ${where.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
+    );
   }
+  return openRepository(where.path);
 }
