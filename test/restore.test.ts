@@ -19,8 +19,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isSelected } from '../src/repo/restore.js';
-import { backup, deepFile, lb, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
+import { isSelected } from '../src/repo/restore-feed.js';
+import { backup, deepFile, lb, openedPaths, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
 
 const LATIN1 = Buffer.from('caf\xe9', 'latin1');
 
@@ -220,6 +220,49 @@ describe('lb restore', () => {
       '>f+++++++++ albums/summer-2026/IMG_2.jpg',
       '>f+++++++++ albums/summer-2026/IMG_3.jpg',
     ]);
+  });
+
+  it('reads a content shared by several paths from the repository once, and gives it to each path even when its first cannot be written', () => {
+    const work = tempDir();
+    const source = join(work, 'src');
+    const repo = join(work, 'repo');
+    for (const dir of ['a', 'b', 'c']) mkdirSync(join(source, dir), { recursive: true });
+    const shared = 'shared content '.repeat(1000);
+    writeFileSync(join(source, 'a', 'one'), shared);
+    writeFileSync(join(source, 'b', 'two'), shared);
+    chmodSync(join(source, 'b', 'two'), 0o600);
+    utimesSync(join(source, 'b', 'two'), 1_300_000_000, 1_300_000_000);
+    writeFileSync(join(source, 'c', 'three'), shared);
+    for (const dir of ['a', 'b', 'c', '.']) utimesSync(join(source, dir), 1_500_000_000, 1_500_000_000);
+    settle();
+    const name = backup(source, repo, join(work, 'catalog.sqlite')).snapshot!;
+    const stored = (path: string) => join(repo, name, 'tree', path);
+
+    const whole = join(work, 'whole');
+    const traced = openedPaths(['restore', repo, whole]);
+    expect(traced.run.status, traced.run.stderr).toBe(0);
+    expect(rsyncDifferences(source, whole, { hardLinks: false })).toEqual([]);
+    expect(traced.opened.filter((p) => p.startsWith(join(repo, name, 'tree')))).toEqual([stored('a/one')]);
+
+    // A directory in the way of the first path: the content arrived, and the others are copied from it.
+    const target = join(work, 'target');
+    mkdirSync(join(target, 'a', 'one'), { recursive: true });
+    writeFileSync(join(target, 'a', 'one', 'mine'), 'mine');
+    const r = restore([repo, target, '--overwrite']);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toBe('lb: a/one: a directory is in the way; left alone\n');
+    expect(readdirSync(target).sort()).toEqual(['a', 'b', 'c']);
+    expect(lstatSync(target).mtimeMs).toBe(1_500_000_000_000);
+    for (const path of ['b/two', 'c/three']) expect(readFileSync(join(target, path), 'utf8')).toBe(shared);
+    expect(rsyncDifferences(join(source, 'b'), join(target, 'b'), { hardLinks: false })).toEqual([]);
+
+    // The first path's tree entry gone (damage): the next path is given the content from the repository.
+    unlinkSync(stored('a/one'));
+    const damaged = join(work, 'damaged');
+    const d = restore([repo, damaged]);
+    expect(d.status).toBe(5);
+    expect(d.stderr).toBe("lb: a/one: it is missing from the snapshot's tree in the repository (a damaged snapshot); left out\n");
+    expect(rsyncDifferences(source, damaged, { hardLinks: false })).toEqual(['>f+++++++++ a/one']);
   });
 
   it('leaves out a file whose object is damaged or whose tree entry is gone, says so, restores the rest and exits 5', () => {

@@ -1,7 +1,9 @@
 // `lb restore REPO [SNAPSHOT] TARGET [--path P]...`: writes a snapshot, or some of
 // its subtrees, into a local directory (the writing: repo/restore.ts).
 import type { Command } from 'commander';
-import { Restorer, firstMissingPath, selectedRecords, type RestoreTally } from '../../repo/restore.js';
+import { restoreLocally } from '../../repo/restore.js';
+import { firstMissingPath, selectedRecords } from '../../repo/restore-feed.js';
+import type { RestoreTally } from '../../repo/restore-record.js';
 import { formatBytes } from '../format.js';
 import { displayName, jsonName } from '../names.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
@@ -55,11 +57,10 @@ function restoreCommand(repositoryArg: string, snapshotWord: string | undefined,
   if (opts.dryRun) return dryRun(out, reader, snapshot, paths);
   const problems: Record<string, string>[] = [];
   // The same with --overwrite: every entry is renamed into place and no symlink followed, over whatever is there.
-  const restorer = new Restorer(reader, snapshot, target, { paths, setOwner: process.getuid?.() === 0 }, (path, text) => {
+  const tally = restoreLocally(reader, snapshot, target, { paths, setOwner: process.getuid?.() === 0 }, (path, text) => {
     problems.push({ ...jsonName(path), problem: text });
     out.warn(`${displayName(path.length === 0 ? Buffer.from('.') : path)}: ${text}`);
   });
-  const tally = restorer.run();
   const status = tally.damaged > 0 ? 'damaged' : tally.problems > 0 ? 'partial' : 'ok';
   if (out.asJson) {
     out.json({ status, snapshot, target, ...counts(tally), problems });
