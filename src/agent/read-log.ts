@@ -44,7 +44,8 @@ export class ReadLog {
    * have no record and are passed over.
    */
   recordReads(): () => boolean {
-    const gaps = [...new Set(this.unreadableIndexes)].sort((a, b) => a - b);
+    // Each once: the repository side settles an entry the source could not read and asks nothing more of it.
+    const gaps = [...this.unreadableIndexes].sort((a, b) => a - b);
     let index = 0;
     let gap = 0;
     return () => {
