@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { comparePaths } from '../src/diff/order.js';
 import { FrameDecoder, FrameWriter, MAX_FRAME, ProtocolError } from '../src/protocol/frames.js';
-import { decodeEntry, decodeSourceMessage, encodeEntry, isSafeRelativePath } from '../src/protocol/messages.js';
+import { decodeAgentMessage, decodeEntry, decodeSourceMessage, encodeAgentMessage, encodeEntry, isSafeRelativePath } from '../src/protocol/messages.js';
 import { escapeBytes, formatRecord, parseRecord, unescapeBytes } from '../src/repo/manifest.js';
 import { walk } from '../src/scan/walk.js';
 import { PassThrough } from 'node:stream';
@@ -80,6 +80,18 @@ describe('protocol validation', () => {
     expect(() => decodeEntry({ ...withPath('a'), k: 'l' })).toThrow(ProtocolError); // symlink without target
     expect(() => decodeSourceMessage({ t: 'format-disk' })).toThrow(ProtocolError);
     expect(() => decodeSourceMessage({ t: 'entries', first: 0, entries: 'x' })).toThrow(ProtocolError);
+  });
+
+  it('carries run events structured, with raw-byte paths, and refuses malformed ones', () => {
+    const path = Buffer.from([0x61, 0xff, 0x2f, 0x62]);
+    const entry = decodeAgentMessage(encodeAgentMessage({ t: 'event', event: { kind: 'entry', how: 'copied', type: 'file', path } }));
+    expect(entry).toEqual({ t: 'event', event: { kind: 'entry', how: 'copied', type: 'file', path } });
+    const warning = { t: 'event', event: { kind: 'warning', text: 'x' } } as const;
+    expect(decodeAgentMessage(encodeAgentMessage(warning))).toEqual(warning);
+    expect(() => decodeAgentMessage({ t: 'event', event: { kind: 'entry', how: 'stolen', type: 'file', p: 'a' } })).toThrow(ProtocolError);
+    expect(() => decodeAgentMessage({ t: 'event', event: { kind: 'skip', p: '../etc/passwd', reason: 'r' } })).toThrow(ProtocolError);
+    expect(() => decodeAgentMessage({ t: 'event', event: { kind: 'format-disk' } })).toThrow(ProtocolError);
+    expect(() => decodeAgentMessage({ t: 'log', line: 'warning: text the CLI used to parse' })).toThrow(ProtocolError);
   });
 
   it('carries entries with raw-byte paths through encoding', () => {

@@ -50,7 +50,6 @@ async function runSource(): Promise<void> {
     budgetMs: request.budgetMs,
     remote: true,
     awaitAbort: false,
-    onLog: (line) => process.stderr.write(line + '\n'),
   };
   await new Sender(process.stdin, process.stdout, setup).run();
   exitSoon(0);

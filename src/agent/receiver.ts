@@ -1,28 +1,20 @@
-// The repository side of a backup. Entries arrive in canonical order; each is
-// checked (order, safe path, parent is a directory already received: so nothing
-// written can pass through a symlink), merged with the previous snapshot's
-// manifest, and resolved to link / copy / transfer. Requests for hashes and data
-// go back in batches, never one round trip per file. Entries are finalized in
-// order, which keeps the manifest sorted and bounds memory by the window of
-// unsettled entries. While the tree is identical to the previous snapshot
-// nothing is built; at the first difference the identical prefix is replayed
-// from the previous manifest, so an unchanged run writes nothing at all.
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { arrival, fileAction, knownHash } from '../diff/decide.js';
+// The repository side of a backup, as the protocol sees it. Entries arrive in
+// canonical order; each is checked (order, safe path, parent is a directory
+// already received: so nothing written can pass through a symlink), matched
+// with the previous snapshot's record, and its content found in the store once:
+// link, copy, or ask the source for it. Requests for hashes and data go back in
+// batches, never one round trip per file. Entries are finalized in order into
+// the backup session (repo/backup-session.ts), which keeps the manifest sorted
+// and bounds memory by the window of unsettled entries.
+import { fileAction, knownHash, type StoreFinding } from '../diff/plan.js';
 import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunCounts, RunResult, SkipKind } from '../protocol/messages.js';
-import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from '../repo/manifest.js';
-import { ObjectGuard, filesystemNow } from '../repo/object-guard.js';
-import { ObjectStore, type ObjectMeta } from '../repo/objects.js';
-import { Repository } from '../repo/repository.js';
-import { writeFully } from '../repo/write-fully.js';
-import { RepositoryLock } from '../repo/lock.js';
-import { SnapshotBuilder } from '../repo/snapshot.js';
+import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunEvent, RunResult, SkipKind } from '../protocol/messages.js';
+import { BackupSession, type Placement } from '../repo/backup-session.js';
+import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incoming.js';
+import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
+import type { ObjectMeta } from '../repo/objects.js';
 import { Accounts } from '../scan/accounts.js';
-import { Skips, firstListed, oneLine } from './skips.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
@@ -30,10 +22,6 @@ type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 const SETTLED_EVERY = 1024;
 /** …or after this long, so progress on a terminal moves smoothly. */
 const SETTLED_MS = 250;
-/** Transfers this large are written where an interrupted run leaves them, to resume from. */
-const RESUMABLE = 8 * 1024 * 1024;
-/** Resume offers are whole MiB: the tail of an interrupted write is the least trustworthy part. */
-const RESUME_ALIGN = 1024 * 1024;
 
 interface Slot {
   index: number;
@@ -42,51 +30,27 @@ interface Slot {
   previous: PreviousRecord | undefined;
   state: SlotState;
   hash?: string;
-  /** This entry's own transfer brought the content (the object itself may since have been published). */
-  fresh?: boolean;
+  /** Where the content is, once found or brought. */
+  placement?: Placement;
   /** The source could not read it: left out of the snapshot with a warning. */
   dropped?: string;
   /** Left for the next run by the time budget. */
   deferred?: boolean;
-  /** recordBody() of this entry once its hash is final; cached for the comparisons. */
-  body?: string;
 }
 
-interface Incoming {
+interface Receiving {
   slot: Slot;
-  fd: number;
-  path: string;
-  hasher: Hash;
-  size: number;
-  /** Written to .lb/partial/, where it outlives an interrupted run. */
-  partial: boolean;
+  file: IncomingFile;
 }
 
 export interface ReceiverEvents {
   want(hash: number[], data: number[], resume: ResumeOffer[]): void;
   settled(upTo: number): void;
-  log(line: string): void;
+  event(event: RunEvent): void;
 }
 
 export class Receiver {
-  private readonly repo: Repository;
-  private readonly lock: RepositoryLock;
-  private readonly store: ObjectStore;
-  private readonly guard: ObjectGuard;
-  /** The previous snapshot was taken from this very source, so its records may vouch for unchanged files. */
-  private readonly quickCheck: boolean;
-  private readonly accounts = new Accounts();
-  private readonly asRoot = process.getuid?.() === 0;
-  readonly name: string;
-
-  private builder: SnapshotBuilder | null = null;
-  private readonly previousName: string | null;
-  private previous: ManifestReader | null = null;
-  private previousHead: PreviousRecord | null = null;
-  /** Still identical to the previous snapshot, and how many records so far. */
-  private identical: boolean;
-  private identicalCount = 0;
-
+  private readonly session: BackupSession;
   private readonly slots: Slot[] = [];
   private slotBase = 0;
   private reportedSettled = 0;
@@ -97,73 +61,23 @@ export class Receiver {
   private readonly dirStack: Buffer[] = [];
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
-  private receiving: Incoming | null = null;
-  /** Resume offers made, by entry index: where the stored prefix ends and its running hash. */
-  private readonly offers = new Map<number, { from: number; hasher: Hash }>();
+  private receiving: Receiving | null = null;
+  /** Resume offers made, by entry index. */
+  private readonly offers = new Map<number, KeptPrefix>();
   private ended = false;
-  /** The time budget ran out: no snapshot this run, only objects. */
-  private incomplete = false;
-  private deferredCount = 0;
-
   private wantHash: number[] = [];
   private wantData: number[] = [];
-  readonly counts: RunCounts = {
-    newFiles: 0,
-    copiedFiles: 0,
-    linkedFiles: 0,
-    directories: 0,
-    symlinks: 0,
-    bytesReceived: 0,
-    bytesStored: 0,
-    bytesResumed: 0,
-  };
-  readonly warnings: string[] = [];
-  /** Said to the user and written to the log, but the snapshot is complete: repairs of a damaged repository. */
-  private readonly notices: string[] = [];
-  readonly skips = new Skips();
 
   constructor(
     repositoryPath: string,
-    private readonly options: BackupOptions,
+    options: BackupOptions,
     private readonly events: ReceiverEvents,
   ) {
-    this.repo = Repository.open(repositoryPath, 'write');
-    this.lock = RepositoryLock.acquire(this.repo.lbDir);
-    try {
-      this.repo.clearLeftovers();
-      mkdirSync(this.repo.partialDir, { recursive: true, mode: 0o700 });
-      this.name = this.repo.nextSnapshotName(options.snapshotName);
-      const incomingDir = join(this.repo.tmpDir, `incoming-${process.pid}`);
-      mkdirSync(incomingDir, { mode: 0o700 });
-      this.guard = new ObjectGuard(this.repo.lbDir, filesystemNow(incomingDir), (damage) =>
-        this.notice(`${damage.reason}: moved to ${damage.quarantined}; this run stores that content anew`),
-      );
-      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, this.asRoot, this.guard);
-      this.previousName = this.repo.baseSnapshot((line) => this.notice(line));
-      if (this.previousName) {
-        this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
-        this.previousHead = this.previous.nextPrevious();
-      }
-      this.quickCheck = options.quickCheck && this.previousName !== null && this.sourceOf(this.previousName) === options.sourceLabel;
-      this.identical = this.previous !== null && !options.always;
-      if (!this.identical) this.builder = this.newBuilder();
-    } catch (error) {
-      this.lock.release();
-      throw error;
-    }
+    this.session = new BackupSession(repositoryPath, options, (event) => events.event(event), new Accounts());
   }
 
-  /** The source a snapshot was taken from, as recorded in it; null for snapshots that predate the record. */
-  private sourceOf(name: string): string | null {
-    try {
-      return readFileSync(join(this.repo.snapshotDir(name), 'source'), 'utf8').replace(/\n$/, '');
-    } catch {
-      return null;
-    }
-  }
-
-  private newBuilder(): SnapshotBuilder {
-    return new SnapshotBuilder(this.repo, this.name, this.asRoot, (object, tree) => this.store.linkInto(object, tree));
+  get name(): string {
+    return this.session.name;
   }
 
   // ---- entries ----
@@ -193,32 +107,14 @@ export class Receiver {
     this.lastPath = path;
   }
 
-  /** The previous snapshot's record at this path, if any; records passed over mean the tree changed. */
-  private matchPrevious(path: Buffer): PreviousRecord | undefined {
-    while (this.previousHead && comparePaths(this.previousHead.path, path) < 0) {
-      this.identical && this.diverge();
-      this.previousHead = this.previous!.nextPrevious();
-    }
-    if (this.previousHead && comparePaths(this.previousHead.path, path) === 0) {
-      const found = this.previousHead;
-      this.previousHead = this.previous!.nextPrevious();
-      return found;
-    }
-    return undefined;
-  }
-
   private addEntry(entry: Entry): void {
     this.checkPlacement(entry);
-    const meta: ObjectMeta = {
-      mode: entry.mode,
-      uid: this.asRoot ? (this.options.numericIds ? entry.uid : this.accounts.uidFor(entry.uid, entry.user)) : process.getuid!(),
-      gid: this.asRoot ? (this.options.numericIds ? entry.gid : this.accounts.gidFor(entry.gid, entry.group)) : process.getgid!(),
-      mtimeNs: entry.mtimeNs,
-    };
-    const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.matchPrevious(entry.path), state: 'ready' };
+    const meta: ObjectMeta = { mode: entry.mode, ...this.session.ownerOf(entry), mtimeNs: entry.mtimeNs };
+    const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.session.previousAt(entry.path), state: 'ready' };
     this.slots.push(slot);
     if (entry.type !== 'file') return;
-    const hash = knownHash(entry, this.quickCheck ? slot.previous?.record() : undefined, this.quickCheck);
+    const quickCheck = this.session.quickCheck;
+    const hash = knownHash(entry, quickCheck ? slot.previous?.record() : undefined, quickCheck);
     if (hash === undefined) {
       slot.state = 'hash';
       this.wantHash.push(slot.index);
@@ -226,13 +122,16 @@ export class Receiver {
   }
 
   /**
-   * With the hash known: ready if the repository has the content, else wait for a transfer.
-   * The store is asked even when the previous snapshot holds this very entry: its object
-   * may have been removed or damaged since, and is then taken from the source again.
+   * With the hash known, the store is asked once: ready if it has the content, else wait for a transfer.
+   * It is asked even when the previous snapshot holds this very entry: its object may have been removed
+   * or damaged since, and is then taken from the source again.
    */
   private resolveContent(slot: Slot, hash: string): void {
     slot.hash = hash;
-    if (fileAction(this.store.state(hash, slot.meta, slot.entry.size)) !== 'transfer') {
+    const finding: StoreFinding = this.session.store.find(hash, slot.meta, slot.entry.size);
+    const action = fileAction(finding);
+    if (finding.kind !== 'absent') {
+      slot.placement = { action: action as Placement['action'], object: finding.object, fresh: false };
       slot.state = 'ready';
       return;
     }
@@ -263,10 +162,6 @@ export class Receiver {
     };
   }
 
-  private bodyOf(slot: Slot): string {
-    return (slot.body ??= recordBody(this.recordOf(slot)));
-  }
-
   private slotAt(index: number, expected: SlotState[]): Slot {
     const slot = this.slots[index - this.slotBase];
     if (!slot || !expected.includes(slot.state)) throw new ProtocolError(`peer answered for entry ${index}, which asked nothing of it`);
@@ -274,7 +169,6 @@ export class Receiver {
   }
 
   private applyFacts(slot: Slot, facts: FileFacts): void {
-    slot.body = undefined;
     slot.entry.size = facts.size;
     slot.entry.mtimeNs = facts.mtimeNs;
     slot.meta.mtimeNs = facts.mtimeNs;
@@ -293,18 +187,16 @@ export class Receiver {
     this.settleWithoutContent(index, false, (slot) => (slot.dropped = reason));
   }
 
-  /** The source's walk left this path out (its path is checked by the decoder): unreadable ones are warned about, special files only counted. */
+  /** The source's walk left this path out (its path is checked by the decoder). */
   skipped(path: Buffer, kind: SkipKind, reason: string): void {
-    this.skips.add(path, kind, reason);
-    if (kind === 'unreadable') this.warn(`${JSON.stringify(path.toString())}: ${reason}`);
-    else if (this.options.verbose) this.events.log(`${'skip'.padEnd(6)} ${path.toString()}: ${reason}`);
+    this.session.skipped(path, kind, reason);
   }
 
   /** The source ran out of time for this entry: left for the next run, a partial transfer kept. */
   deferred(index: number): void {
     this.settleWithoutContent(index, true, (slot) => {
       slot.deferred = true;
-      this.giveUpSnapshot();
+      this.session.defer();
     });
   }
 
@@ -319,46 +211,7 @@ export class Receiver {
     this.finalizeReady();
   }
 
-  private giveUpSnapshot(): void {
-    if (this.incomplete) return;
-    this.incomplete = true;
-    this.identical = false;
-    this.builder?.abandon();
-    this.builder = null;
-  }
-
   // ---- file data ----
-
-  /**
-   * A large file with a partial transfer from an interrupted run is offered for
-   * resuming: the source checks the prefix's SHA-256 against its own file and
-   * sends only the rest. The running hash carries on from the prefix, so the
-   * object is still verified whole.
-   */
-  private resumeOffer(index: number): ResumeOffer | null {
-    const slot = this.slots[index - this.slotBase]!;
-    if (slot.entry.size < RESUMABLE) return null;
-    let fd: number;
-    try {
-      fd = openSync(this.repo.partialPath(slot.hash!), constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch {
-      return null; // none kept
-    }
-    try {
-      const buffer = Buffer.allocUnsafe(RESUME_ALIGN);
-      const hasher = createHash('sha256');
-      let from = 0;
-      while (from + RESUME_ALIGN < slot.entry.size && readSync(fd, buffer, 0, RESUME_ALIGN, from) === RESUME_ALIGN) {
-        hasher.update(buffer);
-        from += RESUME_ALIGN;
-      }
-      if (from === 0) return null;
-      this.offers.set(index, { from, hasher });
-      return { index, from, prefix: hasher.copy().digest('hex') };
-    } finally {
-      closeSync(fd);
-    }
-  }
 
   dataBegin(index: number, from: number): void {
     const slot = this.slotAt(index, ['data']);
@@ -370,49 +223,40 @@ export class Receiver {
     const offer = this.offers.get(index);
     this.offers.delete(index);
     if (from !== 0 && from !== offer?.from) throw new ProtocolError(`peer resumed entry ${index} from a point never offered`);
-    if (slot.entry.size < RESUMABLE) {
-      const { path, fd } = this.store.tempFile();
-      this.receiving = { slot, fd, path, hasher: createHash('sha256'), size: 0, partial: false };
-      return;
-    }
-    const path = this.repo.partialPath(slot.hash!);
-    // Never through a symlink, even inside our own repository.
-    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    ftruncateSync(fd, from);
-    this.receiving = { slot, fd, path, hasher: from ? offer!.hasher : createHash('sha256'), size: from, partial: true };
-    this.counts.bytesResumed += from;
+    const file = IncomingFile.begin(this.session.repo, this.session.store, slot.hash!, slot.entry.size, from ? offer! : null);
+    this.receiving = { slot, file };
+    this.session.counts.bytesResumed += from;
   }
 
   data(chunk: Buffer): void {
     const r = this.receiving;
     if (!r) throw new ProtocolError('peer sent file data outside a file');
-    writeFully(r.fd, chunk, r.size);
-    r.hasher.update(chunk);
-    r.size += chunk.length;
-    this.counts.bytesReceived += chunk.length;
+    r.file.write(chunk);
+    this.session.counts.bytesReceived += chunk.length;
   }
 
   dataEnd(index: number, facts: FileFacts): void {
     const r = this.receiving;
     if (!r || r.slot.index !== index) throw new ProtocolError('peer ended a file it did not begin');
     this.receiving = null;
-    closeSync(r.fd);
-    const hash = r.hasher.digest('hex');
-    if (hash !== facts.hash || r.size !== facts.size) {
-      unlinkSync(r.path);
-      throw new ProtocolError(`data for entry ${index} does not match its hash: corrupted in transit`);
-    }
     const slot = r.slot;
+    let object: string;
+    try {
+      object = r.file.end(facts.hash, facts.size, { ...slot.meta, mtimeNs: facts.mtimeNs });
+    } catch (error) {
+      if (error instanceof TransferMismatch) throw new ProtocolError(`data for entry ${index} does not match its hash: corrupted in transit`);
+      throw error;
+    }
     const expected = slot.hash!;
     this.applyFacts(slot, facts);
-    slot.hash = hash;
-    slot.body = undefined;
-    this.store.adopt(r.partial ? this.store.stage(r.path) : r.path, hash, slot.meta, r.size);
-    slot.fresh = true;
+    slot.hash = facts.hash;
+    slot.placement = { action: 'link', object, fresh: true };
     slot.state = 'ready';
-    if (hash === expected) {
-      for (const waiting of this.inflight.get(expected) ?? []) waiting.state = 'ready';
+    if (facts.hash === expected) {
+      // Waiting entries find the new object (or, with other metadata, copy it).
+      const waiting = this.inflight.get(expected) ?? [];
       this.inflight.delete(expected);
+      for (const other of waiting) this.resolveContent(other, expected);
     } else this.releaseDependents(expected);
     this.flushRequests();
     this.finalizeReady();
@@ -429,17 +273,18 @@ export class Receiver {
   private closeIncoming(keepPartial: boolean): void {
     const r = this.receiving!;
     this.receiving = null;
-    closeSync(r.fd);
-    if (!r.partial) this.store.discardTemp(r.path);
-    else if (!keepPartial) unlinkSync(r.path);
+    r.file.close(keepPartial);
   }
 
   private flushRequests(): void {
     if (this.wantHash.length || this.wantData.length) {
       const resume: ResumeOffer[] = [];
       for (const index of this.wantData) {
-        const offer = this.resumeOffer(index);
-        if (offer) resume.push(offer);
+        const slot = this.slots[index - this.slotBase]!;
+        const kept = IncomingFile.keptPrefix(this.session.repo, slot.hash!, slot.entry.size);
+        if (!kept) continue;
+        this.offers.set(index, kept);
+        resume.push({ index, from: kept.from, prefix: kept.hasher.copy().digest('hex') });
       }
       this.events.want(this.wantHash, this.wantData, resume);
       this.wantHash = [];
@@ -466,92 +311,9 @@ export class Receiver {
   }
 
   private finalize(slot: Slot): void {
-    const e = slot.entry;
-    if (slot.dropped !== undefined) {
-      this.warn(`${JSON.stringify(e.path.toString())}: ${slot.dropped}; not in this snapshot`);
-      this.skips.add(e.path, 'unreadable', slot.dropped);
-      // Missing from this snapshot: a change only if the previous one had it.
-      if (slot.previous) this.identical && this.diverge();
-      return;
-    }
-    if (slot.deferred) {
-      this.deferredCount++;
-      return;
-    }
-    if (this.incomplete) return; // no snapshot this run: nothing to build
-    const record = this.recordOf(slot);
-    if (this.identical) {
-      if (slot.previous && slot.previous.body === this.bodyOf(slot)) {
-        this.identicalCount++;
-        this.count(record.type, 'linked');
-        return;
-      }
-      this.diverge();
-    }
-    this.materialize(record, slot.fresh === true);
-  }
-
-  /** Build the identical prefix from the previous manifest, then build from here on. */
-  private diverge(): void {
-    this.identical = false;
-    this.builder = this.newBuilder();
-    const replay = new ManifestReader(join(this.repo.snapshotDir(this.previousName!), 'manifest'));
-    try {
-      for (let i = 0; i < this.identicalCount; i++) {
-        const record = replay.next()!;
-        const objectPath = record.type === 'file' ? this.store.locate(record.hash, record, record.size) : undefined;
-        if (record.type === 'file' && !objectPath) throw new Error(`object for ${record.path.toString()} is missing from the store`);
-        const how = record.type === 'file' ? 'linked' : 'made';
-        this.builder.add({ ...record, how }, objectPath ?? undefined);
-        this.logEntry(how, record); // -v lists every entry, those before the first difference too
-      }
-    } finally {
-      replay.close();
-    }
-  }
-
-  private materialize(record: ManifestRecord, fresh: boolean): void {
-    let objectPath: string | undefined;
-    let how: How = 'made';
-    if (record.type === 'file') {
-      const meta: ObjectMeta = record;
-      objectPath = this.store.locate(record.hash, meta, record.size) ?? undefined;
-      how = fresh ? 'new' : arrival(fileAction('exact'));
-      if (!objectPath) {
-        const source = this.store.anyWithContent(record.hash, record.size);
-        if (!source) throw new Error(`content ${record.hash} vanished from the store`);
-        objectPath = this.store.copyFrom(source, record.hash, meta, record.size);
-        how = fresh ? 'new' : arrival(fileAction('content'));
-      }
-    }
-    record.how = how;
-    this.builder!.add(record, objectPath);
-    this.count(record.type, how);
-    this.logEntry(how, record);
-  }
-
-  private logEntry(how: How, record: ManifestRecord): void {
-    if (this.options.verbose) this.events.log(`${how.padEnd(6)} ${record.type === 'dir' ? record.path.toString() + '/' : record.path.toString()}`);
-  }
-
-  private count(type: ManifestRecord['type'], how: How): void {
-    if (type === 'dir') this.counts.directories++;
-    else if (type === 'symlink') this.counts.symlinks++;
-    else if (how === 'new') this.counts.newFiles++;
-    else if (how === 'copied') this.counts.copiedFiles++;
-    else this.counts.linkedFiles++;
-  }
-
-  private warn(message: string): void {
-    const line = oneLine(message);
-    this.warnings.push(line);
-    this.events.log(`warning: ${line}`);
-  }
-
-  private notice(message: string): void {
-    const line = oneLine(message);
-    this.notices.push(line);
-    this.events.log(`warning: ${line}`);
+    if (slot.dropped !== undefined) return this.session.drop(slot.entry.path, slot.dropped, slot.previous !== undefined);
+    if (slot.deferred) return;
+    this.session.add(this.recordOf(slot), slot.previous, slot.placement);
   }
 
   // ---- the end ----
@@ -559,7 +321,7 @@ export class Receiver {
   /** The source has sent every entry; `incomplete` when its time budget stopped the walk. */
   end(incomplete: boolean): void {
     this.ended = true;
-    if (incomplete) this.giveUpSnapshot();
+    if (incomplete) this.session.giveUpSnapshot();
   }
 
   /** True once the source said it has no more entries and every entry is settled. */
@@ -570,68 +332,15 @@ export class Receiver {
   /** Publish the snapshot (unless identical to the previous one) and release the repository. */
   finish(): RunResult {
     if (!this.complete) throw new ProtocolError('the source ended before every entry was settled');
-    try {
-      if (this.identical && this.previousHead) this.diverge(); // entries were removed at the end
-      this.previous?.close();
-      this.store.publish();
-      this.counts.bytesStored = this.store.bytesStored;
-      const outcome = {
-        counts: this.counts,
-        // All of them are in the log and were said as they came; the result carries what fits its frame.
-        warnings: firstListed(this.warnings, (w) => w.length),
-        incomplete: this.incomplete,
-        deferred: this.deferredCount,
-        skipped: this.skips.reported(),
-        skipCounts: this.skips.counts,
-      };
-      if (this.incomplete) return { snapshot: null, created: false, ...outcome };
-      let created = false;
-      if (this.builder) {
-        this.builder.publish(this.logText(), this.options.sourceLabel, this.skips.counts.unreadable > 0 ? 'partial' : 'ok');
-        created = true;
-      }
-      this.repo.clearPartials();
-      return { snapshot: created ? this.name : null, created, ...outcome };
-    } finally {
-      this.release();
-    }
-  }
-
-  private logText(): string {
-    const c = this.counts;
-    return [
-      `lb snapshot ${this.name} of ${this.options.sourceLabel}`,
-      `previous: ${this.previousName ?? 'none'}`,
-      `files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked`,
-      `directories: ${c.directories}, symlinks: ${c.symlinks}`,
-      `bytes received: ${c.bytesReceived}, bytes stored: ${this.store.bytesStored}`,
-      ...this.notices.map((n) => `repaired: ${n}`),
-      ...this.skips.logLines(),
-      ...this.warnings.map((w) => `warning: ${w}`),
-      '',
-    ].join('\n');
+    return this.session.finish();
   }
 
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
   abort(): void {
     try {
       if (this.receiving) this.closeIncoming(true);
-      this.builder?.abandon();
-      this.previous?.close();
-      this.store.publish();
     } finally {
-      this.release();
-    }
-  }
-
-  private release(): void {
-    try {
-      this.store.close();
-      this.repo.clearLeftovers();
-      // Every change to the objects so far (links made by the trees included) was this run's.
-      this.guard.markWritten();
-    } finally {
-      this.lock.release();
+      this.session.abort();
     }
   }
 }

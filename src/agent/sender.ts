@@ -12,6 +12,7 @@ import {
   type BackupOptions,
   type Entry,
   type RepositoryIdentity,
+  type RunEvent,
   type RunResult,
   type SourceMessage,
 } from '../protocol/messages.js';
@@ -63,7 +64,7 @@ export interface SenderSetup {
   repository: string;
   options: BackupOptions;
   cache?: HashCache;
-  onLog?: (line: string) => void;
+  onEvent?: (event: RunEvent) => void;
   /** The repository side is across a network: deflate large messages. */
   remote?: boolean;
   /** --minutes: stop starting transfers when the next would end after this many ms from the start. */
@@ -330,7 +331,7 @@ export class Sender {
         if (frame.type !== FRAME_JSON) throw new ProtocolError('the repository side sent file data');
         const message = decodeAgentMessage(frame.message);
         // Before its hello the repository side may only say why it stops, or log; a result then would be a lie.
-        if (!this.helloHeard && message.t !== 'hello' && message.t !== 'error' && message.t !== 'log') {
+        if (!this.helloHeard && message.t !== 'hello' && message.t !== 'error' && message.t !== 'event') {
           throw new ProtocolError(`the repository side sent '${message.t}' before its hello`);
         }
         switch (message.t) {
@@ -358,8 +359,8 @@ export class Sender {
             this.settled = message.upTo;
             this.wakeUp();
             break;
-          case 'log':
-            this.setup.onLog?.(message.line);
+          case 'event':
+            this.setup.onEvent?.(message.event);
             break;
           case 'done':
             this.result = message.result;

@@ -3,7 +3,7 @@
 // waits for the disk: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, decodeSourceMessage, encodeAgentMessage, type BackupOptions, type RunResult, type SourceProblem } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, decodeSourceMessage, encodeAgentMessage, type BackupOptions, type RunEvent, type RunResult, type SourceProblem } from '../protocol/messages.js';
 import { RepositoryRefused } from '../repo/repository.js';
 import { describeFailure } from './failure.js';
 import { repositoryIdentity } from './machine.js';
@@ -22,8 +22,8 @@ export interface ServeOutcome {
 }
 
 export interface ServeHooks {
-  /** Handle log lines here instead of sending them to the source (pull mode prints them locally). */
-  onLog?: (line: string) => void;
+  /** Handle the run's events here instead of sending them to the source (pull mode shows them locally). */
+  onEvent?: (event: RunEvent) => void;
   /**
    * Pull mode: this side was told the repository and options, not the source. A source whose hello
    * names another repository is refused; its options are ignored.
@@ -61,7 +61,7 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           receiver = new Receiver(message.repository, hooks.own?.options ?? message.options, {
             want: (hash, data, resume) => writer.post({ t: 'want', hash, data, resume }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
-            log: hooks.onLog ?? ((line) => writer.post({ t: 'log', line })),
+            event: hooks.onEvent ?? ((event) => writer.post(encodeAgentMessage({ t: 'event', event }))),
           });
           // Once the repository exists (this run may have made it): the source's walk must not enter it.
           writer.post(encodeAgentMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: repositoryIdentity(message.repository) }));

@@ -2,7 +2,7 @@
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -117,11 +117,23 @@ export interface ResumeOffer {
   prefix: string;
 }
 
+/** How an entry got into the snapshot, as `-v` lists it. */
+export type EntryArrival = 'new' | 'copied' | 'linked' | 'made';
+
+/**
+ * What the repository side tells the user while a backup runs: a warning (said at once, kept in the
+ * snapshot's log), or with `-v` each entry as it is placed and each special file left out.
+ */
+export type RunEvent =
+  | { kind: 'warning'; text: string }
+  | { kind: 'entry'; how: EntryArrival; type: EntryType; path: Buffer }
+  | { kind: 'skip'; path: Buffer; reason: string };
+
 export type AgentMessage =
   | { t: 'hello'; version: number; repository?: RepositoryIdentity }
   | { t: 'want'; hash: number[]; data: number[]; resume: ResumeOffer[] }
   | { t: 'settled'; upTo: number }
-  | { t: 'log'; line: string }
+  | { t: 'event'; event: RunEvent }
   | { t: 'done'; result: RunResult }
   /** `refused`: the repository path cannot hold a repository, so the command line must change. */
   | { t: 'error'; message: string; refused: boolean };
@@ -182,7 +194,15 @@ export function encodeSourceMessage(m: SourceMessage): object {
   }
 }
 
+function encodeEvent(e: RunEvent): object {
+  if (e.kind === 'warning') return e;
+  const wire: Record<string, unknown> = e.kind === 'entry' ? { kind: e.kind, how: e.how, type: e.type } : { kind: e.kind, reason: e.reason };
+  putBytes(wire, 'p', e.path);
+  return wire;
+}
+
 export function encodeAgentMessage(m: AgentMessage): object {
+  if (m.t === 'event') return { t: m.t, event: encodeEvent(m.event) };
   if (m.t !== 'hello' || !m.repository) return m;
   const { boot, dev, ino } = m.repository;
   return { t: m.t, version: m.version, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
@@ -440,6 +460,31 @@ function decodeResult(raw: unknown): RunResult {
   };
 }
 
+const ARRIVALS: readonly string[] = ['new', 'copied', 'linked', 'made'];
+const ENTRY_TYPES: readonly string[] = ['file', 'dir', 'symlink'];
+
+function eventPath(e: Record<string, unknown>): Buffer {
+  const path = getBytes(e, 'p', 'event path');
+  if (!isSafeRelativePath(path)) fail('event path');
+  return path;
+}
+
+function decodeEvent(raw: unknown): RunEvent {
+  const e = obj(raw, 'event');
+  switch (e.kind) {
+    case 'warning':
+      return { kind: 'warning', text: str(e.text, 'warning', TEXT_LIMIT) };
+    case 'entry':
+      if (!ARRIVALS.includes(e.how as string)) fail('entry arrival');
+      if (!ENTRY_TYPES.includes(e.type as string)) fail('entry type');
+      return { kind: 'entry', how: e.how as EntryArrival, type: e.type as EntryType, path: eventPath(e) };
+    case 'skip':
+      return { kind: 'skip', path: eventPath(e), reason: str(e.reason, 'reason', TEXT_LIMIT) };
+    default:
+      fail('event kind');
+  }
+}
+
 export function decodeAgentMessage(raw: unknown): AgentMessage {
   const m = obj(raw, 'message');
   switch (m.t) {
@@ -453,8 +498,8 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
       return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request'), resume: resumeOffers(m.resume) };
     case 'settled':
       return { t: 'settled', upTo: int(m.upTo, 'settled index') };
-    case 'log':
-      return { t: 'log', line: str(m.line, 'log line', TEXT_LIMIT) };
+    case 'event':
+      return { t: 'event', event: decodeEvent(m.event) };
     case 'done':
       return { t: 'done', result: decodeResult(m.result) };
     case 'error':

@@ -31,7 +31,7 @@ import {
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
-import type { StoreState } from '../diff/decide.js';
+import type { StoreFinding } from '../diff/plan.js';
 import type { ObjectGuard } from './object-guard.js';
 
 export interface ObjectMeta {
@@ -137,33 +137,48 @@ export class ObjectStore {
     return stat !== null && this.guard.sound(path, stat, hash, size) ? stat : null;
   }
 
-  /** The path of a sound object with this content and metadata, or null. */
-  locate(hash: string, meta: ObjectMeta, size: number): string | null {
+  /** The name of a sound object with this content and metadata, or null. */
+  private exact(hash: string, meta: ObjectMeta, size: number): string | null {
     const staged = this.unpublished.get(hash)?.find((s) => sameMeta(s.meta, meta));
-    if (staged) return staged.path;
-    const primary = this.primaryPath(hash);
-    const stat = this.soundStat(primary, hash, size);
-    if (stat !== null && hasMeta(stat, meta)) return primary;
-    const variant = join(this.storeDir(hash), variantName(hash, meta));
-    const variantStat = this.soundStat(variant, hash, size);
+    if (staged) return basename(staged.path);
+    const stat = this.soundStat(this.primaryPath(hash), hash, size);
+    if (stat !== null && hasMeta(stat, meta)) return hash;
+    const variant = variantName(hash, meta);
+    const path = join(this.storeDir(hash), variant);
+    const variantStat = this.soundStat(path, hash, size);
     if (variantStat === null) return null;
     if (hasMeta(variantStat, meta)) return variant;
     // Its name says other metadata than its inode has: a chmod or touch inside a snapshot tree.
-    this.guard.quarantine(variant, 'has other metadata than its name says');
+    this.guard.quarantine(path, 'has other metadata than its name says');
     return null;
   }
 
-  /** Any sound object with this content, whatever its metadata, or null. */
-  anyWithContent(hash: string, size: number): string | null {
+  /** The name of any sound object with this content, whatever its metadata, or null. */
+  private anyWithContent(hash: string, size: number): string | null {
     const staged = this.unpublished.get(hash);
-    if (staged?.length) return staged[0]!.path;
-    const primary = this.primaryPath(hash);
-    return this.soundStat(primary, hash, size) ? primary : null;
+    if (staged?.length) return basename(staged[0]!.path);
+    return this.soundStat(this.primaryPath(hash), hash, size) ? hash : null;
   }
 
-  state(hash: string, meta: ObjectMeta, size: number): StoreState {
-    if (this.locate(hash, meta, size)) return 'exact';
-    return this.anyWithContent(hash, size) ? 'content' : 'absent';
+  /** What the store holds for this content: asked once per file, the answer names an object for the whole run. */
+  find(hash: string, meta: ObjectMeta, size: number): StoreFinding {
+    const exact = this.exact(hash, meta, size);
+    if (exact !== null) return { kind: 'exact', object: exact };
+    const any = this.anyWithContent(hash, size);
+    return any === null ? { kind: 'absent' } : { kind: 'content', object: any };
+  }
+
+  /** The path of a sound object with this content and metadata, or null. */
+  locate(hash: string, meta: ObjectMeta, size: number): string | null {
+    const name = this.exact(hash, meta, size);
+    return name === null ? null : this.pathOf(name);
+  }
+
+  /** Where a named object lies now: in staging until its batch is published, in the store after. */
+  pathOf(object: string): string {
+    const hash = object.slice(0, 64);
+    const staged = this.unpublished.get(hash)?.find((s) => basename(s.path) === object);
+    return staged ? staged.path : join(this.storeDir(hash), object);
   }
 
   /** The name a new object gets: the primary if the content is new, else a variant. */
@@ -218,10 +233,10 @@ export class ObjectStore {
     return staged;
   }
 
-  /** Adopt a verified temporary file as the object (hash, meta); returns its path, which stays valid. */
+  /** Adopt a verified temporary file as the object (hash, meta); returns the object's name (pathOf says where it lies). */
   adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number): string {
-    const existing = this.locate(hash, meta, size);
-    if (existing) {
+    const existing = this.exact(hash, meta, size);
+    if (existing !== null) {
       unlinkSync(tempPath);
       return existing;
     }
@@ -232,12 +247,12 @@ export class ObjectStore {
   }
 
   /**
-   * Make the object (hash, meta) from a stored object of the same content: a reflink where the filesystem can.
-   * Returns its path, which stays valid: the object may have been published on the way.
+   * Make the object (hash, meta) from the stored object `source` of the same content: a reflink where the
+   * filesystem can. Returns the new object's name.
    */
-  copyFrom(sourcePath: string, hash: string, meta: ObjectMeta, size: number): string {
+  copyFrom(source: string, hash: string, meta: ObjectMeta, size: number): string {
     const path = join(dirname(this.tempPath()), this.nameFor(hash, meta, size));
-    copyFileSync(sourcePath, path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    copyFileSync(this.pathOf(source), path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
     this.applyMeta(path, meta);
     return this.noteUnpublished(hash, path, meta, size);
   }
@@ -281,7 +296,7 @@ export class ObjectStore {
     renameSync(temp, twin);
   }
 
-  /** Returns where the object lies afterwards: in the store if this made the batch due for publishing. */
+  /** Returns the object's name; the batch is published when it is due. */
   private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): string {
     const staged = this.unpublished.get(hash);
     if (staged) staged.push({ path, meta });
@@ -291,9 +306,8 @@ export class ObjectStore {
     this.bytesStored += size;
     if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || Date.now() - this.publishedAt >= FLUSH_MS) {
       this.publish();
-      return join(this.storeDir(hash), basename(path));
     }
-    return path;
+    return basename(path);
   }
 
   private applyMeta(path: string, meta: ObjectMeta): void {

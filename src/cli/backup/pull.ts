@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { serve } from '../../agent/serve.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
 import { FrameWriter } from '../../protocol/frames.js';
-import { PROTOCOL_VERSION, type BackupOptions, type PullRequest } from '../../protocol/messages.js';
+import { PROTOCOL_VERSION, type BackupOptions, type PullRequest, type RunEvent } from '../../protocol/messages.js';
 import { describeLocation, type Location } from '../../transport/address.js';
 import { openSession, startRemoteAgent, type SshOptions } from '../../transport/ssh.js';
 import { Interrupted, Interruption, exitedWithin } from '../interrupt.js';
@@ -17,7 +17,7 @@ export async function pull(
   repository: string,
   options: BackupOptions,
   ssh: SshOptions,
-  onLog: (line: string) => void,
+  onEvent: (event: RunEvent) => void,
   budget: number | undefined,
   interruption: Interruption,
 ): Promise<Outcome> {
@@ -37,7 +37,7 @@ export async function pull(
       agent.interrupt();
       input.destroy(new Interrupted(signal));
     });
-    const outcome = await serve(input, agent.output, { onLog, own: { repository, options } });
+    const outcome = await serve(input, agent.output, { onEvent, own: { repository, options } });
     if (interruption.signal && !outcome.result) {
       await exitedWithin(agent, 2000);
       throw interruption.interrupted();

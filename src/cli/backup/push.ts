@@ -4,7 +4,7 @@ import type { ReadLog } from '../../agent/read-log.js';
 import { AgentError, Sender } from '../../agent/sender.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { ProtocolError } from '../../protocol/frames.js';
-import type { BackupOptions } from '../../protocol/messages.js';
+import type { BackupOptions, RunEvent } from '../../protocol/messages.js';
 import type { Location } from '../../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
@@ -22,7 +22,7 @@ export async function push(
   catalog: Catalog | undefined,
   ssh: SshOptions,
   out: Output,
-  onLog: (line: string) => void,
+  onEvent: (event: RunEvent) => void,
   budget: number | undefined,
   interruption: Interruption,
   readLog?: ReadLog,
@@ -45,7 +45,7 @@ export async function push(
     repository: repositoryPath,
     cache: catalog?.contentHashes,
     options,
-    onLog,
+    onEvent,
     remote: session !== null,
     budgetMs: budget,
     readLog,

@@ -1,6 +1,6 @@
 // What `lb backup` says when a run has ended: a few lines of text, or one JSON
 // object under --json.
-import { specialFilesLine } from '../../agent/skips.js';
+import { specialFilesLine } from '../../repo/skips.js';
 import { formatBytes, formatSeconds } from '../format.js';
 import { EXIT, type Output } from '../output.js';
 import type { Outcome } from './outcome.js';

@@ -14,6 +14,7 @@ import { budgetMs, checkRepository, checkSource, sshOptions, type SshCommandOpti
 import type { Outcome } from '../backup/outcome.js';
 import { pull } from '../backup/pull.js';
 import { push } from '../backup/push.js';
+import { showEvent } from '../backup/events.js';
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
 import { refuseRemoteVerify, verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
@@ -74,7 +75,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
   const out = new Output(opts);
-  const onLog = (line: string) => (line.startsWith('warning: ') ? out.warn(line) : out.line(line));
+  const onEvent = showEvent(out);
   const ssh = sshOptions(opts, out.warn);
   const budget = budgetMs(opts.minutes);
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
@@ -98,14 +99,14 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
       // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
       catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => out.warn(`warning: ${line}`));
       try {
-        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onLog, budget, interruption, readLog);
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onEvent, budget, interruption, readLog);
       } catch (error) {
         catalog?.close(); // keeps the hashes learned before the failure
         throw error;
       }
     } else {
       options.quickCheck = true; // the remote scanner has no catalog of its own
-      outcome = await pull(source, localRepository!, options, ssh, onLog, budget, interruption);
+      outcome = await pull(source, localRepository!, options, ssh, onEvent, budget, interruption);
     }
   } finally {
     interruption.uninstall();
