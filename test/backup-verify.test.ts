@@ -216,6 +216,16 @@ describe('lb backup --verify', () => {
     expect(summary.verify!.checked).toEqual({ entries: 4, filesReread: 1, objectsReread: 1, bytesRead: 20 });
   });
 
+  it('compares nothing when the time budget ran out and no snapshot was made', () => {
+    const work = tempDir();
+    const source = makeSource(work);
+    const repo = join(work, 'repo');
+    const { status, summary, stderr } = verifyRun(source, repo, join(work, 'catalog'), ['--minutes', '0.00001']);
+    expect(status, stderr).toBe(4);
+    expect(summary).toMatchObject({ status: 'incomplete', snapshot: null, verify: null });
+    expect(stderr).toContain('  not verified: no snapshot was made\n');
+  });
+
   it('is refused in one line with a remote repository or a remote source, before anything is made', () => {
     const work = tempDir();
     const source = makeSource(work);
