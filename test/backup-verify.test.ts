@@ -3,7 +3,7 @@
 // (strace SIGSTOP) at the comparison's first step, its opening of the
 // repository's format file (the repository side opened it once before, to write).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ReadLog } from '../src/agent/read-log.js';
@@ -29,6 +29,7 @@ function makeSource(work: string): string {
   writeFileSync(join(source, 'album', 'one.jpg'), 'one'.repeat(100));
   writeFileSync(join(source, 'album', 'two.jpg'), 'two'.repeat(100));
   writeFileSync(join(source, 'notes.txt'), 'notes');
+  chownSync(join(source, 'notes.txt'), 4321, 4321); // ids no name stands for here: kept as numbers (the tests run as root)
   writeFileSync(Buffer.from(join(source, 'caf\xe9.txt'), 'latin1'), 'latin-1 name');
   symlinkSync('album/one.jpg', join(source, 'favourite'));
   settle(); // past the racily-clean window, so the catalog vouches for these files next time
@@ -144,6 +145,7 @@ describe('lb backup --verify', () => {
       unlinkSync(join(source, 'later', 'gone.txt'));
       writeFileSync(join(source, 'later', 'new.txt'), 'added before the comparison');
       chmodSync(join(source, 'later', 'mode.txt'), 0o600);
+      chownSync(join(source, 'later', 'mode.txt'), 4321, 0);
       flipByte(join(source, 'notes.txt')); // not read by this run (the catalog knew it): not compared by content
     });
     expect(finished.status, finished.stderr).toBe(6);
@@ -160,7 +162,7 @@ describe('lb backup --verify', () => {
     // Adding and removing files changed the directory's mtime: a true difference too.
     expect(differences[0]!.detail).toMatch(/^differs from the snapshot: mtime \d+ ns, not \d+$/);
     expect(differences[1]!.detail).toBe('in the snapshot, not in the source');
-    expect(differences[2]!.detail).toBe('differs from the snapshot: mode 600, not 644');
+    expect(differences[2]!.detail).toBe('differs from the snapshot: mode 600, not 644, uid 4321, not 0');
     expect(differences[3]!.detail).toBe('in the source, not in the snapshot');
     expect(differences[4]!.detail).toMatch(/^content differs from the snapshot: it hashes to [0-9a-f]{64}, the snapshot holds [0-9a-f]{64}$/);
     for (const d of differences) expect(finished.stderr).toContain(`lb: verify: ${d.path}: ${d.detail}\n`);

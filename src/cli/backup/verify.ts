@@ -5,6 +5,7 @@
 import { lstatSync } from 'node:fs';
 import type { ReadLog } from '../../agent/read-log.js';
 import { isInside, parentPath } from '../../diff/order.js';
+import { ownerFor, type OwnerRule } from '../../diff/plan.js';
 import { sha256OfFile } from '../../repo/hash-file.js';
 import { Repository } from '../../repo/repository.js';
 import { BackupVerification, type BackupChecked, type BackupDifference } from '../../repo/verify-backup.js';
@@ -102,19 +103,22 @@ function localSource(setup: VerifySetup): SourceSide {
   const repository = lstatSync(setup.repositoryPath, { bigint: true });
   const leftOut = new Map<string, string>();
   const accounts = new Accounts();
-  const asRoot = process.getuid?.() === 0;
-  const uid = (id: number) => (!asRoot ? process.getuid!() : setup.numericIds ? id : accounts.uidFor(id, accounts.userName(id)));
-  const gid = (id: number) => (!asRoot ? process.getgid!() : setup.numericIds ? id : accounts.gidFor(id, accounts.groupName(id)));
-  const toEntry = (scanned: ScanEntry): SourceEntry => ({
-    path: scanned.path,
-    type: scanned.type,
-    size: scanned.type === 'file' ? Number(scanned.stat.size) : 0,
-    mtimeNs: scanned.stat.mtimeNs,
-    mode: Number(scanned.stat.mode & 0o7777n),
-    uid: uid(Number(scanned.stat.uid)),
-    gid: gid(Number(scanned.stat.gid)),
-    target: scanned.target ?? null,
-  });
+  const rule: OwnerRule = { asRoot: process.getuid?.() === 0, numericIds: setup.numericIds, ownUid: process.getuid!(), ownGid: process.getgid!() };
+  const toEntry = (scanned: ScanEntry): SourceEntry => {
+    const uid = Number(scanned.stat.uid);
+    const gid = Number(scanned.stat.gid);
+    // Named as the source side names them to the repository side, and mapped back as it maps them.
+    const owner = ownerFor({ uid, gid, user: accounts.userName(uid), group: accounts.groupName(gid) }, rule, accounts);
+    return {
+      path: scanned.path,
+      type: scanned.type,
+      size: scanned.type === 'file' ? Number(scanned.stat.size) : 0,
+      mtimeNs: scanned.stat.mtimeNs,
+      mode: Number(scanned.stat.mode & 0o7777n),
+      ...owner,
+      target: scanned.target ?? null,
+    };
+  };
   async function* entries(): AsyncGenerator<SourceEntry> {
     const walking = walk(setup.sourceRoot, {
       prune: (stat) => stat.dev === repository.dev && stat.ino === repository.ino,
