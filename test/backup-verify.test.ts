@@ -3,7 +3,7 @@
 // (strace SIGSTOP) at the comparison's first step, its opening of the
 // repository's format file (the repository side opened it once before, to write).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ReadLog } from '../src/agent/read-log.js';
@@ -127,6 +127,29 @@ describe('lb backup --verify', () => {
     expect(finished.stderr).toMatch(new RegExp(`^lb: verify: ${summary.snapshot} album/three\\.jpg: its object, stored by this run, hashes to`, 'm'));
     expect(finished.stderr).toMatch(/^lb: verify: snapshot \S+ differs from the source in 1 place\(s\)/m);
     // The source's copy, re-read, still matches: the difference is the repository's alone.
+    expect(summary.verify!.checked).toMatchObject({ entries: ENTRIES + 1, filesReread: 1, objectsReread: 1 });
+  });
+
+  it('reports a manifest damaged before the comparison, and compares up to the damage without failing otherwise', async () => {
+    const work = tempDir();
+    const source = makeSource(work);
+    const repo = join(work, 'repo');
+    const catalog = join(work, 'catalog');
+    backup(source, repo, catalog);
+    writeFileSync(join(source, 'zz.txt'), 'last in the walk');
+    const finished = await heldBeforeComparing(source, repo, catalog, () => {
+      appendFileSync(join(repo, readlinkSync(join(repo, 'latest')), 'manifest'), 'not a record\n');
+    });
+    expect(finished.status, finished.stderr).toBe(6);
+    const summary = JSON.parse(finished.stdout) as VerifySummary;
+    const kinds = summary.verify!.differences.map((d) => [d.side, (d as { kind?: string }).kind ?? d.path]);
+    expect(kinds).toEqual([
+      ['repository', 'manifest'],
+      ['repository', 'manifest'],
+      ['source', '.'],
+    ]);
+    expect(summary.verify!.differences[2]!.detail).toBe('the comparison with the source stopped: corrupt manifest line');
+    // Every sound record was compared, zz.txt's object re-hashed and the file read again.
     expect(summary.verify!.checked).toMatchObject({ entries: ENTRIES + 1, filesReread: 1, objectsReread: 1 });
   });
 

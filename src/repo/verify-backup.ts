@@ -48,7 +48,14 @@ export class BackupVerification {
   async *differences(): AsyncGenerator<BackupDifference> {
     const root = this.reader.root;
     for (const problem of new SnapshotCheck(root, this.snapshot, join(root, '.lb', 'objects'), new Map()).problems()) yield { side: 'repository', problem };
-    if (this.options.publishedNow) for (const problem of this.storedObjects()) yield { side: 'repository', problem };
+    if (this.options.publishedNow) {
+      try {
+        for (const problem of this.storedObjects()) yield { side: 'repository', problem };
+      } catch (error) {
+        // The structure check named the fault already; the objects after it are not re-hashed.
+        yield { side: 'repository', problem: { kind: 'manifest', snapshot: this.snapshot, detail: `objects not re-hashed past a manifest fault: ${(error as Error).message}` } };
+      }
+    }
     yield* this.sourceDifferences();
   }
 
@@ -80,7 +87,7 @@ export class BackupVerification {
       for await (const { path, detail } of comparison.differences()) yield { side: 'source', path, detail };
     } catch (error) {
       // A manifest that does not read to its end (the structure check named it), a source that cannot be walked any more.
-      yield { side: 'source', path: Buffer.alloc(0), detail: `the comparison stopped here: ${(error as Error).message}` };
+      yield { side: 'source', path: Buffer.alloc(0), detail: `the comparison with the source stopped: ${(error as Error).message}` };
     } finally {
       manifest.close();
       const c = comparison.checked;
