@@ -59,11 +59,11 @@ function versionOf(path: string): Version {
   };
 }
 
-/** The manifest record for a plain ASCII name (format: src/repo/manifest.ts). */
+/** The manifest record for a plain ASCII name (format 2: src/repo/manifest.ts). */
 function manifestRecord(repo: string, snapshot: string, name: string): Omit<Version, 'sha'> & { hash: string } | undefined {
   for (const line of readFileSync(join(repo, snapshot, 'manifest'), 'utf8').split('\n')) {
     const f = line.split('\t');
-    if (f.length === 10 && f[1] === 'f' && f[2] === name) {
+    if (f.length === 11 && f[1] === 'f' && f[2] === name) {
       return { hash: f[3]!, size: Number(f[4]), mtimeNs: BigInt(f[5]!), mode: parseInt(f[6]!, 8) };
     }
   }

@@ -49,6 +49,13 @@ describe('comparing two snapshots', () => {
     expect(result.totals).toEqual({ added: 1, removed: 1, changed: 1, metadata: 2, typeChanged: 2, moved: 0, bytesAdded: 4, bytesRemoved: 1 });
   });
 
+  it('reports a source hard link made or broken at the same path as a metadata change', () => {
+    const older = tree(file('a', 'A'), file('b', 'A'), file('c', 'A', { link: Buffer.from('a') }));
+    const newer = tree(file('a', 'A'), file('b', 'A', { link: Buffer.from('a') }), file('c', 'A'));
+    expect(diff(older, newer)).toEqual(['m b', 'm c']);
+    expect(diff(newer, newer)).toEqual([]);
+  });
+
   it('reports a changed symlink target as a content change and a directory only by its metadata', () => {
     expect(diff(tree(link('l', 'x'), dir('d')), tree(link('l', 'y'), dir('d', { mtimeNs: 5n })))).toEqual(['m d/', 'M l']);
   });

@@ -15,6 +15,7 @@ import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incomin
 import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
 import type { ObjectMeta } from '../repo/objects.js';
 import { Accounts } from '../scan/accounts.js';
+import { ReceivedLinkGroups } from './received-links.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
 
@@ -36,6 +37,8 @@ interface Slot {
   dropped?: string;
   /** Left for the next run by the time budget. */
   deferred?: boolean;
+  /** The earlier path of its source hard-link group, settled when it is finalized. */
+  link?: Buffer;
 }
 
 interface Receiving {
@@ -61,6 +64,7 @@ export class Receiver {
   private readonly dirStack: Buffer[] = [];
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
+  private readonly linkGroups = new ReceivedLinkGroups();
   private receiving: Receiving | null = null;
   /** Resume offers made, by entry index. */
   private readonly offers = new Map<number, KeptPrefix>();
@@ -109,6 +113,7 @@ export class Receiver {
 
   private addEntry(entry: Entry): void {
     this.checkPlacement(entry);
+    this.linkGroups.arrived(this.nextIndex, entry);
     const meta: ObjectMeta = { mode: entry.mode, ...this.session.ownerOf(entry), mtimeNs: entry.mtimeNs };
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.session.previousAt(entry.path), state: 'ready' };
     this.slots.push(slot);
@@ -159,6 +164,7 @@ export class Receiver {
       uid: slot.meta.uid,
       gid: slot.meta.gid,
       target: e.target ?? null,
+      ...(slot.link ? { link: slot.link } : {}),
     };
   }
 
@@ -313,6 +319,7 @@ export class Receiver {
   private finalize(slot: Slot): void {
     if (slot.dropped !== undefined) return this.session.drop(slot.entry.path, slot.dropped, slot.previous !== undefined);
     if (slot.deferred) return;
+    if (slot.entry.link !== undefined) slot.link = this.linkGroups.linkFor(slot.index, slot.entry, this.recordOf(slot));
     this.session.add(this.recordOf(slot), slot.previous, slot.placement);
   }
 

@@ -18,6 +18,7 @@ import {
 } from '../protocol/messages.js';
 import { Accounts } from '../scan/accounts.js';
 import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
+import { LinkGroups } from '../scan/link-groups.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 import { bootId } from './machine.js';
 import type { ReadLog } from './read-log.js';
@@ -280,6 +281,7 @@ export class Sender {
     const stats = this.stats;
     const prune = this.repositoryPrune();
     const skips: Skipped[] = [];
+    const linkGroups = new LinkGroups();
     for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => this.noteSkip(skips, skipped) })) {
       if (this.failure) throw this.failure;
       if (scanned.path.length === 0 && prune?.(scanned.stat)) throw new Error(`the source ${this.setup.sourceRoot} is the repository itself`);
@@ -291,6 +293,8 @@ export class Sender {
       const index = first + batch.length;
       const entry = this.toEntry(scanned);
       if (entry.type === 'file') {
+        const link = linkGroups.place(scanned.stat, index);
+        if (link !== undefined) entry.link = link;
         stats.filesScanned++;
         stats.bytesScanned += entry.size;
         this.pending.set(index, {

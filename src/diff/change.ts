@@ -15,6 +15,8 @@ export interface DiffRecord {
   uid: number;
   gid: number;
   target: Buffer | null;
+  /** A member of a source hard-link group: the group's first path (format 2). */
+  link?: Buffer;
 }
 
 export type ChangeOp = 'added' | 'removed' | 'changed' | 'metadata' | 'typeChanged' | 'moved';
@@ -62,6 +64,11 @@ export function sameContent(a: DiffRecord, b: DiffRecord): boolean {
   if (a.type === 'file') return a.hash === b.hash && a.size === b.size;
   if (a.type === 'symlink') return a.target !== null && b.target !== null && a.target.equals(b.target);
   return true;
+}
+
+/** The same source hard link at one path: both outside any group, or both naming the same first. */
+export function sameHardLink(a: DiffRecord, b: DiffRecord): boolean {
+  return a.link === undefined ? b.link === undefined : b.link !== undefined && a.link.equals(b.link);
 }
 
 export function sameMetadata(a: DiffRecord, b: DiffRecord): boolean {

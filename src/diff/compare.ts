@@ -3,7 +3,7 @@
 // every path once: an entry present on both sides is compared and forgotten,
 // only the entries present on one side are kept, to find the moves among them
 // (moves.ts). Memory follows what changed, not the size of the tree.
-import { sameContent, sameMetadata, type Change, type Comparison, type DiffRecord, type DiffTotals } from './change.js';
+import { sameContent, sameHardLink, sameMetadata, type Change, type Comparison, type DiffRecord, type DiffTotals } from './change.js';
 import { foldMoves } from './moves.js';
 import { comparePaths } from './order.js';
 
@@ -11,7 +11,8 @@ import { comparePaths } from './order.js';
 function changeInPlace(older: DiffRecord, newer: DiffRecord): Change | null {
   if (older.type !== newer.type) return { op: 'typeChanged', path: newer.path, type: newer.type, oldType: older.type };
   if (!sameContent(older, newer)) return { op: 'changed', path: newer.path, type: newer.type };
-  if (!sameMetadata(older, newer)) return { op: 'metadata', path: newer.path, type: newer.type };
+  // A link made or broken at the same path is metadata too (a moved member's first moves with it: not compared).
+  if (!sameMetadata(older, newer) || !sameHardLink(older, newer)) return { op: 'metadata', path: newer.path, type: newer.type };
   return null;
 }
 

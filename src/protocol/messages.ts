@@ -21,6 +21,11 @@ export interface Entry {
   /** SHA-256, lowercase hex; present when the source already knows it. */
   hash?: string;
   target?: Buffer;
+  /**
+   * A file with more than one link in the source: 'first' on the first of its (dev, ino) group sent
+   * this run, and on each later one the index of that first entry (always lower than its own).
+   */
+  link?: 'first' | number;
 }
 
 export interface BackupOptions {
@@ -169,6 +174,7 @@ export function encodeEntry(e: Entry): object {
   if (e.group !== undefined) wire.gn = e.group;
   if (e.hash !== undefined) wire.h = e.hash;
   if (e.target !== undefined) putBytes(wire, 't', e.target);
+  if (e.link !== undefined) wire.ln = e.link;
   return wire;
 }
 
@@ -303,6 +309,10 @@ export function decodeEntry(raw: unknown): Entry {
     if (target.length === 0 || target.includes(0)) fail('symlink target');
     entry.target = target;
   } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
+  if (w.ln !== undefined) {
+    if (type !== 'file') fail('hard link on a non-file');
+    entry.link = w.ln === 'first' ? 'first' : int(w.ln, 'hard link');
+  }
   return entry;
 }
 
@@ -369,7 +379,11 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: 'bad-source', problem: m.problem };
     case 'entries': {
       if (!Array.isArray(m.entries) || m.entries.length > 100000) fail('entry batch');
-      return { t: 'entries', first: int(m.first, 'entry index'), entries: m.entries.map(decodeEntry) };
+      const first = int(m.first, 'entry index');
+      const entries = m.entries.map(decodeEntry);
+      // A group's later member names an entry sent before it, never itself or one to come.
+      entries.forEach((e, i) => typeof e.link === 'number' && e.link >= first + i && fail('hard link to a later entry or to itself'));
+      return { t: 'entries', first, entries };
     }
     case 'hashed':
     case 'data-end':

@@ -3,9 +3,17 @@
 // describes the same for people.
 import { closeSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { MANIFEST_HEADER } from './manifest.js';
+import { MANIFEST_HEADERS } from './manifest.js';
 
-export const FORMAT_TEXT = 'lb repository\nformat 1\nhash sha256\n';
+/** What this lb writes: format 2 records source hard-link groups in the manifest. */
+export const FORMAT_TEXT = 'lb repository\nformat 2\nhash sha256\n';
+/** Format 1 repositories are read as they are, and upgraded by the next backup that publishes a snapshot. */
+export const FORMAT_1_TEXT = 'lb repository\nformat 1\nhash sha256\n';
+
+/** The format number of a format file's text, or null when this lb does not know it. */
+export function formatOf(text: string): 1 | 2 | null {
+  return text === FORMAT_TEXT ? 2 : text === FORMAT_1_TEXT ? 1 : null;
+}
 export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.[0-9]{2}$/;
 
 export class RepositoryError extends Error {}
@@ -27,13 +35,14 @@ export function latestLink(root: string): string | null {
   }
 }
 
-/** A snapshot is complete when its manifest is there and begins as a manifest. */
+/** A snapshot is complete when its manifest is there and begins as a manifest (of either format). */
 export function hasManifest(root: string, name: string): boolean {
   try {
     const fd = openSync(join(root, name, 'manifest'), 'r');
     try {
-      const head = Buffer.alloc(MANIFEST_HEADER.length);
-      return readSync(fd, head, 0, head.length, 0) === head.length && head.toString() === MANIFEST_HEADER;
+      // Both headers have the same length.
+      const head = Buffer.alloc(MANIFEST_HEADERS[0].length);
+      return readSync(fd, head, 0, head.length, 0) === head.length && (MANIFEST_HEADERS as readonly string[]).includes(head.toString());
     } finally {
       closeSync(fd);
     }

@@ -1,5 +1,6 @@
 // The per-snapshot manifest: one line per entry in canonical order, tab-separated:
-//   how  type  path  hash  size  mtime_ns  mode  uid  gid  target
+//   how  type  path  hash  size  mtime_ns  mode  uid  gid  target  link
+// (format 2; format 1 manifests, still read, have no `link` column).
 // Paths and link targets are raw bytes: valid UTF-8 is written as is, except that
 // '%', tab, newline and other control bytes are %XX-escaped; a name that is not
 // valid UTF-8 has every byte >= 0x80 escaped as well, so it round-trips exactly.
@@ -7,7 +8,9 @@ import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { writeFully } from './write-fully.js';
 import { StringDecoder } from 'node:string_decoder';
 
-export const MANIFEST_HEADER = '# lb manifest 1';
+export const MANIFEST_HEADER = '# lb manifest 2';
+/** Every header this lb reads, the one it writes first; all of one length. */
+export const MANIFEST_HEADERS = [MANIFEST_HEADER, '# lb manifest 1'] as const;
 
 export type RecordType = 'file' | 'dir' | 'symlink';
 export type How = 'new' | 'copied' | 'linked' | 'made';
@@ -23,6 +26,8 @@ export interface ManifestRecord {
   uid: number;
   gid: number;
   target: Buffer | null;
+  /** A file of a source hard-link group other than its first: the group's first path, earlier in the manifest. */
+  link?: Buffer;
 }
 
 const TYPE_CODE: Record<RecordType, string> = { file: 'f', dir: 'd', symlink: 'l' };
@@ -86,17 +91,23 @@ export function recordBody(r: ManifestRecord): string {
     r.uid,
     r.gid,
     r.target ? escapeBytes(r.target) : '-',
+    // Part of the body: a link made or broken is a change, so such a run makes a snapshot.
+    r.link ? escapeBytes(r.link) : '-',
   ].join('\t');
 }
+
+/** A format 1 record's body as format 2 writes it: no hard-link group. */
+const FORMAT_1_BODY_END = '\t-';
 
 export function formatRecord(r: ManifestRecord): string {
   return `${r.how}\t${recordBody(r)}\n`;
 }
 
-export function parseRecord(line: string): ManifestRecord {
+/** A record of a manifest of `format` (1: ten fields; 2: eleven, the last the hard-link group's first path or `-`). */
+export function parseRecord(line: string, format: 1 | 2 = 2): ManifestRecord {
   const f = line.split('\t');
-  if (f.length !== 10 || !HOWS.has(f[0]!) || CODE_TYPE[f[1]!] === undefined) throw new Error('corrupt manifest line');
-  return {
+  if (f.length !== format + 9 || !HOWS.has(f[0]!) || CODE_TYPE[f[1]!] === undefined) throw new Error('corrupt manifest line');
+  const record: ManifestRecord = {
     how: f[0] as How,
     type: CODE_TYPE[f[1]!]!,
     path: unescapeBytes(f[2]!),
@@ -108,6 +119,8 @@ export function parseRecord(line: string): ManifestRecord {
     gid: Number(f[8]),
     target: f[9] === '-' ? null : unescapeBytes(f[9]!),
   };
+  if (format === 2 && f[10] !== '-') record.link = unescapeBytes(f[10]!);
+  return record;
 }
 
 /** Appends records through a buffer; synchronous because the agent's work is a single ordered stream. */
@@ -160,19 +173,22 @@ export class ManifestReader {
   private carry = '';
   private lines: string[] = [];
   private eof = false;
+  /** 1 for a snapshot made before source hard links were recorded. */
+  readonly format: 1 | 2;
 
   constructor(path: string) {
     this.fd = openSync(path, 'r');
     const header = this.nextLine();
-    if (header !== MANIFEST_HEADER) {
+    if (header !== MANIFEST_HEADER && header !== MANIFEST_HEADERS[1]) {
       closeSync(this.fd);
       throw new Error(`${path} is not an lb manifest`);
     }
+    this.format = header === MANIFEST_HEADER ? 2 : 1;
   }
 
   next(): ManifestRecord | null {
     const line = this.nextLine();
-    return line === null ? null : parseRecord(line);
+    return line === null ? null : parseRecord(line, this.format);
   }
 
   /** The next record, parsing only its path: an unchanged run compares bodies as strings. */
@@ -186,8 +202,8 @@ export class ManifestReader {
     let parsed: ManifestRecord | null = null;
     return {
       path: unescapeBytes(line.slice(pathStart, pathEnd)),
-      body: line.slice(bodyStart),
-      record: () => (parsed ??= parseRecord(line)),
+      body: this.format === 2 ? line.slice(bodyStart) : line.slice(bodyStart) + FORMAT_1_BODY_END,
+      record: () => (parsed ??= parseRecord(line, this.format)),
     };
   }
 

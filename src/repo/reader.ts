@@ -4,7 +4,7 @@
 // atomic rename). Every command that looks at a repository stands on this.
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FORMAT_TEXT, RepositoryError, hasManifest, latestLink, snapshotNames } from './layout.js';
+import { RepositoryError, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { ManifestReader, type ManifestRecord } from './manifest.js';
 import { SummaryTally, parseSummary, type SnapshotSummary } from './summary.js';
 
@@ -26,7 +26,8 @@ export class RepositoryReader {
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new RepositoryError(`${root} is not an lb repository (it has no .lb/format)`);
       throw new RepositoryError(`cannot read the repository ${root}: ${(error as Error).message}`);
     }
-    if (text !== FORMAT_TEXT) throw new RepositoryError(`${root} is an lb repository of a format this lb does not know; a newer lb reads it`);
+    // Format 1 (no hard-link groups) reads as format 2 with none.
+    if (formatOf(text) === null) throw new RepositoryError(`${root} is an lb repository of a format this lb does not know; a newer lb reads it`);
     return new RepositoryReader(root);
   }
 

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from './deep-path.js';
-import { FORMAT_TEXT, RepositoryError, hasManifest, latestLink, snapshotNames } from './layout.js';
+import { FORMAT_TEXT, RepositoryError, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { filesystemType, missingFeatures } from './probe.js';
 import { RepositoryReader } from './reader.js';
 
@@ -32,6 +32,8 @@ export class Repository {
   readonly tmpDir: string;
   /** Large transfers in progress, by content hash: what an interrupted run received, kept to resume from. */
   readonly partialDir: string;
+  /** As `.lb/format` says; a format 1 repository becomes format 2 with its first new snapshot. */
+  private format: 1 | 2 = 2;
 
   private constructor(readonly root: string) {
     this.lbDir = join(root, '.lb');
@@ -61,8 +63,9 @@ export class Repository {
     }
     if (stat && !stat.isDirectory()) throw new RepositoryRefused(`${root} exists and is not a directory`);
     if (stat && existsSync(join(repo.lbDir, 'format'))) {
-      const text = readFileSync(join(repo.lbDir, 'format'), 'utf8');
-      if (text !== FORMAT_TEXT) throw new RepositoryError(`${root} is an lb repository of an unknown format`);
+      const format = formatOf(readFileSync(join(repo.lbDir, 'format'), 'utf8'));
+      if (format === null) throw new RepositoryError(`${root} is an lb repository of an unknown format`);
+      repo.format = format;
       return repo;
     }
     if (stat && !holdsNothing(root)) {
@@ -103,6 +106,19 @@ export class Repository {
     for (const name of readdirSync(this.tmpDir)) removeTree(join(this.tmpDir, name));
     for (const name of readdirSync(this.root)) if (name.startsWith('.latest-')) rmSync(join(this.root, name), { force: true });
     for (const name of readdirSync(this.lbDir)) if (name.startsWith('lock.stale-')) rmSync(join(this.lbDir, name), { force: true });
+  }
+
+  /**
+   * Before a format 2 manifest is published into a format 1 repository: `.lb/format` says format 2
+   * from then on (written in .lb/tmp, synced, renamed over), so an older lb refuses the repository
+   * rather than misreading it. Only while holding the lock.
+   */
+  upgradeFormat(): void {
+    if (this.format === 2) return;
+    const fresh = join(this.tmpDir, 'format');
+    writeFileSync(fresh, FORMAT_TEXT, { mode: 0o644, flush: true });
+    renameSync(fresh, join(this.lbDir, 'format'));
+    this.format = 2;
   }
 
   partialPath(hash: string): string {

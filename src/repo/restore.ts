@@ -1,7 +1,8 @@
 // Writes a snapshot (or some of its subtrees) into a directory, from its manifest
 // and tree, in canonical order. Contents are copied, never hard-linked: a restore
 // must not share inodes with the repository, or editing a restored file would edit
-// every snapshot holding it. Each copy is hashed as it is read and left out when it
+// every snapshot holding it (the source's own hard links are remade among the restored
+// files: restore-links.ts). Each copy is hashed as it is read and left out when it
 // does not match its record. Every path is made under a directory this restore made
 // itself or checked with lstat to be a real directory, so no write goes through a
 // symlink; files and symlinks are made under a temporary name (O_EXCL|O_NOFOLLOW)
@@ -32,6 +33,7 @@ import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
 import type { ManifestRecord } from './manifest.js';
 import { atPath } from './deep-path.js';
+import { RestoredLinks } from './restore-links.js';
 import { toSeconds } from './objects.js';
 import type { RepositoryReader } from './reader.js';
 import { writeFully } from './write-fully.js';
@@ -87,6 +89,7 @@ export class Restorer {
   private refused: Buffer | null = null;
   private temporaries = 0;
   private readonly buffer = Buffer.allocUnsafe(COPY_CHUNK);
+  private links!: RestoredLinks;
 
   constructor(
     private readonly reader: RepositoryReader,
@@ -101,6 +104,7 @@ export class Restorer {
   }
 
   run(): RestoreTally {
+    this.links = RestoredLinks.of(selectedRecords(this.reader, this.snapshot, this.options.paths));
     for (const record of selectedRecords(this.reader, this.snapshot, this.options.paths)) {
       this.closeDirectoriesBefore(record.path);
       if (this.refused !== null && isInside(record.path, this.refused)) continue;
@@ -161,12 +165,20 @@ export class Restorer {
   }
 
   private copyFile(record: ManifestRecord): void {
+    const destination = this.destination(record.path);
+    const replace = (temporary: Buffer) => this.replace(temporary, destination);
+    if (record.link && this.links.link(record, this.temporaryBeside(destination), replace, (why) => this.fail(record.path, why))) {
+      this.tally.files++;
+      this.tally.bytes += record.size;
+      return;
+    }
     const source = this.openStored(record.path);
     try {
-      atPath(this.destination(record.path), (path) => this.copyTo(record, source, path));
+      atPath(destination, (path) => this.copyTo(record, source, path));
     } finally {
       closeSync(source);
     }
+    this.links.copied(record, destination);
   }
 
   private copyTo(record: ManifestRecord, source: number, path: Buffer): void {

@@ -107,6 +107,7 @@ export class SnapshotBuilder {
     chmodSync(this.workDir, 0o755);
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.
     syncFilesystem(this.workDir, () => fsyncPath(this.workDir)); // without syncfs, at least its own entries
+    this.repo.upgradeFormat(); // its manifest is format 2
     renameSync(this.workDir, this.repo.snapshotDir(this.name));
     this.repo.pointLatestAt(this.name);
   }

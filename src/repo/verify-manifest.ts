@@ -15,6 +15,7 @@ export function recordFault(record: ManifestRecord): string | null {
   const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
   if (!whole(record.size) || !whole(record.uid) || !whole(record.gid)) return 'a size, uid or gid that is not a whole number';
   if (!(record.mode >= 0 && record.mode <= 0o7777)) return 'a mode that is not octal permission bits';
+  if (record.link && (record.type !== 'file' || comparePaths(record.link, record.path) >= 0)) return 'a hard link that is not to an earlier path, or not on a file';
   if (record.type === 'file') return HASH.test(record.hash) && record.target === null ? null : 'a file without a valid SHA-256 or with a link target';
   if (record.hash !== '' || record.size !== 0) return `a ${record.type === 'dir' ? 'directory' : 'symlink'} with a hash or a size`;
   if ((record.type === 'symlink') !== (record.target !== null)) return record.type === 'dir' ? 'a directory with a link target' : 'a symlink without a target';
@@ -69,7 +70,7 @@ export class CheckedManifest {
       record = this.reader.next();
     } catch (error) {
       const message = (error as Error).message;
-      const why = message === 'corrupt manifest line' ? 'not ten tab-separated fields of known values' : message;
+      const why = message === 'corrupt manifest line' ? 'not the tab-separated fields of its format (ten in format 1, eleven in format 2) of known values' : message;
       this.fault = `manifest line ${this.line + 1} is corrupt: ${why}${this.cutShort()}`;
       return null;
     }

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { comparePaths, isInside } from '../diff/order.js';
 import type { ManifestRecord } from './manifest.js';
+import { linkGroupFault } from './verify-links.js';
 import { CheckedManifest } from './verify-manifest.js';
 import { inodeKey, linkedObject, type DamagedObject } from './verify-store.js';
 import { TreeWalk, entryDifferences, entryType, type TreeEntry } from './verify-tree.js';
@@ -23,6 +24,7 @@ export class SnapshotCheck {
   private readonly walk: TreeWalk;
   private record: ManifestRecord | null = null;
   private entry: TreeEntry | null = null;
+  private readonly treeDir: string;
 
   constructor(
     root: string,
@@ -32,7 +34,8 @@ export class SnapshotCheck {
     private readonly damaged: Map<string, DamagedObject>,
   ) {
     this.manifest = new CheckedManifest(join(root, snapshot, 'manifest'));
-    this.walk = new TreeWalk(Buffer.from(join(root, snapshot, 'tree')));
+    this.treeDir = join(root, snapshot, 'tree');
+    this.walk = new TreeWalk(Buffer.from(this.treeDir));
   }
 
   /** Manifest records read (the closing line's entries). */
@@ -92,6 +95,10 @@ export class SnapshotCheck {
       const found = linkedObject(this.objectsDir, record, entry.stat);
       if (found === 'no object') yield this.problem('link', record.path, `no object of its content ${record.hash} is in the store`);
       if (found === 'other inode') yield this.problem('link', record.path, `not a hard link to a stored object of its content ${record.hash}`);
+      if (record.link) {
+        const fault = linkGroupFault(this.treeDir, record.link, entry.stat);
+        if (fault !== null) yield this.problem('link', record.path, fault);
+      }
     }
     this.nextRecord();
     this.nextEntry();

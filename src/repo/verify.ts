@@ -21,7 +21,7 @@ export type ProblemKind =
   | 'missing' // in the manifest, not in the tree
   | 'unlisted' // in the tree, not in the manifest
   | 'metadata' // type, mode, owner, mtime, size or link target other than the manifest says
-  | 'link' // a tree file that is not a hard link to an object of its content
+  | 'link' // a tree file that is not a hard link to an object of its content, or not to its hard-link group's first
   | 'stray' // a name in the object store that is not an object's
   | 'object' // an object that is not a regular file, or a variant whose inode is not what its name says
   | 'rotten' // an object whose content no longer hashes to its name (--read-data)

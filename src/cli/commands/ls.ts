@@ -90,6 +90,11 @@ function shownPath(record: ManifestRecord): string {
   return record.target ? `${name} -> ${displayName(record.target)}` : name;
 }
 
+/** With -l, a member of a source hard-link group names its group's first path, as `ls -l` would show a shared inode. */
+function shownLong(record: ManifestRecord): string {
+  return record.link ? `${shownPath(record)} => ${displayName(record.link)}` : shownPath(record);
+}
+
 function textLister(out: Output, long: boolean): Lister {
   const accounts = new Accounts();
   return {
@@ -98,7 +103,7 @@ function textLister(out: Output, long: boolean): Lister {
       const owner = `${accounts.userName(record.uid) ?? record.uid}:${accounts.groupName(record.gid) ?? record.gid}`;
       const size = record.type === 'file' ? formatBytes(record.size) : '-';
       const how = record.type === 'file' ? record.how : '';
-      out.line([modeString(record), owner.padEnd(15), size.padStart(9), localTime(record.mtimeNs), how.padEnd(6), shownPath(record)].join('  '));
+      out.line([modeString(record), owner.padEnd(15), size.padStart(9), localTime(record.mtimeNs), how.padEnd(6), shownLong(record)].join('  '));
     },
     end() {},
   };
@@ -119,6 +124,7 @@ function jsonLister(): Lister {
         uid: record.uid,
         gid: record.gid,
         ...(record.type === 'file' ? { hash: record.hash, how: record.how } : {}),
+        ...(record.link ? jsonName(record.link, 'linkTo') : {}),
       };
       process.stdout.write((count++ === 0 ? '[' : ',') + JSON.stringify(entry));
     },
