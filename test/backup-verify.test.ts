@@ -3,7 +3,7 @@
 // (strace SIGSTOP) at the comparison's first step, its opening of the
 // repository's format file (the repository side opened it once before, to write).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, linkSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ReadLog } from '../src/agent/read-log.js';
@@ -191,6 +191,33 @@ describe('lb backup --verify', () => {
     for (const d of differences) expect(finished.stderr).toContain(`lb: verify: ${d.path}: ${d.detail}\n`);
     // The three files this run read (gone.txt is no longer there to read); its three stored objects.
     expect(summary.verify!.checked).toMatchObject({ entries: ENTRIES + 4, filesReread: 2, objectsReread: 3 });
+  });
+
+  it('compares source hard links: a group verifies, a link broken before the comparison is reported', async () => {
+    const work = tempDir();
+    const source = join(work, 'src');
+    mkdirSync(join(source, 'a'), { recursive: true });
+    writeFileSync(join(source, 'a', 'photo.jpg'), 'one inode, two names');
+    linkSync(join(source, 'a', 'photo.jpg'), join(source, 'same.jpg'));
+    settle();
+    const repo = join(work, 'repo');
+    const catalog = join(work, 'catalog');
+    const clean = verifyRun(source, repo, catalog);
+    expect(clean.status, clean.stderr).toBe(0);
+    expect(clean.summary.verify).toMatchObject({ differenceCount: 0, checked: { entries: 4, filesReread: 2 } });
+
+    const finished = await heldBeforeComparing(source, repo, catalog, () => {
+      // A copy with the same content and metadata: only the link is gone.
+      const copy = join(source, 'same.jpg.tmp');
+      expect(spawnSync('cp', ['-p', join(source, 'same.jpg'), copy]).status).toBe(0);
+      renameSync(copy, join(source, 'same.jpg'));
+    });
+    expect(finished.status, finished.stderr).toBe(6);
+    const summary = JSON.parse(finished.stdout) as VerifySummary;
+    expect(summary.verify!.differences).toEqual([
+      expect.objectContaining({ side: 'source', path: '.' }), // the rename changed the root's mtime
+      { side: 'source', path: 'same.jpg', detail: 'differs from the snapshot: a hard link to an earlier path in the snapshot, not in the source' },
+    ]);
   });
 
   it('compares an unchanged run with latest, re-reading what this run read', async () => {

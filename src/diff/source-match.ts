@@ -15,6 +15,8 @@ export interface EntryFacts {
   uid: number;
   gid: number;
   target: Buffer | null;
+  /** A file of a source hard-link group other than its first: the group's first path. */
+  link?: Buffer;
 }
 
 const WORDS: Record<EntryType, string> = { file: 'a file', dir: 'a directory', symlink: 'a symlink' };
@@ -30,7 +32,14 @@ export function sourceDifferences(source: EntryFacts, recorded: EntryFacts): str
   if (source.uid !== recorded.uid) differs.push(`uid ${source.uid}, not ${recorded.uid}`);
   if (source.gid !== recorded.gid) differs.push(`gid ${source.gid}, not ${recorded.gid}`);
   if (source.type === 'symlink' && !sameBytes(source.target, recorded.target)) differs.push('another link target');
+  if (!sameBytes(source.link ?? null, recorded.link ?? null)) differs.push(hardLinkDifference(source.link, recorded.link));
   return differs;
+}
+
+function hardLinkDifference(source: Buffer | undefined, recorded: Buffer | undefined): string {
+  if (recorded === undefined) return 'a hard link to an earlier path in the source, not in the snapshot';
+  if (source === undefined) return 'a hard link to an earlier path in the snapshot, not in the source';
+  return 'hard-linked to another path in the source than in the snapshot';
 }
 
 function sameBytes(a: Buffer | null, b: Buffer | null): boolean {

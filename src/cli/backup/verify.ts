@@ -11,6 +11,7 @@ import { Repository } from '../../repo/repository.js';
 import { BackupVerification, type BackupChecked, type BackupDifference } from '../../repo/verify-backup.js';
 import type { SourceEntry, SourceSide } from '../../repo/verify-source.js';
 import { Accounts } from '../../scan/accounts.js';
+import { LinkGroups } from '../../scan/link-groups.js';
 import { walk, type ScanEntry } from '../../scan/walk.js';
 import type { Location } from '../../transport/address.js';
 import { problemJson, problemLine } from '../commands/verify.js';
@@ -104,6 +105,7 @@ function localSource(setup: VerifySetup): SourceSide {
   const leftOut = new Map<string, string>();
   const accounts = new Accounts();
   const rule: OwnerRule = { asRoot: process.getuid?.() === 0, numericIds: setup.numericIds, ownUid: process.getuid!(), ownGid: process.getgid!() };
+  const linkGroups = new LinkGroups<Buffer>();
   const toEntry = (scanned: ScanEntry): SourceEntry => {
     const uid = Number(scanned.stat.uid);
     const gid = Number(scanned.stat.gid);
@@ -117,7 +119,13 @@ function localSource(setup: VerifySetup): SourceSide {
       mode: Number(scanned.stat.mode & 0o7777n),
       ...owner,
       target: scanned.target ?? null,
+      ...linkOf(scanned),
     };
+  };
+  // As the source side groups them: a file with more links than one names its group's first path.
+  const linkOf = (scanned: ScanEntry): { link?: Buffer } => {
+    const first = scanned.type === 'file' ? linkGroups.place(scanned.stat, scanned.path) : undefined;
+    return first === undefined || first === 'first' ? {} : { link: first };
   };
   async function* entries(): AsyncGenerator<SourceEntry> {
     const walking = walk(setup.sourceRoot, {
