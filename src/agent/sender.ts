@@ -21,6 +21,7 @@ import { FileChangedError, ListingChangedError, cacheable, readThrough, type Has
 import { LinkGroups } from '../scan/link-groups.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 import { bootId } from './machine.js';
+import type { ReadLog } from './read-log.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
@@ -75,6 +76,8 @@ export interface SenderSetup {
    * a pipe, as sshd gives it (libuv never closes fds 0-2).
    */
   awaitAbort?: boolean;
+  /** Told what this run read and left out, for `lb backup --verify`. */
+  readLog?: ReadLog;
 }
 
 export class AgentError extends Error {
@@ -279,7 +282,7 @@ export class Sender {
     const prune = this.repositoryPrune();
     const skips: Skipped[] = [];
     const linkGroups = new LinkGroups();
-    for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => skips.push(skipped) })) {
+    for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => this.noteSkip(skips, skipped) })) {
       if (this.failure) throw this.failure;
       if (scanned.path.length === 0 && prune?.(scanned.stat)) throw new Error(`the source ${this.setup.sourceRoot} is the repository itself`);
       for (const { path, kind, reason } of skips.splice(0)) await this.send({ t: 'skipped', path, kind, reason });
@@ -318,6 +321,11 @@ export class Sender {
     if (batch.length) await this.send({ t: 'entries', first, entries: batch });
     for (const { path, kind, reason } of skips) await this.send({ t: 'skipped', path, kind, reason });
     stats.scanDone = true;
+  }
+
+  private noteSkip(skips: Skipped[], skipped: Skipped): void {
+    skips.push(skipped);
+    if (skipped.kind === 'unreadable') this.setup.readLog?.skipped(skipped.path);
   }
 
   private async readReplies(): Promise<void> {
@@ -433,6 +441,7 @@ export class Sender {
             ? 'vanished before it could be read'
             : `cannot read: ${last?.message}`;
     // Warned about once, by the repository side, which also puts it in the snapshot's log.
+    this.setup.readLog?.unreadable(index, file.absolute.subarray(this.rootBytes.length + 1));
     await this.send({ t: 'unreadable', index, reason });
     return null;
   }
@@ -460,6 +469,7 @@ export class Sender {
       return;
     }
     if (!facts) return;
+    this.setup.readLog?.read(index);
     this.stats.filesHashed++;
     if (content) this.keepRecent(index, content, facts);
     await this.send({ t: 'hashed', index, facts });
@@ -541,6 +551,7 @@ export class Sender {
       });
     });
     if (!facts) return;
+    this.setup.readLog?.read(index);
     this.stats.filesSent++;
     await this.send({ t: 'data-end', index, facts });
   }

@@ -50,7 +50,7 @@ export function problemLine(problem: Problem): string {
   return line;
 }
 
-function problemJson(problem: Problem): object {
+export function problemJson(problem: Problem): object {
   return {
     kind: problem.kind,
     ...(problem.snapshot !== undefined ? { snapshot: problem.snapshot } : {}),

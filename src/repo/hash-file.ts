@@ -7,7 +7,7 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 const scratch = Buffer.allocUnsafe(1024 * 1024);
 
 /** Never through a symlink; `onBytes` is told each read's size. */
-export function sha256OfFile(path: string, onBytes?: (n: number) => void): string {
+export function sha256OfFile(path: string | Buffer, onBytes?: (n: number) => void): string {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const hasher = createHash('sha256');

@@ -4,17 +4,18 @@
 // costs nothing and memory holds only groups still open.
 import type { BigIntStats } from 'node:fs';
 
-interface OpenGroup {
-  first: number;
+interface OpenGroup<T> {
+  first: T;
   /** Links of the inode not met yet (some may lie outside the source, or be excluded). */
   unseen: number;
 }
 
-export class LinkGroups {
-  private readonly open = new Map<string, OpenGroup>();
+/** `T` names an entry: its index on the wire, its path for `lb backup --verify`. */
+export class LinkGroups<T = number> {
+  private readonly open = new Map<string, OpenGroup<T>>();
 
   /** For the file entry at `index`: 'first' for a group's first, its first's index for the others, undefined for a file with one link. */
-  place(stat: BigIntStats, index: number): 'first' | number | undefined {
+  place(stat: BigIntStats, index: T): 'first' | T | undefined {
     if (stat.nlink <= 1n) return undefined;
     const key = `${stat.dev}:${stat.ino}`;
     const group = this.open.get(key);

@@ -3,12 +3,15 @@
 import type { SenderStats } from '../../agent/sender.js';
 import type { RunResult } from '../../protocol/messages.js';
 import type { SshSession } from '../../transport/ssh.js';
+import type { VerifyReport } from './verify.js';
 
 export interface Outcome {
   result: RunResult;
   /** Source-side figures; null when pulling (the source side ran on the remote). */
   stats: SenderStats | null;
   wire: { sent: number; received: number } | null;
+  /** With --verify: the comparison of the snapshot with the source; null when there was no snapshot to compare. */
+  verify?: VerifyReport | null;
 }
 
 export function wireOf(session: SshSession | null): Outcome['wire'] {

@@ -1,5 +1,6 @@
 // Pushing: the source is here. It is scanned with the catalog and fed to a
 // repository-side agent, a local child process or one pushed over SSH.
+import type { ReadLog } from '../../agent/read-log.js';
 import { AgentError, Sender } from '../../agent/sender.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { ProtocolError } from '../../protocol/frames.js';
@@ -24,6 +25,7 @@ export async function push(
   onEvent: (event: RunEvent) => void,
   budget: number | undefined,
   interruption: Interruption,
+  readLog?: ReadLog,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
   let agent: AgentConnection;
@@ -46,6 +48,7 @@ export async function push(
     onEvent,
     remote: session !== null,
     budgetMs: budget,
+    readLog,
   });
   const progress = out.showsProgress
     ? await Progress.start({

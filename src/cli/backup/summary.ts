@@ -5,14 +5,15 @@ import { formatBytes, formatSeconds } from '../format.js';
 import { EXIT, type Output } from '../output.js';
 import type { Outcome } from './outcome.js';
 
-export type RunStatus = 'ok' | 'partial' | 'incomplete';
+export type RunStatus = 'ok' | 'partial' | 'incomplete' | 'differs';
 
-/** Incomplete: out of time, no snapshot made. Partial: a snapshot lacking the paths that could not be read. */
+/** Incomplete: out of time, no snapshot made. Partial: a snapshot lacking the paths that could not be read. Differs: --verify found differences. */
 export function runStatus(outcome: Outcome): RunStatus {
+  if ((outcome.verify?.differenceCount ?? 0) > 0) return 'differs';
   return outcome.result.incomplete ? 'incomplete' : outcome.result.skipCounts.unreadable > 0 ? 'partial' : 'ok';
 }
 
-export const EXIT_FOR: Record<RunStatus, number> = { ok: EXIT.ok, partial: EXIT.partial, incomplete: EXIT.incomplete };
+export const EXIT_FOR: Record<RunStatus, number> = { ok: EXIT.ok, partial: EXIT.partial, incomplete: EXIT.incomplete, differs: EXIT.differs };
 
 /** Bytes sent by the source side (known here when pushing), else received by the repository side. */
 export function bytesTransferred(outcome: Outcome): number {
@@ -49,6 +50,7 @@ export function printSummary(out: Output, outcome: Outcome, facts: RunFacts): vo
       bytes: { scanned: stats?.bytesScanned ?? null, read: stats?.bytesRead ?? null, transferred, stored: c.bytesStored, resumed: c.bytesResumed },
       wire,
       seconds,
+      ...(outcome.verify !== undefined ? { verify: outcome.verify } : {}),
       status,
     });
     return;

@@ -4,6 +4,7 @@
 // here with the catalog. Pulling (backup/pull.ts): the source side runs in the
 // remote agent and the repository side here.
 import type { Command } from 'commander';
+import { ReadLog } from '../../agent/read-log.js';
 import { Catalog, defaultCatalogPath } from '../../catalog/catalog.js';
 import { openCatalog } from '../../catalog/open.js';
 import type { BackupOptions } from '../../protocol/messages.js';
@@ -15,6 +16,7 @@ import { pull } from '../backup/pull.js';
 import { push } from '../backup/push.js';
 import { showEvent } from '../backup/events.js';
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
+import { refuseRemoteVerify, verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
 import { Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
@@ -25,6 +27,7 @@ export interface BackupCommandOptions extends OutputOptions, SshCommandOptions {
   minutes?: string;
   /** Link-Backup's --lock: accepted, and changes nothing (lb always locks). */
   lock?: boolean;
+  verify?: boolean;
 }
 
 export function registerBackup(program: Command): void {
@@ -48,6 +51,7 @@ export function registerBackup(program: Command): void {
     .option('--accept-new-host-key', 'record an unknown host key in ~/.ssh/known_hosts and go on (a changed key is still refused)')
     .option('--remote-node <path>', "the remote's node executable (default: node from PATH)")
     .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
+    .option('--verify', 'then compare the snapshot with the source: every entry, and the content of every file this run read (exit status 6 on a difference)')
     .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
     .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
       process.exitCode = await backupCommand(source, repository, opts);
@@ -67,6 +71,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (source.kind === 'remote' && repository.kind === 'remote') {
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
+  if (opts.verify) refuseRemoteVerify(source, repository);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
   const out = new Output(opts);
@@ -86,6 +91,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
 
   let outcome: Outcome;
   let catalog: Catalog | undefined;
+  const readLog = opts.verify ? new ReadLog() : undefined;
   const interruption = Interruption.install();
   try {
     if (source.kind === 'local') {
@@ -93,7 +99,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
       // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
       catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => out.warn(`warning: ${line}`));
       try {
-        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onEvent, budget, interruption);
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onEvent, budget, interruption, readLog);
       } catch (error) {
         catalog?.close(); // keeps the hashes learned before the failure
         throw error;
@@ -125,8 +131,10 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   });
   catalog?.close();
 
-  printSummary(out, outcome, { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes });
+  const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes };
+  if (readLog) await verifyBackup(out, outcome, facts, { sourceRoot: localSource!, repositoryPath: localRepository!, numericIds: options.numericIds, readLog });
+  else printSummary(out, outcome, facts);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
-  return EXIT_FOR[status];
+  return EXIT_FOR[runStatus(outcome)];
 }
