@@ -243,6 +243,16 @@ describe('lb restore', () => {
     expect(traced.run.status, traced.run.stderr).toBe(0);
     expect(rsyncDifferences(source, whole, { hardLinks: false })).toEqual([]);
     expect(traced.opened.filter((p) => p.startsWith(join(repo, name, 'tree')))).toEqual([stored('a/one')]);
+    // The snapshot's summary says it holds no source hard link: no second pass over its manifest for link groups,
+    // as for a summary written before the count existed.
+    const manifestOpens = (opened: string[]) => opened.filter((p) => p === join(repo, name, 'manifest')).length;
+    const summaryFile = join(repo, name, 'summary');
+    const { hardLinks, ...older } = JSON.parse(readFileSync(summaryFile, 'utf8')) as Record<string, unknown>;
+    expect(hardLinks).toBe(0);
+    writeFileSync(summaryFile, JSON.stringify(older) + '\n');
+    const withoutCount = openedPaths(['restore', repo, join(work, 'again')]);
+    expect(withoutCount.run.status, withoutCount.run.stderr).toBe(0);
+    expect(manifestOpens(traced.opened)).toBe(manifestOpens(withoutCount.opened) - 1);
 
     // A directory in the way of the first path: the content arrived, and the others are copied from it.
     const target = join(work, 'target');

@@ -60,7 +60,8 @@ export interface FeedOptions {
 
 export function* restoreFeed(reader: RepositoryReader, snapshot: string, options: FeedOptions): Generator<FeedItem> {
   const tree = join(reader.snapshotDir(snapshot), 'tree');
-  const groups = linkedGroups(selectedRecords(reader, snapshot, options.paths));
+  // A second pass over the manifest only when the snapshot may hold source hard links (its summary says how many).
+  const groups = reader.summary(snapshot).hardLinks === 0 ? new Set<string>() : linkedGroups(selectedRecords(reader, snapshot, options.paths));
   const shared = options.freshChunks ? null : Buffer.allocUnsafe(CHUNK);
   /** Content hash -> the first path whose content was read in full, both as short latin1 strings. */
   const given = new Map<string, string>();

@@ -17,6 +17,8 @@ export interface SnapshotSummary {
   newBytes: number;
   directories: number;
   symlinks: number;
+  /** Files recorded as source hard links to an earlier file (format 2); absent in summaries written before. */
+  hardLinks?: number;
   /** 'partial' when some source paths could not be read; null when the snapshot predates summaries. */
   status: SnapshotStatus | null;
 }
@@ -31,6 +33,7 @@ export class SummaryTally {
     newBytes: 0,
     directories: 0,
     symlinks: 0,
+    hardLinks: 0,
     status: null,
   };
 
@@ -41,6 +44,7 @@ export class SummaryTally {
     else {
       s.files++;
       s.bytes += record.size;
+      if (record.link) s.hardLinks!++;
       if (record.how === 'new') {
         s.new++;
         s.newBytes += record.size;
@@ -73,5 +77,6 @@ export function parseSummary(text: string): SnapshotSummary | null {
   const r = raw as Record<string, unknown>;
   for (const field of FIELDS) if (!Number.isSafeInteger(r[field]) || (r[field] as number) < 0) return null;
   if (r.status !== 'ok' && r.status !== 'partial') return null;
+  if (r.hardLinks !== undefined && (!Number.isSafeInteger(r.hardLinks) || (r.hardLinks as number) < 0)) return null;
   return r as unknown as SnapshotSummary;
 }
