@@ -2,11 +2,14 @@
 // and planted in the remote's agent cache. Run by a pull as the source side, it answers
 // as a source would for a small honest tree, then makes the attack named in the JSON file
 // beside it; run by a push as the repository side, it asks the source for what it never
-// listed; asked to read a repository, it sends terminal escapes and a made-up exit status. It speaks through the real protocol code. Hostile in manner too: it lies on
+// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked to
+// feed a restore, it names paths outside the target and contents it never sent. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { FRAME_JSON, FrameDecoder, FrameWriter, readFirstFrame } from '../src/protocol/frames.js';
+import { encodeRestoreRecord } from '../src/protocol/restore-messages.js';
+import type { RestoreRecord } from '../src/repo/restore-record.js';
 import { PROTOCOL_VERSION, decodeAgentMessage, decodePullRequest, decodeSourceMessage, encodeEntry, encodeFacts, type Entry } from '../src/protocol/messages.js';
 
 /** Attacks on the repository side (this lb, pulling). */
@@ -15,7 +18,9 @@ export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'thr
 export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
 /** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
 export type ReadAttack = 'escape-line' | 'bad-exit';
-export type Attack = SourceAttack | RepositoryAttack | ReadAttack;
+/** Attacks on lb restoring from a remote repository (test/remote-restore.test.ts). */
+export type RestoreAttack = 'restore-dot-dot' | 'restore-unwritten-reference' | 'restore-overlong';
+export type Attack = SourceAttack | RepositoryAttack | ReadAttack | RestoreAttack;
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -178,13 +183,46 @@ function actAsReader(): void {
   } else send({ t: 'end', exit: 77 });
 }
 
+/**
+ * Asked to feed a restore: begins as an honest feed would (the top directory, a file and its content), then
+ * names a file outside the target, refers to a content it never sent, or sends more bytes than a file has.
+ */
+async function actAsRestoreFeed(): Promise<void> {
+  const record = (type: RestoreRecord['type'], path: string, content = Buffer.alloc(0)): object =>
+    encodeRestoreRecord({ type, path: Buffer.from(path), hash: sha256(content), size: content.length, mtimeNs: now, mode: 0o644, uid: 0, gid: 0, target: null });
+  const content = Buffer.from('an honest file');
+  send({ t: 'begin', snapshot: '2026.01.01-00.00.00' });
+  send({ t: 'entry', r: record('dir', '') });
+  send({ t: 'file', r: record('file', 'honest', content) });
+  await writer.sendData(content);
+  send({ t: 'file-end' });
+  const planted = Buffer.from('planted by a hostile feed');
+  switch (plan.attack) {
+    case 'restore-dot-dot':
+      send({ t: 'file', r: record('file', escape, planted) });
+      await writer.sendData(planted);
+      send({ t: 'file-end' });
+      break;
+    case 'restore-unwritten-reference':
+      send({ t: 'same', r: record('file', 'copy', content), e: 'never-written' });
+      break;
+    case 'restore-overlong':
+      send({ t: 'file', r: record('file', 'short', planted.subarray(0, 4)) });
+      await writer.sendData(planted);
+      send({ t: 'file-end' });
+      break;
+  }
+  send({ t: 'end' });
+}
+
 /** The kind of lb's first message, left in the input for the role to read: a pull request, or a source's hello. */
 async function firstKind(): Promise<unknown> {
   const first = await readFirstFrame(process.stdin, true);
   return first.type === FRAME_JSON ? (first.message as { t?: unknown }).t : undefined;
 }
 
-void firstKind().then((kind) => (kind === 'pull' ? actAsSource() : kind === 'read' ? actAsReader() : actAsRepository()));
+const roles: Record<string, () => unknown> = { pull: actAsSource, read: actAsReader, 'restore-from': actAsRestoreFeed };
+void firstKind().then((kind) => (roles[String(kind)] ?? actAsRepository)());
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
 setTimeout(() => process.exit(0), LINGER_MS);

@@ -15,6 +15,7 @@ import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
 import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { readRepository } from './read.js';
+import { restoreFrom, restoreTo } from './restore.js';
 import { serve } from './serve.js';
 
 const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
@@ -97,11 +98,22 @@ async function runReader(): Promise<void> {
   process.exit(0); // every message is written: nothing to wait for (stdin, left open by lb, would keep the agent)
 }
 
+/** A restore's either end here; it holds no lock, so it leaves at once when stopped or when lb goes away. */
+async function runRestore(role: 'restore-from' | 'restore-to'): Promise<void> {
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  process.stdout.once('error', () => process.exit(1));
+  if (role === 'restore-from') await restoreFrom(process.stdin, process.stdout, () => process.exit(1));
+  else await restoreTo(process.stdin, process.stdout);
+  process.exit(0); // every message is written: nothing to wait for
+}
+
 /** One function per role, by the kind of the first message. */
 const ROLES: Record<RoleKind, () => Promise<void> | void> = {
   hello: runRepositorySide,
   pull: runSource,
   read: runReader,
+  'restore-from': () => runRestore('restore-from'),
+  'restore-to': () => runRestore('restore-to'),
 };
 
 /** Reads the first message without taking it, and hands the input to the role it names. */

@@ -3,7 +3,9 @@
 import { RepositoryError } from '../repo/layout.js';
 import type { RepositoryReader } from '../repo/reader.js';
 import { Repository } from '../repo/repository.js';
+import { displayName } from '../cli/names.js';
 import { UsageError } from '../cli/status.js';
+import { firstMissingPath } from '../repo/restore-feed.js';
 
 export function openRepository(path: string): RepositoryReader {
   try {
@@ -20,4 +22,10 @@ export function resolveSnapshot(reader: RepositoryReader, wanted: string | undef
   } catch (error) {
     throw error instanceof RepositoryError ? new UsageError(error.message) : error;
   }
+}
+
+/** The --path words of a restore, each required in the snapshot, as a bad command line when one is not. */
+export function checkPathsInSnapshot(reader: RepositoryReader, snapshot: string, paths: Buffer[]): void {
+  const missing = firstMissingPath(reader, snapshot, paths);
+  if (missing !== null) throw new UsageError(`no ${displayName(missing)} in snapshot ${snapshot}; nothing restored`);
 }

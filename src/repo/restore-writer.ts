@@ -50,6 +50,8 @@ interface FileInProgress {
   size: number;
   /** The earlier restored path it is copied from, for a file whose content came once already. */
   copiedFrom: Buffer | null;
+  /** A path left out whose content arrives anyway: only held, for later paths with the same content. */
+  holding: boolean;
 }
 
 export class RestoreWriter {
@@ -95,20 +97,38 @@ export class RestoreWriter {
     }
   }
 
-  /** A file whose content follows (fileData), then fileEnd; its content is not needed when it becomes a hard link. */
-  beginFile(record: RestoreRecord, copiedFrom: Buffer | null = null): void {
+  /**
+   * A file whose content follows (fileData), then fileEnd; its content is not needed when it becomes a hard link.
+   * `arrivesAnyway`: a feed over a wire sends the content even when the path is left out, and may refer to it
+   * later: it is then kept in a holding file, for those later paths to be copied from.
+   */
+  beginFile(record: RestoreRecord, copiedFrom: Buffer | null = null, arrivesAnyway = false): void {
     this.current = null;
-    if (!this.enter(record)) return;
+    if (!this.enter(record)) return arrivesAnyway ? this.beginHolding(record) : undefined;
     const destination = this.destination(record.path);
     if (record.link && this.linked(record, destination)) return;
     try {
-      const temporary = Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`);
-      const fd = atPath(destination, (path) =>
-        openSync(beside(path, temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
-      );
-      this.current = { record, destination, temporary, fd, hash: createHash('sha256'), size: 0, copiedFrom };
+      this.current = this.openTemporary(record, destination, copiedFrom);
     } catch (error) {
       this.fail(record.path, (error as Error).message);
+      if (arrivesAnyway) this.beginHolding(record);
+    }
+  }
+
+  private openTemporary(record: RestoreRecord, destination: Buffer, copiedFrom: Buffer | null, holding = false): FileInProgress {
+    const temporary = Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`);
+    const fd = atPath(destination, (path) =>
+      openSync(beside(path, temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
+    );
+    return { record, destination, temporary, fd, hash: createHash('sha256'), size: 0, copiedFrom, holding };
+  }
+
+  /** The content of a path left out, kept in the top directory (its first entry, which closes last) if it arrives intact. */
+  private beginHolding(record: RestoreRecord): void {
+    try {
+      this.current = this.openTemporary(record, Buffer.concat([this.target, Buffer.from('/-')]), null, true);
+    } catch {
+      // The top directory refuses it too: a later path with this content says it cannot be copied.
     }
   }
 
@@ -141,6 +161,7 @@ export class RestoreWriter {
         throw new Error(`its content was to be copied from ${file.copiedFrom.toString()}, restored earlier, which no longer matches SHA-256 ${record.hash}; left out`);
       }
       verified = true;
+      if (file.holding) return this.abandon(null, true);
       const fd = file.fd!;
       // Owner before mode: chown clears the setuid and setgid bits.
       if (this.owners) fchownSync(fd, this.owners.uid(record), this.owners.gid(record));
@@ -203,9 +224,9 @@ export class RestoreWriter {
     }
   }
 
-  /** Sets the metadata of the directories still open; the restore is over. */
-  finish(): RestoreTally {
-    if (this.current !== null) this.abandon('its content ended early; left out');
+  /** Sets the metadata of the directories still open; the restore is over (`brokenOff`: its feed failed, which is said elsewhere). */
+  finish(brokenOff = false): RestoreTally {
+    if (this.current !== null) this.abandon(brokenOff ? null : 'its content ended early; left out');
     // Before the top directory's own metadata is set, which removing them would change.
     for (const held of this.held.values()) unlinkOrNone(held);
     this.closeDirectoriesBefore(null);
@@ -247,8 +268,11 @@ export class RestoreWriter {
     return new Error(`its content in the repository does not match its SHA-256 ${record.hash} (a damaged object); left out`);
   }
 
-  /** Leaves the file in progress out, the reason said: its temporary removed, or `keep` for a later copy. */
-  private abandon(text: string, keep = false): void {
+  /**
+   * Leaves the file in progress out, the reason said (null: said already, when it began): its temporary
+   * removed, or `keep` for a later copy.
+   */
+  private abandon(text: string | null, keep = false): void {
     const file = this.current!;
     this.current = null;
     try {
@@ -256,9 +280,9 @@ export class RestoreWriter {
       file.fd = null;
       if (!keep || !this.hold(file)) atPath(file.destination, (path) => unlinkOrNone(beside(path, file.temporary)));
     } catch (error) {
-      text += ` (and its temporary ${file.temporary.toString()} could not be removed: ${(error as Error).message})`;
+      text = `${text ?? 'left out'} (and its temporary ${file.temporary.toString()} could not be removed: ${(error as Error).message})`;
     }
-    this.fail(file.record.path, text);
+    if (text !== null && !file.holding) this.fail(file.record.path, text);
   }
 
   /** Moves an intact content that could not be put in place to the top directory, which closes last. */

@@ -1,10 +1,9 @@
 // Running a read command on the repository it names: a local path, opened here,
 // or `[user@]host:path`, where lb's agent runs the same body (read/run.ts) and
-// sends back what it prints (cli/read-remote.ts). Restore opens a local one only.
+// sends back what it prints (cli/read-remote.ts).
 import type { Command } from 'commander';
 import type { ReadCommand } from '../../protocol/read.js';
 import { openRepository } from '../../read/open.js';
-import type { RepositoryReader } from '../../repo/reader.js';
 import { runRead } from '../../read/run.js';
 import { parseLocation, type Location } from '../../transport/address.js';
 import { sshOptions, type SshCommandOptions } from '../backup/checks.js';
@@ -39,15 +38,4 @@ export async function readCommand(repositoryArg: string, read: ReadCommand, opts
   const where = location(repositoryArg);
   if (where.kind === 'local') return runRead(openRepository(where.path), read, out);
   return readRemote(where, read, out, sshOptions(opts, out.warn));
-}
-
-/** The repository `lb restore` reads: a local one; over SSH, not yet. */
-export function openToRead(repositoryArg: string, _command: 'restore'): RepositoryReader {
-  const where = location(repositoryArg);
-  if (where.kind === 'remote') {
-    throw new UsageError(
-      `a remote repository cannot be restored from yet (the agent has no restore role in this version); restore on ${where.host}, or copy a snapshot's tree from it (rsync -a ${repositoryArg}/latest/tree/ TARGET)`,
-    );
-  }
-  return openRepository(where.path);
 }

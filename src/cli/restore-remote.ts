@@ -1,0 +1,152 @@
+// lb restore over SSH, in both directions, through lb's agent on the other machine
+// (agent/restore.ts): from a remote repository into a local target (the agent feeds,
+// this writes), and from a local repository into a remote target (this feeds, the
+// agent writes). A peer's words are printed as read-remote.ts prints them (control
+// characters escaped), its messages validated (protocol/restore-messages.ts), and a
+// peer that breaks the protocol is refused in one line.
+import { ownersFromElsewhere, sendFeed, writeStreamItem } from '../agent/restore-stream.js';
+import { isWithin, repositoryIdentity } from '../agent/machine.js';
+import { FRAME_JSON, FrameDecoder, FrameWriter, ProtocolError, type Frame } from '../protocol/frames.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import {
+  RestoreStream,
+  decodeRestoreReply,
+  encodeRestoreFromRequest,
+  encodeRestoreToRequest,
+  type RestoreReply,
+  type RestoreStreamItem,
+} from '../protocol/restore-messages.js';
+import { checkTarget } from '../read/restore-target.js';
+import type { RepositoryReader } from '../repo/reader.js';
+import { restoreFeed } from '../repo/restore-feed.js';
+import type { RestoreRecord, RestoreTally } from '../repo/restore-record.js';
+import { RestoreWriter } from '../repo/restore-writer.js';
+import type { Location } from '../transport/address.js';
+import type { AgentConnection } from '../transport/local.js';
+import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
+import { refusedRemote, wireOf } from './backup/outcome.js';
+import { UsageError } from './output.js';
+import { printable } from './read-remote.js';
+
+type Remote = Extract<Location, { kind: 'remote' }>;
+
+export interface RemoteRestore {
+  snapshot: string;
+  tally: RestoreTally;
+  wire: { sent: number; received: number } | null;
+}
+
+/** What the local restore command does with each part of the outcome. */
+export interface RestoreSink {
+  /** A path left out or not fully restored (a remote writer's text escaped). */
+  problem(path: Buffer, text: string): void;
+  /** Each record of a dry run, in order; the dry run's snapshot name first. */
+  listed?(snapshot: string, record: RestoreRecord): void;
+}
+
+class RemoteEnded extends Error {}
+
+/** Runs `work` against lb's agent on `where`, saying what went wrong the way read-remote.ts does. */
+async function withAgent<T>(where: Remote, ssh: SshOptions, work: (agent: AgentConnection, session: SshSession) => Promise<T>): Promise<T> {
+  const session = await openSession(where.host, where.user, ssh);
+  try {
+    const agent = await startRemoteAgent(session, ssh, []);
+    try {
+      return await work(agent, session);
+    } catch (error) {
+      if (session.lost) throw new Error(session.lost);
+      if (error instanceof ProtocolError) throw new Error(refusedRemote(session, error.message, 'the restore stopped there'));
+      if (error instanceof RemoteEnded) {
+        const said = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
+        throw new Error(said ? `the lb agent on ${where.host}: ${printable(said)}` : error.message);
+      }
+      throw error;
+    } finally {
+      agent.kill();
+    }
+  } finally {
+    session.close();
+  }
+}
+
+/** The agent's frames, one at a time; RemoteEnded when its output ends first. */
+async function* framesOf(input: AsyncIterable<Buffer>): AsyncGenerator<Frame> {
+  const decoder = new FrameDecoder();
+  for await (const chunk of input) yield* decoder.push(chunk);
+  throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
+}
+
+/** A reply the agent may send at this point, or what it says went wrong, thrown. */
+function reply(frame: Frame, expected: RestoreReply['t'][]): RestoreReply {
+  if (frame.type !== FRAME_JSON) throw new ProtocolError('the agent sent file data out of place');
+  const message = decodeRestoreReply(frame.message);
+  if (message?.t === 'error') throw message.usage ? new UsageError(printable(message.message)) : new Error(printable(message.message));
+  if (message === null || !expected.includes(message.t)) throw new ProtocolError('the agent sent a message out of place');
+  return message;
+}
+
+/** `lb restore user@host:REPO [SNAPSHOT] TARGET`: the agent feeds, the target here (checked already, but for the repository) is written. */
+export function restoreFromRemote(where: Remote, snapshotWord: string | undefined, paths: Buffer[], target: { path: string; label: string; overwrite: boolean }, numericIds: boolean, sink: RestoreSink, ssh: SshOptions): Promise<RemoteRestore> {
+  return withAgent(where, ssh, async (agent, session) => {
+    const request = new FrameWriter(agent.output, false);
+    request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
+    request.flush();
+    const frames = framesOf(agent.input);
+    const first = await frames.next();
+    if (first.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
+    const begin = reply(first.value, ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
+    const identity = begin.repository;
+    // On the repository's own machine (the same boot), a target inside it is refused as locally.
+    const path = checkTarget(target.path, target.label, target.overwrite, (real) => identity !== undefined && isWithin(identity, real), `${where.host}:${where.path}`);
+    const stream = new RestoreStream(sink.listed !== undefined);
+    // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
+    const writer = sink.listed ? null : new RestoreWriter(path, ownersFromElsewhere(numericIds), (at, text) => sink.problem(at, printable(text)));
+    let tally = emptyTally();
+    let ended = false;
+    try {
+      for await (const frame of frames) {
+        // A reply is never taken for a stream message: an `error` ends the run, anything else is out of place.
+        if (frame.type === FRAME_JSON && decodeRestoreReply(frame.message) !== null) reply(frame, []);
+        const item: RestoreStreamItem = stream.decode(frame);
+        ended = writer === null ? item.kind === 'end' : writeStreamItem(writer, item);
+        if (ended) break;
+        if (writer === null && item.kind === 'entry') sink.listed!(begin.snapshot, item.record);
+      }
+    } finally {
+      // Also when the run broke off: directories get their metadata, held contents and temporaries go.
+      if (writer !== null) tally = writer.finish(!ended);
+    }
+    return { snapshot: begin.snapshot, tally, wire: wireOf(session) };
+  });
+}
+
+/** `lb restore REPO [SNAPSHOT] user@host:TARGET`: the snapshot (resolved and --path checked already) fed from here. */
+export function restoreToRemote(reader: RepositoryReader, snapshot: string, paths: Buffer[], where: Remote, options: { overwrite: boolean; numericIds: boolean; dryRun: boolean }, sink: RestoreSink, ssh: SshOptions): Promise<RemoteRestore> {
+  return withAgent(where, ssh, async (agent, session) => {
+    const frames = new FrameWriter(agent.output);
+    frames.post(encodeRestoreToRequest({ t: 'restore-to', version: PROTOCOL_VERSION, target: where.path, ...options, repository: repositoryIdentity(reader.root) }));
+    frames.flush();
+    const replies = framesOf(agent.input);
+    const first = await replies.next();
+    if (first.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
+    reply(first.value, ['ready']);
+    if (options.dryRun) return { snapshot, tally: emptyTally(), wire: wireOf(session) };
+    // The agent's problems arrive while the feed goes out; its tally once the feed has ended.
+    const answered = (async () => {
+      for await (const frame of replies) {
+        const message = reply(frame, ['problem', 'done']);
+        if (message.t === 'done') return message.tally;
+        if (message.t === 'problem') sink.problem(message.path, printable(message.text));
+      }
+      throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
+    })();
+    answered.catch(() => agent.kill()); // the feed, waiting on a peer that is gone, stops
+    await Promise.race([sendFeed(restoreFeed(reader, snapshot, { paths, freshChunks: true }), frames), answered]);
+    const tally = await answered;
+    return { snapshot, tally, wire: wireOf(session) };
+  });
+}
+
+function emptyTally(): RestoreTally {
+  return { files: 0, directories: 0, symlinks: 0, bytes: 0, problems: 0, damaged: 0 };
+}

@@ -1,0 +1,303 @@
+// The restore roles' messages (protocol 6): `restore-from`, where the agent is next
+// to the repository and feeds lb's writer, and `restore-to`, where the agent is next
+// to the target and writes what lb feeds it. Both carry the same stream, feed to
+// writer: records in manifest order, each file's content once as DATA frames, a
+// later file with a content already sent as a reference to the earlier path.
+// Everything either side receives passes through a decode function here; the
+// stream's order (data only inside a file, at most its size plus one byte; a
+// reference only to the first path whose content arrived whole) through RestoreStream.
+import type { RecordType } from '../repo/manifest.js';
+import type { FeedProblem, RestoreRecord, RestoreTally } from '../repo/restore-record.js';
+import { FRAME_DATA, FRAME_JSON, ProtocolError, type Frame } from './frames.js';
+import {
+  PROTOCOL_VERSION,
+  bool,
+  bytes,
+  decodeIdentity,
+  fail,
+  getBytes,
+  hash,
+  int,
+  isSafeRelativePath,
+  nanoseconds,
+  obj,
+  putBytes,
+  str,
+  type RepositoryIdentity,
+} from './messages.js';
+
+/** lb asks the agent next to the repository to feed a restore (or, `listOnly`, to list what it would restore). */
+export interface RestoreFromRequest {
+  t: 'restore-from';
+  version: number;
+  repository: string;
+  /** The user's word (a name, a prefix, latest), resolved there; absent for latest. */
+  snapshot?: string;
+  /** --path, as the user gave them (checked there against the snapshot). */
+  paths: Buffer[];
+  listOnly: boolean;
+}
+
+/** lb asks the agent next to the target to write a restore there (with `dryRun`, only to check the target). */
+export interface RestoreToRequest {
+  t: 'restore-to';
+  version: number;
+  target: string;
+  overwrite: boolean;
+  numericIds: boolean;
+  dryRun: boolean;
+  /** The repository lb reads, for the agent to refuse a target inside it on the same machine. */
+  repository?: RepositoryIdentity;
+}
+
+/** What goes from feed to writer, in order, after the feeding side's first answer. */
+export type RestoreStreamItem =
+  | { kind: 'entry'; record: RestoreRecord }
+  | { kind: 'file'; record: RestoreRecord }
+  | { kind: 'data'; chunk: Buffer }
+  /** The file's content is complete, or (`problem`) the feed could not give all of it. */
+  | { kind: 'file-end'; problem?: FeedProblem }
+  | { kind: 'same'; record: RestoreRecord; earlier: Buffer }
+  | { kind: 'end' };
+
+/** The agent's answers besides the stream: `begin` (restore-from), `ready`, `problem`, `done` (restore-to), and `error`. */
+export type RestoreReply =
+  | { t: 'begin'; snapshot: string; repository?: RepositoryIdentity }
+  | { t: 'ready' }
+  | { t: 'problem'; path: Buffer; text: string }
+  | { t: 'done'; tally: RestoreTally }
+  | { t: 'error'; message: string; usage: boolean };
+
+/** Problem lines and errors may name several long paths. */
+const TEXT_LIMIT = 65536;
+const MAX_PATHS = 4096;
+const TYPE_CODE: Record<RecordType, string> = { file: 'f', dir: 'd', symlink: 'l' };
+
+export function encodeRestoreRecord(r: RestoreRecord): Record<string, unknown> {
+  const wire: Record<string, unknown> = { k: TYPE_CODE[r.type], s: r.size, m: r.mtimeNs.toString(), mo: r.mode, u: r.uid, g: r.gid };
+  putBytes(wire, 'p', r.path);
+  if (r.type === 'file') wire.h = r.hash;
+  if (r.target !== null) putBytes(wire, 't', r.target);
+  if (r.link !== undefined) putBytes(wire, 'ln', r.link);
+  if (r.grouped) wire.gr = true;
+  if (r.user !== undefined) wire.un = r.user;
+  if (r.group !== undefined) wire.gn = r.group;
+  return wire;
+}
+
+function safePath(path: Buffer): Buffer {
+  if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
+  return path;
+}
+
+export function decodeRestoreRecord(raw: unknown): RestoreRecord {
+  const w = obj(raw, 'restore record');
+  const type: RecordType = w.k === 'f' ? 'file' : w.k === 'd' ? 'dir' : w.k === 'l' ? 'symlink' : fail('record type');
+  const record: RestoreRecord = {
+    type,
+    path: safePath(getBytes(w, 'p', 'record path')),
+    hash: type === 'file' ? hash(w.h, 'record hash') : '',
+    size: int(w.s, 'record size'),
+    mtimeNs: nanoseconds(w.m, 'record mtime'),
+    mode: int(w.mo, 'record mode', 0o7777),
+    uid: int(w.u, 'record uid', 0xffffffff),
+    gid: int(w.g, 'record gid', 0xffffffff),
+    target: null,
+  };
+  if (type === 'symlink') {
+    const target = getBytes(w, 't', 'symlink target');
+    if (target.length === 0 || target.includes(0)) fail('symlink target');
+    record.target = target;
+  } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
+  if (w.ln !== undefined || w.lnb !== undefined) {
+    if (type !== 'file') fail('hard link on a non-file');
+    record.link = safePath(getBytes(w, 'ln', 'hard link'));
+  }
+  if (w.gr !== undefined) {
+    if (type !== 'file' || w.gr !== true) fail('hard-link group mark');
+    record.grouped = true;
+  }
+  if (w.un !== undefined) record.user = str(w.un, 'user name', 256);
+  if (w.gn !== undefined) record.group = str(w.gn, 'group name', 256);
+  return record;
+}
+
+function checkVersion(m: Record<string, unknown>): number {
+  // Before any other field: another version may have other fields, and the version is what to report.
+  const version = int(m.version, 'version');
+  if (version !== PROTOCOL_VERSION) throw new ProtocolError(`lb speaks protocol ${version}, this agent speaks ${PROTOCOL_VERSION}`);
+  return version;
+}
+
+export function encodeRestoreFromRequest(r: RestoreFromRequest): object {
+  return { ...r, paths: r.paths.map((p) => p.toString('base64')) };
+}
+
+export function decodeRestoreFromRequest(raw: unknown): RestoreFromRequest {
+  const m = obj(raw, 'message');
+  if (m.t !== 'restore-from') fail('restore request');
+  const version = checkVersion(m);
+  if (!Array.isArray(m.paths) || m.paths.length > MAX_PATHS) fail('restore paths');
+  const request: RestoreFromRequest = {
+    t: 'restore-from',
+    version,
+    repository: str(m.repository, 'repository path'),
+    // Only compared with the manifest's paths, never opened; still held to the rule for every path from a peer.
+    paths: m.paths.map((p) => safePath(bytes(p, 'restore path'))),
+    listOnly: bool(m.listOnly, 'list option'),
+  };
+  if (m.snapshot !== undefined) request.snapshot = str(m.snapshot, 'snapshot name', TEXT_LIMIT);
+  return request;
+}
+
+export function encodeRestoreToRequest(r: RestoreToRequest): object {
+  if (r.repository === undefined) return r;
+  const { boot, dev, ino } = r.repository;
+  return { ...r, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
+}
+
+export function decodeRestoreToRequest(raw: unknown): RestoreToRequest {
+  const m = obj(raw, 'message');
+  if (m.t !== 'restore-to') fail('restore request');
+  const version = checkVersion(m);
+  const request: RestoreToRequest = {
+    t: 'restore-to',
+    version,
+    target: str(m.target, 'target path'),
+    overwrite: bool(m.overwrite, 'overwrite option'),
+    numericIds: bool(m.numericIds, 'numeric-ids option'),
+    dryRun: bool(m.dryRun, 'dry-run option'),
+  };
+  if (m.repository !== undefined) request.repository = decodeIdentity(m.repository);
+  return request;
+}
+
+export function encodeRestoreReply(r: RestoreReply): object {
+  if (r.t === 'problem') {
+    const wire: Record<string, unknown> = { t: r.t, text: r.text };
+    putBytes(wire, 'p', r.path);
+    return wire;
+  }
+  if (r.t === 'begin' && r.repository !== undefined) {
+    const { boot, dev, ino } = r.repository;
+    return { t: r.t, snapshot: r.snapshot, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
+  }
+  return r;
+}
+
+function decodeTally(raw: unknown): RestoreTally {
+  const t = obj(raw, 'restore tally');
+  const count = (key: string) => int(t[key], 'restore tally');
+  return { files: count('files'), directories: count('directories'), symlinks: count('symlinks'), bytes: count('bytes'), problems: count('problems'), damaged: count('damaged') };
+}
+
+/** A reply that is not part of the stream; null for a stream message, which RestoreStream takes. */
+export function decodeRestoreReply(raw: unknown): RestoreReply | null {
+  const m = obj(raw, 'message');
+  switch (m.t) {
+    case 'begin':
+      return { t: 'begin', snapshot: str(m.snapshot, 'snapshot name', 256), ...(m.repository === undefined ? {} : { repository: decodeIdentity(m.repository) }) };
+    case 'ready':
+      return { t: 'ready' };
+    case 'problem':
+      return { t: 'problem', path: safePath(getBytes(m, 'p', 'problem path')), text: str(m.text, 'problem', TEXT_LIMIT) };
+    case 'done':
+      return { t: 'done', tally: decodeTally(m.tally) };
+    case 'error':
+      return { t: 'error', message: str(m.message, 'error', TEXT_LIMIT), usage: bool(m.usage, 'error') };
+    default:
+      return null;
+  }
+}
+
+export function encodeStreamItem(item: Exclude<RestoreStreamItem, { kind: 'data' }>): object {
+  switch (item.kind) {
+    case 'entry':
+    case 'file':
+      return { t: item.kind, r: encodeRestoreRecord(item.record) };
+    case 'same': {
+      const wire: Record<string, unknown> = { t: 'same', r: encodeRestoreRecord(item.record) };
+      putBytes(wire, 'e', item.earlier);
+      return wire;
+    }
+    case 'file-end':
+      return item.problem ? { t: 'file-end', problem: item.problem } : { t: 'file-end' };
+    case 'end':
+      return { t: 'end' };
+  }
+}
+
+/**
+ * The stream as the writer's side takes it, message by message, refusing what a feed
+ * following the protocol never sends. `listing`: a dry run's stream, records only.
+ */
+export class RestoreStream {
+  /** The file whose content is arriving: its size, and the bytes so far. */
+  private file: { record: RestoreRecord; received: number } | null = null;
+  /** Content hash -> the first path whose content arrived whole, as latin1 strings. */
+  private readonly arrived = new Map<string, string>();
+  private ended = false;
+
+  constructor(private readonly listing = false) {}
+
+  decode(frame: Frame): RestoreStreamItem {
+    if (this.ended) throw new ProtocolError('peer sent more after the end of the restore');
+    if (frame.type === FRAME_DATA) {
+      if (this.file === null) throw new ProtocolError('peer sent file data outside a file');
+      this.file.received += frame.data.length;
+      // One byte past the size is how a stored file longer than its record shows (damage the writer reports).
+      if (this.file.received > this.file.record.size + 1) throw new ProtocolError('peer sent more data than the file it announced');
+      return { kind: 'data', chunk: frame.data };
+    }
+    if (frame.type !== FRAME_JSON) fail('frame');
+    const m = obj(frame.message, 'message');
+    if (this.file !== null && m.t !== 'file-end') throw new ProtocolError(`peer sent ${JSON.stringify(String(m.t).slice(0, 40))} inside a file`);
+    switch (m.t) {
+      case 'entry': {
+        const record = decodeRestoreRecord(m.r);
+        if (record.type === 'file' && !this.listing) fail('entry (a file without its content)');
+        return { kind: 'entry', record };
+      }
+      case 'file': {
+        const record = this.content(m.r);
+        this.file = { record, received: 0 };
+        return { kind: 'file', record };
+      }
+      case 'file-end':
+        return this.fileEnd(m);
+      case 'same': {
+        const record = this.content(m.r);
+        const earlier = safePath(getBytes(m, 'e', 'earlier path'));
+        // Only the path the writer holds this very content at: never a path of its own choosing.
+        if (this.arrived.get(record.hash) !== earlier.toString('latin1')) {
+          throw new ProtocolError(`peer referred to ${JSON.stringify(earlier.toString('latin1'))}, where no content of ${record.hash} was written`);
+        }
+        return { kind: 'same', record, earlier };
+      }
+      case 'end':
+        this.ended = true;
+        return { kind: 'end' };
+      default:
+        fail('restore message');
+    }
+  }
+
+  private content(raw: unknown): RestoreRecord {
+    if (this.listing) fail('restore message in a listing');
+    const record = decodeRestoreRecord(raw);
+    if (record.type !== 'file') fail('file record');
+    return record;
+  }
+
+  private fileEnd(m: Record<string, unknown>): RestoreStreamItem {
+    const file = this.file;
+    if (file === null) throw new ProtocolError('peer ended a file it never began');
+    this.file = null;
+    if (m.problem !== undefined) {
+      const p = obj(m.problem, 'feed problem');
+      return { kind: 'file-end', problem: { text: str(p.text, 'feed problem', TEXT_LIMIT), damaged: bool(p.damaged, 'feed problem') } };
+    }
+    if (!this.arrived.has(file.record.hash)) this.arrived.set(file.record.hash, file.record.path.toString('latin1'));
+    return { kind: 'file-end' };
+  }
+}
