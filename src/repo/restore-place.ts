@@ -1,5 +1,7 @@
 // Putting one entry in place in a restore target, never through a symlink.
-import { lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, lstatSync, lutimesSync, mkdirSync, renameSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
+import { toSeconds } from './objects.js';
+import type { OwnerMapping, RestoreRecord } from './restore-record.js';
 
 export function makeDirectoryAt(path: Buffer): void {
   try {
@@ -37,4 +39,27 @@ export function unlinkOrNone(path: Buffer): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
+}
+
+/** Makes the symlink under the name `temporary` beside `path`, with its metadata, and renames it over `path`. */
+export function placeSymlink(record: RestoreRecord, path: Buffer, temporary: Buffer, owners: OwnerMapping | null): void {
+  symlinkSync(record.target!, temporary);
+  try {
+    if (owners) lchownSync(temporary, owners.uid(record), owners.gid(record));
+    const seconds = toSeconds(record.mtimeNs);
+    lutimesSync(temporary, seconds, seconds);
+    replace(temporary, path);
+  } catch (error) {
+    unlinkSync(temporary);
+    throw error;
+  }
+}
+
+/** A directory's recorded owner, mode and mtime, once its subtree is complete. */
+export function setDirectoryMetadata(dir: RestoreRecord, path: Buffer, owners: OwnerMapping | null): void {
+  // Owner before mode: chown clears the setuid and setgid bits.
+  if (owners) chownSync(path, owners.uid(dir), owners.gid(dir));
+  chmodSync(path, dir.mode);
+  const seconds = toSeconds(dir.mtimeNs);
+  utimesSync(path, seconds, seconds);
 }

@@ -12,28 +12,12 @@
 // Synchronous throughout: fed over a pipe, it reads the next message only once the
 // last one is written, so the pipe's backpressure is all the flow control needed.
 import { createHash, type Hash } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
-  lchownSync,
-  lutimesSync,
-  openSync,
-  readSync,
-  renameSync,
-  symlinkSync,
-  unlinkSync,
-  utimesSync,
-} from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readSync, renameSync } from 'node:fs';
 import { isInside } from '../diff/order.js';
 import { atPath } from './deep-path.js';
 import { toSeconds } from './objects.js';
 import { RestoredLinks } from './restore-links.js';
-import { beside, makeDirectoryAt, replace, unlinkOrNone } from './restore-place.js';
+import { beside, makeDirectoryAt, placeSymlink, replace, setDirectoryMetadata, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';
 import { writeFully } from './write-fully.js';
 
@@ -66,8 +50,8 @@ export class RestoreWriter {
   private current: FileInProgress | null = null;
   /**
    * Contents that arrived intact but could not be put in place (a directory in the way,
-   * under --overwrite), by path: held in the target's top directory until the end, for
-   * a later path with the same content to be copied from.
+   * under --overwrite; or, fed over a wire, a path left out), by path: held in the target's
+   * top directory until the end, for a later path with the same content to be copied from.
    */
   private readonly held = new Map<string, Buffer>();
   /** Contents that arrived damaged: a later path given as the same content is left out as damaged too. */
@@ -308,19 +292,7 @@ export class RestoreWriter {
 
   private makeSymlink(record: RestoreRecord): void {
     const temporary = Buffer.from(`.lb-restore-${process.pid}-${this.temporaries++}`);
-    atPath(this.destination(record.path), (path) => {
-      const made = beside(path, temporary);
-      symlinkSync(record.target!, made);
-      try {
-        if (this.owners) lchownSync(made, this.owners.uid(record), this.owners.gid(record));
-        const seconds = toSeconds(record.mtimeNs);
-        lutimesSync(made, seconds, seconds);
-        replace(made, path);
-      } catch (error) {
-        unlinkSync(made);
-        throw error;
-      }
-    });
+    atPath(this.destination(record.path), (path) => placeSymlink(record, path, beside(path, temporary), this.owners));
     this.tally.symlinks++;
   }
 
@@ -335,13 +307,8 @@ export class RestoreWriter {
   }
 
   private closeDirectory(dir: RestoreRecord): void {
-    const seconds = toSeconds(dir.mtimeNs);
     try {
-      atPath(this.destination(dir.path), (path) => {
-        if (this.owners) chownSync(path, this.owners.uid(dir), this.owners.gid(dir));
-        chmodSync(path, dir.mode);
-        utimesSync(path, seconds, seconds);
-      });
+      atPath(this.destination(dir.path), (path) => setDirectoryMetadata(dir, path, this.owners));
       this.tally.directories++;
     } catch (error) {
       this.fail(dir.path, (error as Error).message);
