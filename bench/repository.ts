@@ -2,6 +2,8 @@
 // the tools they would otherwise use, in one run:
 //   - `lb restore` of the newest snapshot against `cp -a` and `rsync -aH` of its
 //     tree (each followed by `sync`: all then hold durable data), alternating rounds;
+//   - `lb restore` from a repository over SSH (root@127.0.0.1, a real sshd started
+//     here as bench/remote.ts does) against `rsync -aH -e ssh` of its tree, to local disk;
 //   - `lb verify --read-data` against `sha256sum` of the same objects, cold cache,
 //     with the bytes each read from disk;
 //   - `lb list` and `lb du` on a repository of 100 snapshots: time and peak memory.
@@ -11,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { startSshd } from '../test/sshd.js';
 import { LB, churn, content, dropCaches, generate, mb, median, parseArgs, printTargets, ratio, timed, type Timed } from './archive.js';
 
 const opts = parseArgs(process.argv.slice(2), { files: 10000, bytes: 5e8, dirs: 100, rounds: 3, snapshots: 100, dir: '/tmp', keep: false });
@@ -78,6 +81,37 @@ try {
   for (const [tool, seconds] of Object.entries(restore)) console.log(`  ${tool.padEnd(6)}${seconds.toFixed(2).padStart(8)} s`);
   console.log(`  lb/cp -a: ${ratio(restore.lb, restore.cp)}; lb/rsync -aH: ${ratio(restore.lb, restore.rsync)}`);
 
+  // ---- restore over SSH ----
+  const sshd = await startSshd();
+  const remoteRestores: Record<'lb' | 'rsync', number[]> = { lb: [], rsync: [] };
+  try {
+    const ssh = join(sshd.home, '.ssh');
+    const sshCommand = `ssh -p ${sshd.port} -i ${join(ssh, 'id_ed25519')} -o UserKnownHostsFile=${join(ssh, 'known_hosts')} -o StrictHostKeyChecking=yes -o BatchMode=yes`;
+    const env = { ...process.env, ...sshd.env, HOME: sshd.home };
+    // Warm-up: the remote caches lb's agent by hash, as after a user's first run.
+    await timed(process.execPath, [LB, 'restore', `root@127.0.0.1:${repo}`, last.snapshot, join(work, 'restore-warm'), '--dry-run', '--ssh-p', String(sshd.port)], env);
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const tool of ['lb', 'rsync'] as const) {
+        const target = join(work, `remote-restore-${tool}`);
+        rmSync(target, { recursive: true, force: true });
+        spawnSync('sync');
+        const command: [string, string[]] =
+          tool === 'lb'
+            ? [process.execPath, [LB, 'restore', `root@127.0.0.1:${repo}`, last.snapshot, target, '--ssh-p', String(sshd.port)]]
+            : ['rsync', ['-aH', '-e', sshCommand, `root@127.0.0.1:${tree}/`, target + '/']];
+        const r = await timed(...command, env);
+        remoteRestores[tool].push(r.seconds + syncSeconds());
+        rmSync(target, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    sshd.stop();
+  }
+  const remoteRestore = { lb: median(remoteRestores.lb), rsync: median(remoteRestores.rsync) };
+  console.log(`\n   from a repository over SSH (root@127.0.0.1), same rounds`);
+  for (const [tool, seconds] of Object.entries(remoteRestore)) console.log(`  ${tool.padEnd(6)}${seconds.toFixed(2).padStart(8)} s`);
+  console.log(`  lb/rsync -aH -e ssh: ${ratio(remoteRestore.lb, remoteRestore.rsync)}`);
+
   // ---- verify --read-data ----
   const cold = dropCaches();
   const verify = await measured(process.execPath, [LB, 'verify', repo, '--read-data']);
@@ -115,6 +149,7 @@ try {
 
   printTargets([
     ['restore at least as fast as rsync -aH', restore.lb <= restore.rsync, ratio(restore.lb, restore.rsync)],
+    ['restore over SSH at least as fast as rsync -aH -e ssh', remoteRestore.lb <= remoteRestore.rsync, ratio(remoteRestore.lb, remoteRestore.rsync)],
     ['verify --read-data reads each object once', !cold || verify.readBytes <= storeBytes * 1.1 + 64e6, `${mb(verify.readBytes)} read, store ${mb(storeBytes)}`],
     [`lb list of ${snapshots} snapshots well under a second`, list.seconds < 0.5, `${list.seconds.toFixed(2)} s`],
   ]);
