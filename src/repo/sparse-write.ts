@@ -4,6 +4,7 @@
 // anyway), and the size is set at the end, so a trailing hole is right too. Every
 // writer of object or restored content goes through SparseWriter; the source side
 // finds the same blocks with zeroBlockRuns to send them as a count, not as bytes.
+import type { Hash } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -51,6 +52,13 @@ export function* zeroBlockRuns(chunk: Buffer, position: number): Generator<Block
     at = next;
   }
   if (chunk.length > runStart) yield { start: runStart, end: chunk.length, zero };
+}
+
+const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+
+/** Feeds `length` zero bytes to a hash (a run of zeros that arrived as its length), a shared buffer at a time. */
+export function hashZeros(hasher: Hash, length: number): void {
+  for (let left = length; left > 0; left -= ZERO_CHUNK.length) hasher.update(left >= ZERO_CHUNK.length ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, left));
 }
 
 /**
