@@ -2,15 +2,12 @@
 // DATA frames, except runs of whole aligned zero blocks, which go as a `zeros`
 // message carrying their length. The repository side hashes the zeros and leaves
 // a hole, so a sparse disk image crosses the wire at the size of its data.
-import { HOLE_BLOCK, zeroBlockRuns } from '../repo/sparse-write.js';
+import { HOLE_BLOCK, ZEROS, zeroBlockRuns } from '../repo/sparse-write.js';
 
 export interface ContentOutput {
   data(bytes: Buffer): Promise<void>;
   zeros(length: number): Promise<void>;
 }
-
-/** Zero bytes that must travel as data (see flushZeros); never written to. */
-const ZEROS = Buffer.alloc(1024 * 1024);
 
 /** One file's content, chunk by chunk in order from byte `from`; end() before its data-end. */
 export class SparseSender {

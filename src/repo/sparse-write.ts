@@ -5,15 +5,7 @@
 // writer of object or restored content goes through SparseWriter; the source side
 // finds the same blocks with zeroBlockRuns to send them as a count, not as bytes.
 import type { Hash } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  copyFileSync,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  readSync,
-} from 'node:fs';
+import { closeSync, constants, copyFileSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { writeFully } from './write-fully.js';
 
 /**
@@ -54,11 +46,12 @@ export function* zeroBlockRuns(chunk: Buffer, position: number): Generator<Block
   if (chunk.length > runStart) yield { start: runStart, end: chunk.length, zero };
 }
 
-const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+/** A MiB of zeros, shared: never written to. */
+export const ZEROS = Buffer.alloc(1024 * 1024);
 
 /** Feeds `length` zero bytes to a hash (a run of zeros that arrived as its length), a shared buffer at a time. */
 export function hashZeros(hasher: Hash, length: number): void {
-  for (let left = length; left > 0; left -= ZERO_CHUNK.length) hasher.update(left >= ZERO_CHUNK.length ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, left));
+  for (let left = length; left > 0; left -= ZEROS.length) hasher.update(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left));
 }
 
 /**
