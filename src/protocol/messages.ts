@@ -1,6 +1,7 @@
 // Message types of the lb protocol and their validation. Everything a peer sends
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
+import { decodeZeros, type ZerosMessage } from './zeros.js';
 
 export const PROTOCOL_VERSION = 6;
 
@@ -72,6 +73,7 @@ export type SourceMessage =
   /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
   | { t: 'data-begin'; index: number; from: number }
   | { t: 'data-end'; index: number; facts: FileFacts }
+  | ZerosMessage
   | { t: 'unreadable'; index: number; reason: string }
   | { t: 'skipped'; path: Buffer; kind: SkipKind; reason: string }
   /** Not read or sent within the time budget (--minutes); a bytes-in-flight file keeps what it received. */
@@ -390,6 +392,8 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: m.t, index: int(m.index, 'entry index'), facts: decodeFacts(m.facts) };
     case 'data-begin':
       return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
+    case 'zeros':
+      return decodeZeros(m);
     case 'unreadable':
       return { t: 'unreadable', index: int(m.index, 'entry index'), reason: str(m.reason, 'reason', TEXT_LIMIT) };
     case 'skipped': {
