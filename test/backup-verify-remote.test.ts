@@ -129,6 +129,16 @@ describe('lb backup --verify to a repository over SSH', () => {
     expect(unchanged.stdout).toContain(`  verified: ${ENTRIES} entries, 0 files re-read, 0 stored objects re-hashed (0 B); snapshot ${first.summary.snapshot} matches the source\n`);
   });
 
+  it('verifies a push to root there, owners mapped by name with its account names, an unnamed owner kept as a number', () => {
+    const { source, repo, catalog } = setUp();
+    chownSync(join(source, 'album', 'one.jpg'), uid, uid); // the test user's name, known there too
+    const pushed = verifyPush(source, `root@127.0.0.1:${repo}`, catalog);
+    expect(pushed.status, pushed.stderr).toBe(0);
+    expect(pushed.summary.verify).toMatchObject({ differenceCount: 0, checked: { entries: ENTRIES, filesReread: FILES } });
+    expect(lstatSync(join(repo, 'latest', 'tree', 'album', 'one.jpg')).uid).toBe(uid);
+    expect(lstatSync(join(repo, 'latest', 'tree', 'notes.txt')).uid).toBe(4321);
+  });
+
   it('reports a byte flipped in an object this run stored there, naming the path (exit status 6)', async () => {
     const { source, target, repo, catalog } = setUp();
     const finished = await heldBeforeComparing(['backup', source, target, '--json', '--verify', '--catalog', catalog], () => {
