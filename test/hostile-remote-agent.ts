@@ -2,7 +2,7 @@
 // and planted in the remote's agent cache. Run by a pull as the source side, it answers
 // as a source would for a small honest tree, then makes the attack named in the JSON file
 // beside it; run by a push as the repository side, it asks the source for what it never
-// listed; asked to read a repository, it sends terminal escapes and a made-up exit status. It speaks through the real protocol code. Hostile in manner too: it lies on
+// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,9 @@ export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'thr
 export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
 /** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
 export type ReadAttack = 'escape-line' | 'bad-exit';
-export type Attack = SourceAttack | RepositoryAttack | ReadAttack;
+/** Attacks on `lb backup --verify` comparing a source with the snapshot it pushed (test/backup-verify-remote.test.ts). */
+export type VerifyAttack = 'unsafe-record' | 'unordered-records';
+export type Attack = SourceAttack | RepositoryAttack | ReadAttack | VerifyAttack;
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -178,13 +180,29 @@ function actAsReader(): void {
   } else send({ t: 'end', exit: 77 });
 }
 
+/**
+ * Asked for a pushed snapshot's records to compare with the source: greets as the honest agent does,
+ * then sends a record whose path climbs out of the source, or records out of their order.
+ */
+async function actAsVerifier(): Promise<void> {
+  const first = await readFirstFrame(process.stdin);
+  const request = first.type === FRAME_JSON ? (first.message as { snapshot: string }) : null;
+  if (!request) throw new Error('no verify request');
+  send({ t: 'verifying', snapshot: request.snapshot, owners: { asRoot: false, uid: process.getuid!(), gid: process.getgid!(), users: [], groups: [] } });
+  send({ t: 'stored', objectsReread: 0, bytesRead: 0 });
+  const record = (path: string, type: 'd' | 'f') => ({ w: 'new', k: type, p: path, s: 0, m: now.toString(), mo: 0o755, u: process.getuid!(), g: process.getgid!(), ...(type === 'f' ? { h: sha256(Buffer.alloc(0)) } : {}) });
+  const records = plan.attack === 'unsafe-record' ? [record('', 'd'), record('../../../etc/passwd', 'f')] : [record('', 'd'), record('b', 'f'), record('a', 'f')];
+  send({ t: 'records', records });
+  send({ t: 'end' });
+}
+
 /** The kind of lb's first message, left in the input for the role to read: a pull request, or a source's hello. */
 async function firstKind(): Promise<unknown> {
   const first = await readFirstFrame(process.stdin, true);
   return first.type === FRAME_JSON ? (first.message as { t?: unknown }).t : undefined;
 }
 
-void firstKind().then((kind) => (kind === 'pull' ? actAsSource() : kind === 'read' ? actAsReader() : actAsRepository()));
+void firstKind().then((kind) => (kind === 'pull' ? actAsSource() : kind === 'read' ? actAsReader() : kind === 'verify-backup' ? actAsVerifier() : actAsRepository()));
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));
 setTimeout(() => process.exit(0), LINGER_MS);

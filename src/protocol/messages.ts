@@ -151,13 +151,13 @@ export type AgentMessage =
  * Names go as text when they are UTF-8 (as nearly all are: deflate then finds the prefixes
  * they share), as base64 under a second key when they are not.
  */
-function putBytes(wire: Record<string, unknown>, key: string, value: Buffer): void {
+export function putBytes(wire: Record<string, unknown>, key: string, value: Buffer): void {
   const text = value.toString('utf8');
   if (Buffer.from(text, 'utf8').equals(value)) wire[key] = text;
   else wire[key + 'b'] = value.toString('base64');
 }
 
-function getBytes(w: Record<string, unknown>, key: string, what: string): Buffer {
+export function getBytes(w: Record<string, unknown>, key: string, what: string): Buffer {
   if (w[key] !== undefined) return Buffer.from(str(w[key], what, 65536), 'utf8');
   return bytes(w[key + 'b'], what);
 }
@@ -274,13 +274,13 @@ export function isSafeRelativePath(path: Buffer): boolean {
   return true;
 }
 
-function hash(v: unknown, what: string): string {
+export function hash(v: unknown, what: string): string {
   const s = str(v, what, 64);
   if (!HEX64.test(s)) fail(what);
   return s;
 }
 
-function nanoseconds(v: unknown, what: string): bigint {
+export function nanoseconds(v: unknown, what: string): bigint {
   const s = str(v, what, 32);
   if (!DECIMAL.test(s)) fail(what);
   return BigInt(s);
@@ -433,7 +433,7 @@ function decodeSkipReport(raw: unknown): SkipReport {
   return { path: str(s.path, 'skipped path', TEXT_LIMIT), kind: skipKind(s.kind), reason: str(s.reason, 'reason', TEXT_LIMIT) };
 }
 
-function decodeIdentity(raw: unknown): RepositoryIdentity {
+export function decodeIdentity(raw: unknown): RepositoryIdentity {
   const r = obj(raw, 'repository identity');
   const number = (v: unknown) => {
     const s = str(v, 'repository identity', 24);
@@ -443,7 +443,7 @@ function decodeIdentity(raw: unknown): RepositoryIdentity {
   return { boot: str(r.boot, 'boot id', 64), dev: number(r.dev), ino: number(r.ino) };
 }
 
-function snapshotName(v: unknown): string {
+export function snapshotName(v: unknown): string {
   const name = str(v, 'snapshot name', 32);
   if (!SNAPSHOT_NAME.test(name)) fail('snapshot name');
   return name;
