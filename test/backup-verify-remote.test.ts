@@ -117,7 +117,7 @@ describe('lb backup --verify to a repository over SSH', () => {
     const first = verifyPush(source, target, catalog);
     expect(first.status, first.stderr).toBe(0);
     // Under --json, the closing line goes to stderr.
-    expect(first.stderr).toBe(`  verified: ${ENTRIES} entries, ${FILES} files re-read, ${FILES} stored objects re-hashed (1.23 kB); snapshot ${first.summary.snapshot} matches the source\n`);
+    expect(first.stderr).toBe(`  verified: ${ENTRIES} entries, ${FILES} files re-read, ${FILES} stored objects re-hashed (1.23 kB read in all); snapshot ${first.summary.snapshot} matches the source\n`);
     expect(first.summary.status).toBe('ok');
     expect(first.summary.verify).toMatchObject({ snapshot: first.summary.snapshot, differences: [], differenceCount: 0 });
     expect(first.summary.verify!.checked).toEqual({ entries: ENTRIES, filesReread: FILES, objectsReread: FILES, bytesRead: 2 * BYTES });
@@ -126,7 +126,7 @@ describe('lb backup --verify to a repository over SSH', () => {
 
     const unchanged = lb(['backup', source, target, '--verify', '--catalog', catalog, ...sshArgs()], sshd.env);
     expect(unchanged.status, unchanged.stderr).toBe(0);
-    expect(unchanged.stdout).toContain(`  verified: ${ENTRIES} entries, 0 files re-read, 0 stored objects re-hashed (0 B); snapshot ${first.summary.snapshot} matches the source\n`);
+    expect(unchanged.stdout).toContain(`  verified: ${ENTRIES} entries, 0 files re-read, 0 stored objects re-hashed (0 B read in all); snapshot ${first.summary.snapshot} matches the source\n`);
   });
 
   it('verifies a push to root there, owners mapped by name with its account names, an unnamed owner kept as a number', () => {

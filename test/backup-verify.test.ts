@@ -99,7 +99,7 @@ describe('lb backup --verify', () => {
 
     const text = lb(['backup', source, repo, '--verify', '--always', '--catalog', join(work, 'catalog')]);
     expect(text.status, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/^ {2}verified: 7 entries, 0 files re-read, 0 stored objects re-hashed \(0 B\); snapshot \S+ matches the source$/m);
+    expect(text.stdout).toMatch(/^ {2}verified: 7 entries, 0 files re-read, 0 stored objects re-hashed \(0 B read in all\); snapshot \S+ matches the source$/m);
     expect(lb(['backup', source, repo, '-q', '--verify', '--always', '--catalog', join(work, 'catalog')])).toMatchObject({ status: 0, stdout: '', stderr: '' });
   });
 

@@ -102,7 +102,7 @@ async function compare(out: Output, outcome: Outcome, setup: VerifySetup): Promi
     out.warn(`verify: ${differenceLine(difference)}`);
   }
   const c = report.checked;
-  const read = `${c.filesReread} files re-read, ${c.objectsReread} stored objects re-hashed (${formatBytes(c.bytesRead)})`;
+  const read = `${c.filesReread} files re-read, ${c.objectsReread} stored objects re-hashed (${formatBytes(c.bytesRead)} read in all)`;
   if (report.differenceCount > 0) out.warn(`verify: snapshot ${report.snapshot} differs from the source in ${report.differenceCount} place(s); ${c.entries} entries compared, ${read}`);
   else out.line(`  verified: ${c.entries} entries, ${read}; snapshot ${report.snapshot} matches the source`);
   return report;
