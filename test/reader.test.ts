@@ -83,7 +83,7 @@ describe('a repository opened to read', () => {
 
   it('refuses, in one line each, what is not a repository it can read', () => {
     const work = tempDir();
-    expect(() => Repository.open(join(work, 'missing'), 'read')).toThrow(new RepositoryError(`${join(work, 'missing')} is not an lb repository (it has no .lb/format)`));
+    expect(() => Repository.open(join(work, 'missing'), 'read')).toThrow(new RepositoryError(`${join(work, 'missing')} does not exist, so it is no lb repository`));
     writeFileSync(join(work, 'file'), '');
     expect(() => Repository.open(join(work, 'file'), 'read')).toThrow(`${join(work, 'file')} is not a directory, so not an lb repository`);
     const future = namedOnly([]);
