@@ -4,22 +4,8 @@
 // and for the snapshot's records, which it compares with the source here.
 // Everything either side receives passes through a decode function here.
 import { ProtocolError } from './frames.js';
-import {
-  PROTOCOL_VERSION,
-  bool,
-  decodeIdentity,
-  fail,
-  getBytes,
-  hash,
-  int,
-  isSafeRelativePath,
-  nanoseconds,
-  obj,
-  putBytes,
-  snapshotName,
-  str,
-  type RepositoryIdentity,
-} from './messages.js';
+import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
+import { bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
 
 /** lb's first and only message to the agent. */
 export interface VerifyBackupRequest {
