@@ -1,7 +1,8 @@
 // A malicious source, built from the real protocol code, talking to the real agent
 // bundle: whatever it sends, nothing is written outside the repository.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
@@ -80,5 +81,51 @@ describe('the agent against a malicious source', () => {
     expect(deferred.replies.at(-1)?.message).toMatch(/asked nothing/);
     expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
     expect(existsSync(join(repo, '.lb', 'lock'))).toBe(false);
+  });
+
+  describe('zero runs (protocol 6)', () => {
+    const SIZE = 64 * 1024;
+    const zerosHash = createHash('sha256').update(Buffer.alloc(SIZE)).digest('hex');
+    const file: Entry = { ...dir('disk.img'), type: 'file', size: SIZE, mode: 0o644 };
+    const facts = { h: zerosHash, s: SIZE, m: '0' };
+    /** The file listed, hashed on request, then asked for (the repository lacks its content): its data is due. */
+    const asked = [{ t: 'entries', first: 0, entries: [encodeEntry(dir('')), encodeEntry(file)] }, { t: 'hashed', index: 1, facts }];
+
+    it('refuses a run of zeros outside a file', async () => {
+      const repo = join(tempDir(), 'repo');
+      const { replies, code } = await talk(repo, [...asked, { t: 'zeros', length: 4096 }]);
+      expect(code).toBe(1);
+      expect(replies.at(-1)?.message).toMatch(/zeros outside a file/);
+      expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
+    });
+
+    it('refuses a run of zeros past the size the file was announced with', async () => {
+      const repo = join(tempDir(), 'repo');
+      const begin = { t: 'data-begin', index: 1, from: 0 };
+      const { replies, code } = await talk(repo, [...asked, begin, { t: 'zeros', length: SIZE / 2 }, { t: 'zeros', length: SIZE / 2 + 1 }]);
+      expect(code).toBe(1);
+      expect(replies.at(-1)?.message).toMatch(/zeros past the end of entry 1/);
+      const huge = await talk(repo, [...asked, begin, { t: 'zeros', length: Number.MAX_SAFE_INTEGER }]);
+      expect(huge.replies.at(-1)?.message).toMatch(/zeros past the end of entry 1/);
+      const none = await talk(repo, [...asked, begin, { t: 'zeros', length: 0 }]);
+      expect(none.replies.at(-1)?.message).toMatch(/invalid zero run length/);
+      expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
+      expect(existsSync(join(repo, 'latest'))).toBe(false);
+    });
+
+    it('takes a file sent as zeros, checks it against its hash and stores it as a hole', async () => {
+      const repo = join(tempDir(), 'repo');
+      const { replies, code } = await talk(repo, [
+        ...asked,
+        { t: 'data-begin', index: 1, from: 0 },
+        { t: 'zeros', length: SIZE },
+        { t: 'data-end', index: 1, facts },
+        { t: 'end', incomplete: false },
+      ]);
+      expect(replies.at(-1)?.t, replies.at(-1)?.message).toBe('done');
+      expect(code).toBe(0);
+      const stored = statSync(join(repo, 'latest', 'tree', 'disk.img'));
+      expect([stored.size, stored.blocks]).toEqual([SIZE, 0]);
+    });
   });
 });

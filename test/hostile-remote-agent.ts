@@ -2,7 +2,7 @@
 // and planted in the remote's agent cache. Run by a pull as the source side, it answers
 // as a source would for a small honest tree, then makes the attack named in the JSON file
 // beside it; run by a push as the repository side, it asks the source for what it never
-// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked to
+// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order; asked to
 // feed a restore, it names paths outside the target and contents it never sent. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
@@ -18,9 +18,11 @@ export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'thr
 export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
 /** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
 export type ReadAttack = 'escape-line' | 'bad-exit';
+/** Attacks on `lb backup --verify` comparing a source with the snapshot it pushed (test/backup-verify-remote.test.ts). */
+export type VerifyAttack = 'unsafe-record' | 'unordered-records';
 /** Attacks on lb restoring from a remote repository (test/remote-restore.test.ts). */
 export type RestoreAttack = 'restore-dot-dot' | 'restore-unwritten-reference' | 'restore-overlong';
-export type Attack = SourceAttack | RepositoryAttack | ReadAttack | RestoreAttack;
+export type Attack = SourceAttack | RepositoryAttack | ReadAttack | VerifyAttack | RestoreAttack;
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -215,13 +217,29 @@ async function actAsRestoreFeed(): Promise<void> {
   send({ t: 'end' });
 }
 
+/**
+ * Asked for a pushed snapshot's records to compare with the source: greets as the honest agent does,
+ * then sends a record whose path climbs out of the source, or records out of their order.
+ */
+async function actAsVerifier(): Promise<void> {
+  const first = await readFirstFrame(process.stdin);
+  const request = first.type === FRAME_JSON ? (first.message as { snapshot: string }) : null;
+  if (!request) throw new Error('no verify request');
+  send({ t: 'verifying', snapshot: request.snapshot, owners: { asRoot: false, uid: process.getuid!(), gid: process.getgid!(), users: [], groups: [] } });
+  send({ t: 'stored', objectsReread: 0, bytesRead: 0 });
+  const record = (path: string, type: 'd' | 'f') => ({ w: 'new', k: type, p: path, s: 0, m: now.toString(), mo: 0o755, u: process.getuid!(), g: process.getgid!(), ...(type === 'f' ? { h: sha256(Buffer.alloc(0)) } : {}) });
+  const records = plan.attack === 'unsafe-record' ? [record('', 'd'), record('../../../etc/passwd', 'f')] : [record('', 'd'), record('b', 'f'), record('a', 'f')];
+  send({ t: 'records', records });
+  send({ t: 'end' });
+}
+
 /** The kind of lb's first message, left in the input for the role to read: a pull request, or a source's hello. */
 async function firstKind(): Promise<unknown> {
   const first = await readFirstFrame(process.stdin, true);
   return first.type === FRAME_JSON ? (first.message as { t?: unknown }).t : undefined;
 }
 
-const roles: Record<string, () => unknown> = { pull: actAsSource, read: actAsReader, 'restore-from': actAsRestoreFeed };
+const roles: Record<string, () => unknown> = { pull: actAsSource, read: actAsReader, 'verify-backup': actAsVerifier, 'restore-from': actAsRestoreFeed };
 void firstKind().then((kind) => (roles[String(kind)] ?? actAsRepository)());
 // Whatever lb says or does, stay a while.
 process.stdin.on('end', () => process.stderr.write('lb agent: backup complete\n'));

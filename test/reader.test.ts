@@ -46,7 +46,7 @@ describe('a repository opened to read', () => {
     const paths = [...reader.records(names[1]!)].map((r) => r.path.toString());
     expect(paths).toEqual(['', 'album', 'album/a.jpg', 'album/c.jpg', 'b.txt']);
     const first = reader.summary(names[0]!);
-    expect(first).toEqual({ files: 2, bytes: 1010, new: 2, copied: 0, linked: 0, newBytes: 1010, directories: 2, symlinks: 0, status: 'ok' });
+    expect(first).toEqual({ files: 2, bytes: 1010, new: 2, copied: 0, linked: 0, newBytes: 1010, directories: 2, symlinks: 0, hardLinks: 0, status: 'ok' });
     const third = reader.summary(names[2]!);
     expect(third).toMatchObject({ files: 4, bytes: 1610, new: 0, newBytes: 0, status: 'ok' });
     expect(third.copied + third.linked).toBe(4);
@@ -83,7 +83,7 @@ describe('a repository opened to read', () => {
 
   it('refuses, in one line each, what is not a repository it can read', () => {
     const work = tempDir();
-    expect(() => Repository.open(join(work, 'missing'), 'read')).toThrow(new RepositoryError(`${join(work, 'missing')} is not an lb repository (it has no .lb/format)`));
+    expect(() => Repository.open(join(work, 'missing'), 'read')).toThrow(new RepositoryError(`${join(work, 'missing')} does not exist, so it is no lb repository`));
     writeFileSync(join(work, 'file'), '');
     expect(() => Repository.open(join(work, 'file'), 'read')).toThrow(`${join(work, 'file')} is not a directory, so not an lb repository`);
     const future = namedOnly([]);

@@ -34,11 +34,12 @@ export class TracedRun {
   private holds = 0;
   private heldPid = 0;
 
-  /** `strace` selects the path (-P), the syscalls and the injection. */
-  constructor(lbArgs: string[], strace: string[]) {
+  /** `strace` selects the path (-P), the syscalls and the injection; `env` is added to lb's environment. */
+  constructor(lbArgs: string[], strace: string[], env: Record<string, string> = {}) {
     const child = spawn('strace', ['-f', '-qq', '-o', this.trace, ...strace, process.execPath, LB, ...lbArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
+      env: { ...process.env, ...env },
     });
     live.add(child);
     let stdout = '';

@@ -17,6 +17,7 @@ import { Sender, type SenderSetup } from './sender.js';
 import { readRepository } from './read.js';
 import { restoreFrom, restoreTo } from './restore.js';
 import { serve } from './serve.js';
+import { verifyBackupHere } from './verify-backup.js';
 
 const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
 /** Once its role has ended, the agent leaves within this long, whatever is still pending (a peer that stopped reading, say). */
@@ -98,6 +99,14 @@ async function runReader(): Promise<void> {
   process.exit(0); // every message is written: nothing to wait for (stdin, left open by lb, would keep the agent)
 }
 
+/** `lb backup --verify`'s repository part runs here; like a reader, it holds no lock and leaves at once when stopped. */
+async function runBackupVerifier(): Promise<void> {
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  process.stdout.once('error', () => process.exit(1));
+  await verifyBackupHere(process.stdin, process.stdout, () => process.exit(1));
+  process.exit(0);
+}
+
 /** A restore's either end here; it holds no lock, so it leaves at once when stopped or when lb goes away. */
 async function runRestore(role: 'restore-from' | 'restore-to'): Promise<void> {
   for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
@@ -112,6 +121,7 @@ const ROLES: Record<RoleKind, () => Promise<void> | void> = {
   hello: runRepositorySide,
   pull: runSource,
   read: runReader,
+  'verify-backup': runBackupVerifier,
   'restore-from': () => runRestore('restore-from'),
   'restore-to': () => runRestore('restore-to'),
 };

@@ -241,6 +241,15 @@ export class Receiver {
     this.session.counts.bytesReceived += chunk.length;
   }
 
+  /** A run of zeros in the file being received: hashed, not written (a hole). */
+  zeros(length: number): void {
+    const r = this.receiving;
+    if (!r) throw new ProtocolError('peer sent a run of zeros outside a file');
+    // Hashing costs this side time the peer does not spend: never more than the file it announced.
+    if (r.file.received + length > r.slot.entry.size) throw new ProtocolError(`peer sent a run of zeros past the end of entry ${r.slot.index}`);
+    r.file.zeros(length);
+  }
+
   dataEnd(index: number, facts: FileFacts): void {
     const r = this.receiving;
     if (!r || r.slot.index !== index) throw new ProtocolError('peer ended a file it did not begin');

@@ -22,6 +22,7 @@ import { LinkGroups } from '../scan/link-groups.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 import { bootId } from './machine.js';
 import type { ReadLog } from './read-log.js';
+import { SparseSender } from './sparse-send.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
@@ -96,7 +97,7 @@ class TimeUpError extends Error {}
 interface PendingFile {
   absolute: Buffer;
   directoryInode: bigint;
-  /** As scanned: what the time budget estimates with. */
+  /** As scanned, then as hashed: what the time budget estimates with, and what the repository side was told. */
   size: number;
   /** As scanned, and so as the entry says: the file read must still have them. */
   mode: number;
@@ -470,6 +471,7 @@ export class Sender {
     }
     if (!facts) return;
     this.setup.readLog?.read(index);
+    file.size = facts.size;
     this.stats.filesHashed++;
     if (content) this.keepRecent(index, content, facts);
     await this.send({ t: 'hashed', index, facts });
@@ -513,12 +515,20 @@ export class Sender {
     this.recent.delete(index);
     this.recentBytes -= content.length;
     await this.send({ t: 'data-begin', index, from: 0 });
-    for (let offset = 0; offset < content.length; offset += DATA_CHUNK) {
-      await this.writer.sendData(content.subarray(offset, offset + DATA_CHUNK));
-    }
-    this.stats.bytesSent += content.length;
+    const out = this.sparseSender(0, content.length);
+    for (let offset = 0; offset < content.length; offset += DATA_CHUNK) await out.chunk(content.subarray(offset, offset + DATA_CHUNK));
+    await out.end();
     this.stats.filesSent++;
     await this.send({ t: 'data-end', index, facts });
+  }
+
+  /** File bytes as DATA frames (counted as sent), runs of zero blocks as `zeros` messages. */
+  private sparseSender(from: number, announced: number): SparseSender {
+    const data = async (bytes: Buffer) => {
+      await this.writer.sendData(bytes);
+      this.stats.bytesSent += bytes.length;
+    };
+    return new SparseSender({ data, zeros: (length) => this.send({ t: 'zeros', length }) }, from, announced);
   }
 
   /**
@@ -533,13 +543,13 @@ export class Sender {
       const attempt = resume;
       resume = undefined;
       if (!attempt) await this.send({ t: 'data-begin', index, from: 0 });
-      return readThrough(file.absolute, {
+      const out = this.sparseSender(attempt?.from ?? 0, file.size);
+      const read = await readThrough(file.absolute, {
         listed: file,
         onBytes: this.countRead,
         onChunk: async (chunk) => {
           if (this.timeUp()) throw new TimeUpError();
-          await this.writer.sendData(chunk);
-          this.stats.bytesSent += chunk.length;
+          await out.chunk(chunk);
         },
         prefix: attempt && {
           length: attempt.from,
@@ -549,6 +559,8 @@ export class Sender {
           },
         },
       });
+      await out.end();
+      return read;
     });
     if (!facts) return;
     this.setup.readLog?.read(index);

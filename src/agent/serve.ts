@@ -90,6 +90,9 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           case 'data-end':
             receiver.dataEnd(message.index, message.facts);
             break;
+          case 'zeros':
+            receiver.zeros(message.length);
+            break;
           case 'deferred':
             receiver.deferred(message.index);
             break;

@@ -1,23 +1,12 @@
 // One difference between two snapshots, and when two entries are the same:
 // the vocabulary of `lb diff` (compare.ts merges, moves.ts pairs moves).
 
-export type EntryType = 'file' | 'dir' | 'symlink';
+import type { EntryRecord, EntryType } from './record.js';
 
-/** The fields of a manifest record that a comparison looks at (a ManifestRecord has them all). */
-export interface DiffRecord {
-  type: EntryType;
-  path: Buffer;
-  /** sha256 hex of a file's content; '' otherwise. */
-  hash: string;
-  size: number;
-  mtimeNs: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  target: Buffer | null;
-  /** A member of a source hard-link group: the group's first path (format 2). */
-  link?: Buffer;
-}
+export type { EntryType };
+
+/** What a comparison looks at: a snapshot entry (a ManifestRecord is one). */
+export type DiffRecord = EntryRecord;
 
 export type ChangeOp = 'added' | 'removed' | 'changed' | 'metadata' | 'typeChanged' | 'moved';
 

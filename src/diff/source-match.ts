@@ -3,21 +3,10 @@
 // stored it (mapped by name, or as this process when not root): the caller maps
 // it first. Mtimes are compared to the nanosecond, as the manifest records them.
 
-export type EntryType = 'file' | 'dir' | 'symlink';
+import type { EntryRecord, EntryType } from './record.js';
 
 /** What the source holds at a path, and what the snapshot records for it: the same fields. */
-export interface EntryFacts {
-  type: EntryType;
-  /** A file's size; 0 for the others. */
-  size: number;
-  mtimeNs: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  target: Buffer | null;
-  /** A file of a source hard-link group other than its first: the group's first path. */
-  link?: Buffer;
-}
+export type EntryFacts = Omit<EntryRecord, 'path' | 'hash'>;
 
 const WORDS: Record<EntryType, string> = { file: 'a file', dir: 'a directory', symlink: 'a symlink' };
 

@@ -3,7 +3,8 @@
 // the agent answers with what the command prints, message by message, then how it
 // ended. Everything either side receives passes through a decode function here.
 import { ProtocolError } from './frames.js';
-import { PROTOCOL_VERSION, bool, bytes, fail, int, isSafeRelativePath, obj, str } from './messages.js';
+import { PROTOCOL_VERSION } from './messages.js';
+import { bool, bytes, fail, int, isSafeRelativePath, obj, str } from './validate.js';
 
 /** Which objects `verify --read-data` re-reads (repo/object-subset.ts). */
 export type WireSubset = { kind: 'all' } | { kind: 'share'; percent: number } | { kind: 'part'; part: number; parts: number };

@@ -9,22 +9,8 @@
 import type { RecordType } from '../repo/manifest.js';
 import type { FeedProblem, RestoreRecord, RestoreTally } from '../repo/restore-record.js';
 import { FRAME_DATA, FRAME_JSON, ProtocolError, type Frame } from './frames.js';
-import {
-  PROTOCOL_VERSION,
-  bool,
-  bytes,
-  decodeIdentity,
-  fail,
-  getBytes,
-  hash,
-  int,
-  isSafeRelativePath,
-  nanoseconds,
-  obj,
-  putBytes,
-  str,
-  type RepositoryIdentity,
-} from './messages.js';
+import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
+import { bool, bytes, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
 
 /** lb asks the agent next to the repository to feed a restore (or, `listOnly`, to list what it would restore). */
 export interface RestoreFromRequest {
@@ -196,7 +182,7 @@ export function decodeRestoreReply(raw: unknown): RestoreReply | null {
   const m = obj(raw, 'message');
   switch (m.t) {
     case 'begin':
-      return { t: 'begin', snapshot: str(m.snapshot, 'snapshot name', 256), ...(m.repository === undefined ? {} : { repository: decodeIdentity(m.repository) }) };
+      return { t: 'begin', snapshot: snapshotName(m.snapshot), ...(m.repository === undefined ? {} : { repository: decodeIdentity(m.repository) }) };
     case 'ready':
       return { t: 'ready' };
     case 'problem':

@@ -2,12 +2,13 @@
 // staging file, hashed as it comes, and adopted into the store once its hash
 // and size match what the source says. Large transfers are written to
 // .lb/partial/ instead, where an interrupted run leaves them: the next run
-// offers their checked prefix and the source sends only the rest.
+// offers their checked prefix and the source sends only the rest. Runs of zeros
+// (sent as such, or found in the data) are left as holes.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, ftruncateSync, openSync, readSync, unlinkSync } from 'node:fs';
 import type { ObjectMeta, ObjectStore } from './objects.js';
 import type { Repository } from './repository.js';
-import { writeFully } from './write-fully.js';
+import { SparseWriter, hashZeros } from './sparse-write.js';
 
 /** Transfers this large are written where an interrupted run leaves them, to resume from. */
 export const RESUMABLE = 8 * 1024 * 1024;
@@ -24,6 +25,8 @@ export interface KeptPrefix {
 export class TransferMismatch extends Error {}
 
 export class IncomingFile {
+  private readonly writer: SparseWriter;
+
   private constructor(
     private readonly fd: number,
     private readonly path: string,
@@ -32,7 +35,9 @@ export class IncomingFile {
     /** Written to .lb/partial/, where it outlives an interrupted run. */
     private readonly partial: boolean,
     private readonly store: ObjectStore,
-  ) {}
+  ) {
+    this.writer = new SparseWriter(fd);
+  }
 
   /**
    * The prefix of `hash` an interrupted run left, if the file is large enough to have one: whole MiB,
@@ -74,17 +79,33 @@ export class IncomingFile {
     return new IncomingFile(fd, path, kept?.hasher ?? createHash('sha256'), from, true, store);
   }
 
+  /** Bytes of content so far, a kept prefix included. */
+  get received(): number {
+    return this.size;
+  }
+
   write(chunk: Buffer): void {
-    writeFully(this.fd, chunk, this.size);
+    this.writer.write(chunk, this.size);
     this.hasher.update(chunk);
     this.size += chunk.length;
   }
 
+  /** The next `length` bytes are zeros: hashed, not written. */
+  zeros(length: number): void {
+    hashZeros(this.hasher, length);
+    this.size += length;
+  }
+
   /** The content is complete: adopted as the object (hash, meta) when it is what the source says; returns the object's name. */
   end(hash: string, size: number, meta: ObjectMeta): string {
-    closeSync(this.fd);
-    const got = this.hasher.digest('hex');
-    if (got !== hash || this.size !== size) {
+    const sound = this.hasher.digest('hex') === hash && this.size === size;
+    try {
+      // Sized only once checked: a peer's size could be anything.
+      if (sound) this.writer.finish(size);
+    } finally {
+      closeSync(this.fd);
+    }
+    if (!sound) {
       unlinkSync(this.path);
       throw new TransferMismatch('does not match its hash');
     }

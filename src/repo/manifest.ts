@@ -4,6 +4,7 @@
 // Paths and link targets are raw bytes: valid UTF-8 is written as is, except that
 // '%', tab, newline and other control bytes are %XX-escaped; a name that is not
 // valid UTF-8 has every byte >= 0x80 escaped as well, so it round-trips exactly.
+import type { EntryRecord, EntryType } from '../diff/record.js';
 import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { writeFully } from './write-fully.js';
 import { StringDecoder } from 'node:string_decoder';
@@ -12,22 +13,12 @@ export const MANIFEST_HEADER = '# lb manifest 2';
 /** Every header this lb reads, the one it writes first; all of one length. */
 export const MANIFEST_HEADERS = [MANIFEST_HEADER, '# lb manifest 1'] as const;
 
-export type RecordType = 'file' | 'dir' | 'symlink';
+export type RecordType = EntryType;
 export type How = 'new' | 'copied' | 'linked' | 'made';
 
-export interface ManifestRecord {
+/** A snapshot entry and how it arrived (a file: new, copied or linked; anything else: made). */
+export interface ManifestRecord extends EntryRecord {
   how: How;
-  type: RecordType;
-  path: Buffer;
-  hash: string;
-  size: number;
-  mtimeNs: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  target: Buffer | null;
-  /** A file of a source hard-link group other than its first: the group's first path, earlier in the manifest. */
-  link?: Buffer;
 }
 
 const TYPE_CODE: Record<RecordType, string> = { file: 'f', dir: 'd', symlink: 'l' };

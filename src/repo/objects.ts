@@ -16,8 +16,6 @@ import {
   chmodSync,
   chownSync,
   closeSync,
-  constants,
-  copyFileSync,
   fsyncSync,
   linkSync,
   lstatSync,
@@ -33,6 +31,7 @@ import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import type { StoreFinding } from '../diff/plan.js';
 import type { ObjectGuard } from './object-guard.js';
+import { copySparse } from './sparse-write.js';
 
 export interface ObjectMeta {
   mode: number;
@@ -248,11 +247,11 @@ export class ObjectStore {
 
   /**
    * Make the object (hash, meta) from the stored object `source` of the same content: a reflink where the
-   * filesystem can. Returns the new object's name.
+   * filesystem can, holes kept. Returns the new object's name.
    */
   copyFrom(source: string, hash: string, meta: ObjectMeta, size: number): string {
     const path = join(dirname(this.tempPath()), this.nameFor(hash, meta, size));
-    copyFileSync(this.pathOf(source), path, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    copySparse(this.pathOf(source), path);
     this.applyMeta(path, meta);
     return this.noteUnpublished(hash, path, meta, size);
   }
@@ -290,7 +289,7 @@ export class ObjectStore {
     const stat = lstatSync(objectPath, { bigint: true });
     const temp = this.tempPath();
     mkdirSync(dirname(twin), { recursive: true, mode: 0o755 });
-    copyFileSync(objectPath, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    copySparse(objectPath, temp);
     this.applyMeta(temp, { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs });
     fsyncPath(temp);
     renameSync(temp, twin);

@@ -2,7 +2,7 @@
 // read-only filesystem and beside a running backup (which only ever adds a
 // snapshot under its final name once it is complete, and moves `latest` by an
 // atomic rename). Every command that looks at a repository stands on this.
-import { lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RepositoryError, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { ManifestReader, type ManifestRecord } from './manifest.js';
@@ -23,6 +23,7 @@ export class RepositoryReader {
     } catch (error) {
       if (error instanceof RepositoryError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !existsSync(root)) throw new RepositoryError(`${root} does not exist, so it is no lb repository`);
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new RepositoryError(`${root} is not an lb repository (it has no .lb/format)`);
       throw new RepositoryError(`cannot read the repository ${root}: ${(error as Error).message}`);
     }

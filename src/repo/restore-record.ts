@@ -1,19 +1,8 @@
 // What a restore's feed gives its writer, locally or after crossing a wire.
-import type { RecordType } from './manifest.js';
+import type { EntryRecord } from '../diff/record.js';
 
 /** One entry to restore: a manifest record, with its owners' names when it crossed machines. */
-export interface RestoreRecord {
-  type: RecordType;
-  path: Buffer;
-  hash: string;
-  size: number;
-  mtimeNs: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  target: Buffer | null;
-  /** A file of a source hard-link group other than its first: the group's first path, earlier in the manifest. */
-  link?: Buffer;
+export interface RestoreRecord extends EntryRecord {
   /** A file of a hard-link group some later selected record names: to be remembered for linking. */
   grouped?: boolean;
   user?: string;

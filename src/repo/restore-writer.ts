@@ -19,7 +19,7 @@ import { toSeconds } from './objects.js';
 import { RestoredLinks } from './restore-links.js';
 import { beside, makeDirectoryAt, placeSymlink, replace, setDirectoryMetadata, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';
-import { writeFully } from './write-fully.js';
+import { SparseWriter } from './sparse-write.js';
 
 const COPY_CHUNK = 1 << 20;
 
@@ -31,6 +31,8 @@ interface FileInProgress {
   /** Null once closed. */
   fd: number | null;
   hash: Hash;
+  /** Leaves the content's zero blocks as holes. */
+  writer: SparseWriter;
   size: number;
   /** The earlier restored path it is copied from, for a file whose content came once already. */
   copiedFrom: Buffer | null;
@@ -104,7 +106,7 @@ export class RestoreWriter {
     const fd = atPath(destination, (path) =>
       openSync(beside(path, temporary), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600),
     );
-    return { record, destination, temporary, fd, hash: createHash('sha256'), size: 0, copiedFrom, holding };
+    return { record, destination, temporary, fd, hash: createHash('sha256'), writer: new SparseWriter(fd), size: 0, copiedFrom, holding };
   }
 
   /** The content of a path left out, kept in the top directory (its first entry, which closes last) if it arrives intact. */
@@ -121,7 +123,7 @@ export class RestoreWriter {
     if (file === null) return; // being left out
     try {
       file.hash.update(chunk);
-      writeFully(file.fd!, chunk);
+      file.writer.write(chunk, file.size);
       file.size += chunk.length;
     } catch (error) {
       this.abandon((error as Error).message);
@@ -145,6 +147,7 @@ export class RestoreWriter {
         throw new Error(`its content was to be copied from ${file.copiedFrom.toString()}, restored earlier, which no longer matches SHA-256 ${record.hash}; left out`);
       }
       verified = true;
+      file.writer.finish(file.size);
       if (file.holding) return this.abandon(null, true);
       const fd = file.fd!;
       // Owner before mode: chown clears the setuid and setgid bits.

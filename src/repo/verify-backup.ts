@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { atPath } from './deep-path.js';
 import { sha256OfFile } from './hash-file.js';
-import { ManifestReader } from './manifest.js';
+import { ManifestReader, type ManifestRecord } from './manifest.js';
 import type { RepositoryReader } from './reader.js';
 import { SourceComparison, type SourceSide } from './verify-source.js';
 import { SnapshotCheck } from './verify-snapshot.js';
@@ -35,28 +35,27 @@ export interface BackupVerifyOptions {
   excused: (path: Buffer) => boolean;
 }
 
-export class BackupVerification {
-  readonly checked: BackupChecked = { entries: 0, filesReread: 0, objectsReread: 0, bytesRead: 0 };
+/** The repository's part, run where the repository is: the snapshot's structure, then the objects this run stored. */
+export class RepositoryCheck {
+  readonly checked = { objectsReread: 0, bytesRead: 0 };
 
   constructor(
     private readonly reader: RepositoryReader,
     private readonly snapshot: string,
-    private readonly source: SourceSide,
-    private readonly options: BackupVerifyOptions,
+    /** The snapshot was published by this run: its `new` and `copied` files' objects are re-hashed. */
+    private readonly publishedNow: boolean,
   ) {}
 
-  async *differences(): AsyncGenerator<BackupDifference> {
+  *problems(): Generator<Problem> {
     const root = this.reader.root;
-    for (const problem of new SnapshotCheck(root, this.snapshot, join(root, '.lb', 'objects'), new Map()).problems()) yield { side: 'repository', problem };
-    if (this.options.publishedNow) {
-      try {
-        for (const problem of this.storedObjects()) yield { side: 'repository', problem };
-      } catch (error) {
-        // The structure check named the fault already; the objects after it are not re-hashed.
-        yield { side: 'repository', problem: { kind: 'manifest', snapshot: this.snapshot, detail: `objects not re-hashed past a manifest fault: ${(error as Error).message}` } };
-      }
+    yield* new SnapshotCheck(root, this.snapshot, join(root, '.lb', 'objects'), new Map()).problems();
+    if (!this.publishedNow) return;
+    try {
+      yield* this.storedObjects();
+    } catch (error) {
+      // The structure check named the fault already; the objects after it are not re-hashed.
+      yield { kind: 'manifest', snapshot: this.snapshot, detail: `objects not re-hashed past a manifest fault: ${(error as Error).message}` };
     }
-    yield* this.sourceDifferences();
   }
 
   /** Each file this run stored is a hard link to its object: reading the tree file reads the object. */
@@ -79,21 +78,59 @@ export class BackupVerification {
       }
     }
   }
+}
 
-  private async *sourceDifferences(): AsyncGenerator<BackupDifference> {
+/**
+ * The source's part, run where the source is, against the snapshot's records
+ * however they arrive; adds its counts to `checked`. A failure to go on (a
+ * manifest that does not read to its end, a source that cannot be walked any
+ * more) is one difference, unless `fatal` says it must stop the run instead.
+ */
+export async function* sourceSideDifferences(
+  records: AsyncIterator<ManifestRecord>,
+  source: SourceSide,
+  options: Pick<BackupVerifyOptions, 'wasRead' | 'excused'> & { fatal?: (error: unknown) => boolean },
+  checked: BackupChecked,
+): AsyncGenerator<BackupDifference> {
+  const comparison = new SourceComparison(records, source, options.wasRead, options.excused);
+  try {
+    for await (const { path, detail } of comparison.differences()) yield { side: 'source', path, detail };
+  } catch (error) {
+    if (options.fatal?.(error)) throw error;
+    yield { side: 'source', path: Buffer.alloc(0), detail: `the comparison with the source stopped: ${(error as Error).message}` };
+  } finally {
+    const c = comparison.checked;
+    checked.entries = c.entries;
+    checked.filesReread = c.filesReread;
+    checked.bytesRead += c.bytesReread;
+  }
+}
+
+/** Both parts, with the repository on this machine. */
+export class BackupVerification {
+  readonly checked: BackupChecked = { entries: 0, filesReread: 0, objectsReread: 0, bytesRead: 0 };
+
+  constructor(
+    private readonly reader: RepositoryReader,
+    private readonly snapshot: string,
+    private readonly source: SourceSide,
+    private readonly options: BackupVerifyOptions,
+  ) {}
+
+  async *differences(): AsyncGenerator<BackupDifference> {
+    const repository = new RepositoryCheck(this.reader, this.snapshot, this.options.publishedNow);
+    for (const problem of repository.problems()) yield { side: 'repository', problem };
+    this.checked.objectsReread = repository.checked.objectsReread;
+    this.checked.bytesRead = repository.checked.bytesRead;
+    yield* sourceSideDifferences(this.manifestRecords(), this.source, this.options, this.checked);
+  }
+
+  private async *manifestRecords(): AsyncGenerator<ManifestRecord> {
     const manifest = new ManifestReader(join(this.reader.snapshotDir(this.snapshot), 'manifest'));
-    const comparison = new SourceComparison(manifest, this.source, this.options.wasRead, this.options.excused);
     try {
-      for await (const { path, detail } of comparison.differences()) yield { side: 'source', path, detail };
-    } catch (error) {
-      // A manifest that does not read to its end (the structure check named it), a source that cannot be walked any more.
-      yield { side: 'source', path: Buffer.alloc(0), detail: `the comparison with the source stopped: ${(error as Error).message}` };
+      for (let record = manifest.next(); record !== null; record = manifest.next()) yield record;
     } finally {
       manifest.close();
-      const c = comparison.checked;
-      this.checked.entries = c.entries;
-      this.checked.filesReread = c.filesReread;
-      this.checked.bytesRead += c.bytesReread;
     }
   }
 }

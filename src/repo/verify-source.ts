@@ -3,10 +3,12 @@
 // stays flat. Every entry's metadata is compared (diff/source-match.ts); a file
 // the run read is read again and its hash compared with the record's. A
 // directory missing on either side is one difference, not one per entry beneath.
-// The source is reached through `SourceSide`, so this works on any walk.
+// The source is reached through `SourceSide` and the records through an async
+// iterator, so this works on any walk, and on records read here or streamed from
+// a remote repository.
 import { comparePaths, isInside } from '../diff/order.js';
 import { sourceDifferences, type EntryFacts } from '../diff/source-match.js';
-import { ManifestReader, type ManifestRecord } from './manifest.js';
+import type { ManifestRecord } from './manifest.js';
 
 export interface SourceEntry extends EntryFacts {
   /** Relative to the source root, raw bytes; '' is the root. */
@@ -51,7 +53,8 @@ export class SourceComparison {
   private entry: SourceEntry | null = null;
 
   constructor(
-    private readonly manifest: ManifestReader,
+    /** The snapshot's records in manifest order. */
+    private readonly records: AsyncIterator<ManifestRecord>,
     private readonly source: SourceSide,
     /** Called once per record in order: whether the run read that record's file. */
     private readonly wasRead: () => boolean,
@@ -60,11 +63,11 @@ export class SourceComparison {
   ) {}
 
   async *differences(): AsyncGenerator<Difference> {
-    this.nextRecord();
+    await this.nextRecord();
     await this.nextEntry();
     while (this.current !== null || this.entry !== null) {
       const order = this.current === null ? 1 : this.entry === null ? -1 : comparePaths(this.current.record.path, this.entry.path);
-      if (order < 0) yield this.notInSource(this.current!.record);
+      if (order < 0) yield await this.notInSource(this.current!.record);
       else if (order > 0) {
         const difference = await this.notInSnapshot(this.entry!);
         if (difference) yield difference;
@@ -72,9 +75,9 @@ export class SourceComparison {
     }
   }
 
-  private notInSource(record: ManifestRecord): Difference {
+  private async notInSource(record: ManifestRecord): Promise<Difference> {
     const why = this.source.leftOut(record.path);
-    const count = record.type === 'dir' ? this.skipRecordsInside(record.path) : (this.nextRecord(), 0);
+    const count = record.type === 'dir' ? await this.skipRecordsInside(record.path) : (await this.nextRecord(), 0);
     const detail = why === undefined ? 'in the snapshot, not in the source' : `in the snapshot; the source's cannot be examined now (${why})`;
     return { path: record.path, detail: detail + beneath(count, 'in the snapshot') };
   }
@@ -89,7 +92,7 @@ export class SourceComparison {
     const { record, read } = current;
     const differs = sourceDifferences(entry, record);
     if (entry.type !== record.type) {
-      const records = record.type === 'dir' ? this.skipRecordsInside(record.path) : (this.nextRecord(), 0);
+      const records = record.type === 'dir' ? await this.skipRecordsInside(record.path) : (await this.nextRecord(), 0);
       const entries = entry.type === 'dir' ? await this.skipEntriesInside(entry.path) : (await this.nextEntry(), 0);
       yield { path: record.path, detail: differs[0]! + beneath(records, 'in the snapshot') + beneath(entries, 'in the source') };
       return;
@@ -101,7 +104,7 @@ export class SourceComparison {
       if (found.error !== undefined) yield { path: record.path, detail: `cannot be read again: ${found.error}` };
       else if (found.hash !== record.hash) yield { path: record.path, detail: `content differs from the snapshot: it hashes to ${found.hash}, the snapshot holds ${record.hash}` };
     }
-    this.nextRecord();
+    await this.nextRecord();
     await this.nextEntry();
   }
 
@@ -115,12 +118,13 @@ export class SourceComparison {
     }
   }
 
-  private nextRecord(): void {
-    const record = this.manifest.next();
-    if (record === null) {
+  private async nextRecord(): Promise<void> {
+    const next = await this.records.next();
+    if (next.done) {
       this.current = null;
       return;
     }
+    const record = next.value;
     this.checked.entries++;
     this.current = { record, read: this.wasRead() };
   }
@@ -131,9 +135,9 @@ export class SourceComparison {
   }
 
   /** Moves past `dir`'s record and every record inside it; returns how many were inside. */
-  private skipRecordsInside(dir: Buffer): number {
+  private async skipRecordsInside(dir: Buffer): Promise<number> {
     let count = 0;
-    for (this.nextRecord(); this.current !== null && isInside(this.current.record.path, dir); this.nextRecord()) count++;
+    for (await this.nextRecord(); this.current !== null && isInside(this.current.record.path, dir); await this.nextRecord()) count++;
     return count;
   }
 

@@ -55,3 +55,27 @@ export class Accounts {
     return (name !== undefined ? this.groupTable.byName.get(name) : undefined) ?? gid;
   }
 }
+
+/** Name -> id pairs of /etc/passwd or /etc/group, the first id of each name, as Accounts maps names. */
+export function accountTable(path: string): [string, number][] {
+  return [...load(path).byName];
+}
+
+/** Another machine's names (its accountTable()), mapped as Accounts maps this machine's. */
+export class AccountTables {
+  private readonly users: Map<string, number>;
+  private readonly groups: Map<string, number>;
+
+  constructor(users: [string, number][], groups: [string, number][]) {
+    this.users = new Map(users);
+    this.groups = new Map(groups);
+  }
+
+  uidFor(uid: number, name: string | undefined): number {
+    return (name !== undefined ? this.users.get(name) : undefined) ?? uid;
+  }
+
+  gidFor(gid: number, name: string | undefined): number {
+    return (name !== undefined ? this.groups.get(name) : undefined) ?? gid;
+  }
+}

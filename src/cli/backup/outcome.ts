@@ -12,6 +12,8 @@ export interface Outcome {
   wire: { sent: number; received: number } | null;
   /** With --verify: the comparison of the snapshot with the source; null when there was no snapshot to compare. */
   verify?: VerifyReport | null;
+  /** A push with --verify: its SSH connection, left open for the comparison, which closes it. */
+  session?: SshSession;
 }
 
 export function wireOf(session: SshSession | null): Outcome['wire'] {

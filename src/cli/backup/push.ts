@@ -28,6 +28,7 @@ export async function push(
   readLog?: ReadLog,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
+  let kept: SshSession | null = null;
   let agent: AgentConnection;
   if (repository.kind === 'remote') {
     session = await interruption.orStop(openSession(repository.host, repository.user, ssh));
@@ -66,7 +67,9 @@ export async function push(
     const result = await sender.run();
     agent.output.end();
     await agent.exited;
-    return { result, stats: sender.stats, wire: wireOf(session) };
+    // --verify compares over the same connection (no second login, no second passphrase).
+    kept = readLog ? session : null;
+    return { result, stats: sender.stats, wire: wireOf(session), ...(kept ? { session: kept } : {}) };
   } catch (error) {
     if (interruption.signal) {
       // The agent was asked to stop and did not finish: once it is gone, its lock is gone too.
@@ -83,7 +86,7 @@ export async function push(
   } finally {
     forgetProgress?.();
     progress?.stop();
-    session?.close();
+    if (session !== kept) session?.close();
   }
 }
 

@@ -71,7 +71,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (source.kind === 'remote' && repository.kind === 'remote') {
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
-  if (opts.verify) refuseRemoteVerify(source, repository);
+  if (opts.verify) refuseRemoteVerify(source);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
   const out = new Output(opts);
@@ -132,8 +132,10 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   catalog?.close();
 
   const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes };
-  if (readLog) await verifyBackup(out, outcome, facts, { sourceRoot: localSource!, repositoryPath: localRepository!, numericIds: options.numericIds, readLog });
-  else printSummary(out, outcome, facts);
+  if (readLog) {
+    const remote = outcome.session && { session: outcome.session, ssh };
+    await verifyBackup(out, outcome, facts, { sourceRoot: localSource!, repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, readLog, remote });
+  } else printSummary(out, outcome, facts);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   return EXIT_FOR[runStatus(outcome)];
