@@ -223,7 +223,7 @@ describe('--json on failure', () => {
     expectJsonError(['--json', src], env, 2, /^missing required argument 'repository'; usage: /);
     expectJsonError([src, repo, '--json', '--frobnicate'], env, 2, /^unknown option '--frobnicate'/);
     expectJsonError(['--json', 'frobnicate', repo], env, 2, /^unknown command 'frobnicate'/);
-    expectJsonError(['list', repo, '--json'], env, 2, /is not an lb repository \(it has no \.lb\/format\)$/);
+    expectJsonError(['list', repo, '--json'], env, 2, /does not exist, so it is no lb repository$/);
     expectJsonError(['dedupe', join(work, 'nope'), '--json'], env, 2, /nope does not exist$/);
     expectJsonError([src, 'localhost:/repo', '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);
     expectJsonError(['localhost:/src', repo, '--json', '--ssh-p', '1'], env, 1, /^cannot connect to localhost port 1: connection refused$/);
