@@ -5,6 +5,7 @@
 // waits while lb re-reads a file (the channel's window is the backpressure) and
 // memory stays flat. Every message is validated (protocol/verify-backup.ts);
 // records must come in canonical order; text from the peer is printed harmless.
+import { sourceAsMappedThere } from '../../agent/source-now.js';
 import { comparePaths } from '../../diff/order.js';
 import { FrameWriter, ProtocolError } from '../../protocol/frames.js';
 import { MessageReader } from '../../protocol/message-reader.js';
@@ -16,7 +17,6 @@ import type { AgentConnection } from '../../transport/local.js';
 import { startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
 import { printable } from '../read-remote.js';
 import { refusedRemote } from './outcome.js';
-import { sourceAsMappedThere } from '../../agent/source-now.js';
 
 export interface RemoteVerifySetup {
   session: SshSession;

@@ -6,6 +6,7 @@
 // source's here or, pulled, on the remote (verify-pull.ts).
 import { lstatSync } from 'node:fs';
 import type { ReadLog } from '../../agent/read-log.js';
+import { sourceNow } from '../../agent/source-now.js';
 import { Repository } from '../../repo/repository.js';
 import { BackupVerification, type BackupChecked, type BackupDifference, type BackupVerifyOptions } from '../../repo/verify-backup.js';
 import { Accounts } from '../../scan/accounts.js';
@@ -15,7 +16,6 @@ import { formatBytes } from '../format.js';
 import { displayName, jsonName } from '../names.js';
 import type { Output } from '../output.js';
 import type { Outcome } from './outcome.js';
-import { sourceNow } from '../../agent/source-now.js';
 import { printSummary, type RunFacts } from './summary.js';
 import { PulledVerification, type PulledSource } from './verify-pull.js';
 import { RemoteVerification } from './verify-remote.js';
