@@ -277,16 +277,6 @@ describe('lb backup --verify', () => {
     expect(summary).toMatchObject({ status: 'incomplete', snapshot: null, verify: null });
     expect(stderr).toContain('  not verified: no snapshot was made\n');
   });
-
-  it('is refused in one line with a remote source, before anything is made', () => {
-    const work = tempDir();
-    const repo = join(work, 'repo');
-    const r = lb(['backup', 'backup@localhost:/photos', repo, '--verify', '--catalog', join(work, 'catalog')]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^lb: --verify needs the source on this machine \(comparing a remote source [^\n]*rsync -anic --delete backup@localhost:SOURCE\/ REPOSITORY\/latest\/tree\/\n$/);
-    expect(existsSync(repo)).toBe(false);
-    expect(existsSync(join(work, 'catalog'))).toBe(false);
-  });
 });
 
 describe('source-match (unit)', () => {

@@ -2,7 +2,7 @@
 // and planted in the remote's agent cache. Run by a pull as the source side, it answers
 // as a source would for a small honest tree, then makes the attack named in the JSON file
 // beside it; run by a push as the repository side, it asks the source for what it never
-// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order; asked to
+// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order; pulled with --verify, it lies in the comparison after an honest backup; asked to
 // feed a restore, it names paths outside the target and contents it never sent. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
@@ -22,7 +22,13 @@ export type ReadAttack = 'escape-line' | 'bad-exit';
 export type VerifyAttack = 'unsafe-record' | 'unordered-records';
 /** Attacks on lb restoring from a remote repository (test/remote-restore.test.ts). */
 export type RestoreAttack = 'restore-dot-dot' | 'restore-unwritten-reference' | 'restore-overlong';
-export type Attack = SourceAttack | RepositoryAttack | ReadAttack | VerifyAttack | RestoreAttack;
+/**
+ * Attacks on `lb backup --verify` pulling (test/backup-verify-remote.test.ts): after an honest backup, a difference whose path
+ * climbs out of the source, a difference before the agent said it was ready, more records compared than lb sent.
+ */
+export type PulledVerifyAttack = 'unsafe-difference' | 'unasked-difference' | 'overcounted';
+export type Attack = SourceAttack | RepositoryAttack | ReadAttack | VerifyAttack | RestoreAttack | PulledVerifyAttack;
+const PULLED_VERIFY_ATTACKS: readonly Attack[] = ['unsafe-difference', 'unasked-difference', 'overcounted'];
 
 /** What the test writes beside the planted agent. */
 export interface AttackPlan {
@@ -125,20 +131,44 @@ async function actAsSource(): Promise<void> {
 
   const decoder = new FrameDecoder();
   let attacked = false;
+  // Attacking the comparison after an honest backup: lb's messages after the backup's are not read.
+  let backupOver = false;
+  const afterBackup = PULLED_VERIFY_ATTACKS.includes(plan.attack);
   process.stdin.on('data', (chunk: Buffer) => {
     for (const frame of decoder.push(chunk)) {
-      if (frame.type !== FRAME_JSON) continue;
+      if (frame.type !== FRAME_JSON || backupOver) continue;
       const message = decodeAgentMessage(frame.message);
       if (message.t === 'want') {
         for (const index of message.hash) send({ t: 'hashed', index, facts: facts(contents.get(index)!) });
         for (const index of message.data) void sendFile(index, contents.get(index)!);
       } else if (message.t === 'settled' && message.upTo >= honest.length && !attacked) {
         attacked = true;
-        void attack();
+        if (afterBackup) send({ t: 'end', incomplete: false });
+        else void attack();
+      } else if (message.t === 'done' && afterBackup) {
+        backupOver = true;
+        attackComparison();
       }
     }
   });
   process.stdin.resume(); // readFirstFrame left it paused
+}
+
+/** The comparison a pulled --verify asks for, once the honest backup is over. */
+function attackComparison(): void {
+  switch (plan.attack) {
+    case 'unasked-difference':
+      send({ t: 'difference', p: 'album', detail: 'made up before lb asked' });
+      break;
+    case 'unsafe-difference':
+      send({ t: 'verify-ready' });
+      send({ t: 'difference', p: '../../../etc/passwd', detail: 'made up' });
+      break;
+    case 'overcounted':
+      send({ t: 'verify-ready' });
+      send({ t: 'verified', entries: 1000, filesReread: 0, bytesReread: 0 });
+      break;
+  }
 }
 
 /**

@@ -10,14 +10,17 @@
 // and exits; the source side, which holds no lock, exits at once.
 import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
+import { ReadLog } from './read-log.js';
 import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { readRepository } from './read.js';
 import { restoreFrom, restoreTo } from './restore.js';
 import { serve } from './serve.js';
 import { verifyBackupHere } from './verify-backup.js';
+import { verifyPulledSource } from './verify-pulled-source.js';
 
 const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
 /** Once its role has ended, the agent leaves within this long, whatever is still pending (a peer that stopped reading, say). */
@@ -56,8 +59,20 @@ async function runSource(): Promise<void> {
     remote: true,
     awaitAbort: false,
   };
-  await new Sender(process.stdin, process.stdout, setup).run();
-  exitSoon(0);
+  if (!request.verify) {
+    await new Sender(process.stdin, process.stdout, setup).run();
+    exitSoon(0);
+    return;
+  }
+  // The backup and the comparison each read lb through a stream of their own (the backup's reader ends
+  // its stream), stdin flowing into one then the other: a paused stdin would let the process end.
+  const replies = process.stdin.pipe(new PassThrough());
+  const readLog = new ReadLog();
+  await new Sender(replies, process.stdout, { ...setup, readLog }).run();
+  process.stdin.unpipe(replies);
+  const requests = process.stdin.pipe(new PassThrough());
+  await verifyPulledSource(requests, process.stdout, { sourceRoot: setup.sourceRoot, numericIds: request.options.numericIds, readLog });
+  process.exit(0); // every message is written: nothing to wait for
 }
 
 /** The real path when there is one; otherwise the path as given, for the sender's own check to report. */

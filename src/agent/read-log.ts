@@ -4,6 +4,7 @@
 // first backup reads. The snapshot's manifest lists every entry the source sent
 // except the files it could not read, in the same order, so the bits map onto
 // the manifest's records by counting (recordReads).
+import { isInside } from '../diff/order.js';
 
 export class ReadLog {
   private bits = new Uint8Array(4096);
@@ -31,6 +32,11 @@ export class ReadLog {
   /** The walk left this path (or what a directory holds) out as unreadable, and the run said so. */
   skipped(path: Buffer): void {
     this.excused.push(path);
+  }
+
+  /** The run already reported this path, or a directory holding it, missing from its snapshot. */
+  isExcused(path: Buffer): boolean {
+    return this.excused.some((left) => left.equals(path) || isInside(path, left));
   }
 
   private wasRead(index: number): boolean {

@@ -31,11 +31,11 @@ export async function verifyBackupHere(input: Readable, output: Writable, onPeer
   try {
     const reader = openRepository(request.repository);
     const snapshot = request.snapshot ?? reader.resolve('latest');
-    await send({ t: 'verifying', snapshot, owners: owners(), repository: repositoryIdentity(reader.root) });
+    await send({ t: 'verifying', snapshot, owners: repositorySideOwners(), repository: repositoryIdentity(reader.root) });
     const check = new RepositoryCheck(reader, snapshot, request.publishedNow);
     for (const problem of check.problems()) await send({ t: 'problem', problem });
     await send({ t: 'stored', ...check.checked });
-    await sendRecords(reader, snapshot, send);
+    await sendRecords(reader, snapshot, (records) => send({ t: 'records', records }));
   } catch (error) {
     if (writer.broken) throw error; // lb is gone: nobody to tell
     // A manifest that does not read to its end: lb says where its comparison stopped.
@@ -46,23 +46,24 @@ export async function verifyBackupHere(input: Readable, output: Writable, onPeer
   await new Promise<void>((resolve) => output.write(Buffer.alloc(0), () => resolve()));
 }
 
-async function sendRecords(reader: RepositoryReader, snapshot: string, send: (reply: VerifyBackupReply) => Promise<void>): Promise<void> {
+/** The snapshot's records in batches, each sent once the previous one is taken; a pulled source's comparison is fed the same way. */
+export async function sendRecords(reader: RepositoryReader, snapshot: string, send: (records: WireRecord[]) => Promise<void>): Promise<void> {
   let batch: WireRecord[] = [];
   let chars = 0;
   for (const record of reader.records(snapshot)) {
     batch.push(record);
     chars += record.path.length + (record.target?.length ?? 0) + (record.link?.length ?? 0);
     if (batch.length === RECORDS_PER_MESSAGE || chars >= BATCH_PATH_CHARS) {
-      await send({ t: 'records', records: batch });
+      await send(batch);
       batch = [];
       chars = 0;
     }
   }
-  if (batch.length > 0) await send({ t: 'records', records: batch });
+  if (batch.length > 0) await send(batch);
 }
 
 /** How the repository side of a backup, run as this process, gave snapshot files their owners. */
-function owners(): WireOwners {
+export function repositorySideOwners(): WireOwners {
   const asRoot = process.getuid!() === 0;
   const table = (path: string): [string, number][] => {
     const entries = asRoot ? accountTable(path) : [];

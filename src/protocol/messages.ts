@@ -265,6 +265,8 @@ export interface PullRequest {
   options: BackupOptions;
   /** --minutes, in milliseconds. */
   budgetMs?: number;
+  /** --verify: after the backup, the source side stays for the comparison (protocol/verify-source.ts). */
+  verify?: boolean;
 }
 
 export function decodePullRequest(raw: unknown): PullRequest {
@@ -281,6 +283,7 @@ export function decodePullRequest(raw: unknown): PullRequest {
     options: decodeOptions(m.options),
   };
   if (m.budgetMs !== undefined) request.budgetMs = int(m.budgetMs, 'time budget');
+  if (m.verify !== undefined) request.verify = bool(m.verify, 'verify option');
   return request;
 }
 

@@ -106,7 +106,7 @@ function encodeProblem(p: WireProblem): object {
   return wire;
 }
 
-function encodeRecord(r: WireRecord): object {
+export function encodeRecord(r: WireRecord): object {
   const wire: Record<string, unknown> = { w: r.how, k: r.type === 'file' ? 'f' : r.type === 'dir' ? 'd' : 'l', s: r.size, m: r.mtimeNs.toString(), mo: r.mode, u: r.uid, g: r.gid };
   putBytes(wire, 'p', r.path);
   if (r.type === 'file') wire.h = r.hash;
@@ -146,7 +146,7 @@ function accounts(v: unknown, what: string): [string, number][] {
   });
 }
 
-function decodeOwners(raw: unknown): WireOwners {
+export function decodeOwners(raw: unknown): WireOwners {
   const o = obj(raw, 'owner rule');
   const asRoot = bool(o.asRoot, 'owner rule');
   const owners: WireOwners = { asRoot, uid: int(o.uid, 'owner rule', ID_MAX), gid: int(o.gid, 'owner rule', ID_MAX), users: accounts(o.users, 'user table'), groups: accounts(o.groups, 'group table') };

@@ -4,6 +4,7 @@ import type { SenderStats } from '../../agent/sender.js';
 import type { RunResult } from '../../protocol/messages.js';
 import type { SshSession } from '../../transport/ssh.js';
 import type { VerifyReport } from './verify.js';
+import type { PulledSource } from './verify-pull.js';
 
 export interface Outcome {
   result: RunResult;
@@ -14,6 +15,8 @@ export interface Outcome {
   verify?: VerifyReport | null;
   /** A push with --verify: its SSH connection, left open for the comparison, which closes it. */
   session?: SshSession;
+  /** A pull with --verify: the source's agent, waiting for the comparison, which closes its connection. */
+  pulled?: PulledSource;
 }
 
 export function wireOf(session: SshSession | null): Outcome['wire'] {

@@ -10,6 +10,7 @@ import { openSession, startRemoteAgent, type SshOptions } from '../../transport/
 import { Interrupted, Interruption, exitedWithin } from '../interrupt.js';
 import { UsageError } from '../output.js';
 import { refusedRemote, wireOf, type Outcome } from './outcome.js';
+import type { PulledSource } from './verify-pull.js';
 
 /** The source is remote: its agent scans and sends; the repository side runs here. */
 export async function pull(
@@ -20,13 +21,16 @@ export async function pull(
   onEvent: (event: RunEvent) => void,
   budget: number | undefined,
   interruption: Interruption,
+  verify = false,
 ): Promise<Outcome> {
   const session = await interruption.orStop(openSession(source.host, source.user, ssh));
+  let kept: PulledSource | null = null;
   try {
     const agent = await interruption.orStop(startRemoteAgent(session, ssh, []));
     // What to send travels as the first message, validated there like every other (not on the remote's command line).
     const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
     if (budget !== undefined) request.budgetMs = budget;
+    if (verify) request.verify = true;
     const first = new FrameWriter(agent.output, false);
     first.post(request);
     first.flush();
@@ -55,6 +59,12 @@ export async function pull(
       if (outcome.failure === 'local') throw new Error(outcome.error!);
       throw new Error(refusedRemote(session, outcome.error!, 'no snapshot was made'));
     }
+    if (verify && outcome.result) {
+      // The agent stays for the comparison, over this connection; its messages from here on are read from its own stream.
+      agent.input.unpipe(input);
+      kept = { agent, session };
+      return { result: outcome.result, stats: null, wire: wireOf(session), pulled: kept };
+    }
     agent.output.end();
     const code = await agent.exited;
     if (!outcome.result) {
@@ -64,6 +74,6 @@ export async function pull(
     }
     return { result: outcome.result, stats: null, wire: wireOf(session) };
   } finally {
-    session.close();
+    if (!kept) session.close();
   }
 }

@@ -5,19 +5,18 @@
 // waits while lb re-reads a file (the channel's window is the backpressure) and
 // memory stays flat. Every message is validated (protocol/verify-backup.ts);
 // records must come in canonical order; text from the peer is printed harmless.
-import { bootId } from '../../agent/machine.js';
+import { sourceAsMappedThere } from '../../agent/source-now.js';
 import { comparePaths } from '../../diff/order.js';
-import { FRAME_JSON, FrameDecoder, FrameWriter, ProtocolError, type Frame } from '../../protocol/frames.js';
+import { FrameWriter, ProtocolError } from '../../protocol/frames.js';
+import { MessageReader } from '../../protocol/message-reader.js';
 import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { decodeVerifyBackupReply, type VerifyBackupReply, type WireProblem, type WireRecord } from '../../protocol/verify-backup.js';
 import { sourceSideDifferences, type BackupChecked, type BackupDifference, type BackupVerifyOptions } from '../../repo/verify-backup.js';
 import type { Problem } from '../../repo/verify.js';
-import { AccountTables } from '../../scan/accounts.js';
 import type { AgentConnection } from '../../transport/local.js';
 import { startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
 import { printable } from '../read-remote.js';
 import { refusedRemote } from './outcome.js';
-import { sourceNow } from './source-now.js';
 
 export interface RemoteVerifySetup {
   session: SshSession;
@@ -31,29 +30,7 @@ export interface RemoteVerifySetup {
   options: BackupVerifyOptions;
 }
 
-/** The agent's messages one at a time, each read from the channel only when asked for. */
-class Replies {
-  private readonly chunks: AsyncIterator<Buffer>;
-  private readonly decoder = new FrameDecoder();
-  private frames: Frame[] = [];
-
-  constructor(input: AsyncIterable<Buffer>) {
-    this.chunks = input[Symbol.asyncIterator]();
-  }
-
-  async next(): Promise<VerifyBackupReply> {
-    while (this.frames.length === 0) {
-      const chunk = await this.chunks.next();
-      if (chunk.done) throw new Error('the lb agent on the remote ended before the comparison did');
-      this.frames = this.decoder.push(chunk.value);
-    }
-    const frame = this.frames.shift()!;
-    if (frame.type !== FRAME_JSON) throw new ProtocolError('the agent sent file data');
-    return decodeVerifyBackupReply(frame.message);
-  }
-}
-
-function unexpected(reply: VerifyBackupReply): never {
+export function unexpected(reply: { t: string }): never {
   throw new ProtocolError(`the agent sent ${JSON.stringify(reply.t)} out of its order`);
 }
 
@@ -64,7 +41,7 @@ export class RemoteVerification {
   private constructor(
     private readonly setup: RemoteVerifySetup,
     private readonly agent: AgentConnection,
-    private readonly replies: Replies,
+    private readonly replies: MessageReader<VerifyBackupReply>,
     readonly snapshot: string,
     private readonly first: Extract<VerifyBackupReply, { t: 'verifying' }>,
   ) {}
@@ -76,7 +53,7 @@ export class RemoteVerification {
       const request = new FrameWriter(agent.output, false);
       request.post({ t: 'verify-backup', version: PROTOCOL_VERSION, repository: setup.repositoryPath, snapshot: setup.snapshot, publishedNow: setup.options.publishedNow });
       request.flush();
-      const replies = new Replies(agent.input);
+      const replies = new MessageReader(agent.input, decodeVerifyBackupReply, 'the lb agent on the remote ended before the comparison did');
       const first = await refusing(setup.session, () => replies.next());
       if (first.t === 'error') throw new Error(`the repository cannot be compared with the source: ${printable(first.message)}`);
       if (first.t !== 'verifying') unexpected(first);
@@ -115,14 +92,7 @@ export class RemoteVerification {
   }
 
   private source() {
-    const { owners, repository } = this.first;
-    const here = repository !== undefined && repository.boot === bootId();
-    return sourceNow({
-      sourceRoot: this.setup.sourceRoot,
-      isRepository: here ? (stat) => stat.dev === repository.dev && stat.ino === repository.ino : undefined,
-      ownerRule: { asRoot: owners.asRoot, numericIds: this.setup.numericIds, ownUid: owners.uid, ownGid: owners.gid },
-      ownerNames: new AccountTables(owners.users, owners.groups),
-    });
+    return sourceAsMappedThere(this.setup.sourceRoot, this.setup.numericIds, this.first.owners, this.first.repository);
   }
 
   private async *records(): AsyncGenerator<WireRecord> {
@@ -155,7 +125,7 @@ function refusal(session: SshSession, error: unknown): unknown {
   return error;
 }
 
-async function refusing<T>(session: SshSession, step: () => Promise<T>): Promise<T> {
+export async function refusing<T>(session: SshSession, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (error) {
@@ -163,7 +133,7 @@ async function refusing<T>(session: SshSession, step: () => Promise<T>): Promise
   }
 }
 
-async function* refusingEach<T>(session: SshSession, steps: AsyncGenerator<T>): AsyncGenerator<T> {
+export async function* refusingEach<T>(session: SshSession, steps: AsyncGenerator<T>): AsyncGenerator<T> {
   try {
     yield* steps;
   } catch (error) {

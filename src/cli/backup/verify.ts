@@ -1,23 +1,23 @@
 // `lb backup --verify`: after the run, the snapshot it published (or, when the
 // source was unchanged, `latest`) is compared with the source (repo/verify-backup.ts),
 // each difference printed on one line as it is found; any difference makes the
-// run a failure (exit status 6). The repository may be here or, pushed over SSH,
-// on the remote (verify-remote.ts); the source must be here for now.
+// run a failure (exit status 6). Each part runs where its side is: the
+// repository's here or, pushed over SSH, on the remote (verify-remote.ts); the
+// source's here or, pulled, on the remote (verify-pull.ts).
 import { lstatSync } from 'node:fs';
 import type { ReadLog } from '../../agent/read-log.js';
-import { isInside } from '../../diff/order.js';
+import { sourceNow } from '../../agent/source-now.js';
 import { Repository } from '../../repo/repository.js';
 import { BackupVerification, type BackupChecked, type BackupDifference, type BackupVerifyOptions } from '../../repo/verify-backup.js';
 import { Accounts } from '../../scan/accounts.js';
-import type { Location } from '../../transport/address.js';
 import type { SshOptions, SshSession } from '../../transport/ssh.js';
 import { problemJson, problemLine } from '../../read/verify.js';
 import { formatBytes } from '../format.js';
 import { displayName, jsonName } from '../names.js';
-import { UsageError, type Output } from '../output.js';
+import type { Output } from '../output.js';
 import type { Outcome } from './outcome.js';
-import { sourceNow } from './source-now.js';
 import { printSummary, type RunFacts } from './summary.js';
+import { PulledVerification, type PulledSource } from './verify-pull.js';
 import { RemoteVerification } from './verify-remote.js';
 
 /** --json lists this many differences; the count covers them all. */
@@ -31,24 +31,21 @@ export interface VerifyReport {
   differenceCount: number;
 }
 
-export interface VerifySetup {
-  sourceRoot: string;
+export type VerifySetup = {
   /** Here, or on the remote the push reached. */
   repositoryPath: string;
   numericIds: boolean;
-  readLog: ReadLog;
-  /** The push's SSH connection, left open for the comparison, which closes it; absent for a repository here. */
-  remote?: { session: SshSession; ssh: SshOptions };
-}
-
-/** Before anything runs: the source's part of the comparison runs here. */
-export function refuseRemoteVerify(source: Location): void {
-  if (source.kind !== 'remote') return;
-  throw new UsageError(
-    `--verify needs the source on this machine (comparing a remote source would need the agent to walk it again there, which this lb does not do yet); ` +
-      `back up without it, then compare with rsync -anic --delete ${source.user ? source.user + '@' : ''}${source.host}:SOURCE/ REPOSITORY/latest/tree/`,
-  );
-}
+} & (
+  | {
+      /** The source is here, and what this run read of it. */
+      sourceRoot: string;
+      readLog: ReadLog;
+      /** The push's SSH connection, left open for the comparison, which closes it; absent for a repository here. */
+      remote?: { session: SshSession; ssh: SshOptions };
+    }
+  /** A pull: the source's agent waits on the remote, with what the run read there. */
+  | { pulled: PulledSource }
+);
 
 /**
  * Prints the run's summary and the comparison in their order (the summary first
@@ -62,7 +59,7 @@ export async function verifyBackup(out: Output, outcome: Outcome, facts: RunFact
   try {
     report = await compare(out, outcome, setup);
   } finally {
-    setup.remote?.session.close();
+    ('pulled' in setup ? setup.pulled.session : setup.remote?.session)?.close();
   }
   outcome.verify = report;
   if (out.asJson) printSummary(out, outcome, facts);
@@ -82,16 +79,8 @@ async function compare(out: Output, outcome: Outcome, setup: VerifySetup): Promi
     out.line('  not verified: no snapshot was made');
     return null;
   }
-  const excused = setup.readLog.excused;
-  const options: BackupVerifyOptions = {
-    publishedNow: result.created,
-    wasRead: setup.readLog.recordReads(),
-    excused: (path) => excused.some((left) => left.equals(path) || isInside(path, left)),
-  };
   const snapshot = result.created ? result.snapshot : null;
-  const verification: Verification | null = setup.remote
-    ? await RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, snapshot, options })
-    : localVerification(setup, snapshot, options);
+  const verification = await start(setup, snapshot, result.created);
   if (verification === null) {
     out.line('  not verified: no snapshot was made');
     return null;
@@ -108,8 +97,22 @@ async function compare(out: Output, outcome: Outcome, setup: VerifySetup): Promi
   return report;
 }
 
+/** Where each part runs: the source's where the source and the run's read log are, the repository's where it is. */
+async function start(setup: VerifySetup, snapshot: string | null, publishedNow: boolean): Promise<Verification | null> {
+  if ('pulled' in setup) return PulledVerification.start(setup.pulled, setup.repositoryPath, snapshot, publishedNow);
+  const options: BackupVerifyOptions = {
+    publishedNow,
+    wasRead: setup.readLog.recordReads(),
+    excused: (path) => setup.readLog.isExcused(path),
+  };
+  if (setup.remote) {
+    return RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, snapshot, options });
+  }
+  return localVerification(setup, snapshot, options);
+}
+
 /** Both parts here; null when there is no snapshot to compare with. */
-function localVerification(setup: VerifySetup, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
+function localVerification(setup: { repositoryPath: string; sourceRoot: string; numericIds: boolean }, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
   const reader = Repository.open(setup.repositoryPath, 'read');
   const name = snapshot ?? reader.latest();
   if (name === null) return null;

@@ -16,7 +16,7 @@ import { pull } from '../backup/pull.js';
 import { push } from '../backup/push.js';
 import { showEvent } from '../backup/events.js';
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
-import { refuseRemoteVerify, verifyBackup } from '../backup/verify.js';
+import { verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
 import { Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
@@ -71,7 +71,6 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (source.kind === 'remote' && repository.kind === 'remote') {
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
-  if (opts.verify) refuseRemoteVerify(source);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
   const out = new Output(opts);
@@ -91,7 +90,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
 
   let outcome: Outcome;
   let catalog: Catalog | undefined;
-  const readLog = opts.verify ? new ReadLog() : undefined;
+  const readLog = opts.verify && source.kind === 'local' ? new ReadLog() : undefined;
   const interruption = Interruption.install();
   try {
     if (source.kind === 'local') {
@@ -106,7 +105,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
       }
     } else {
       options.quickCheck = true; // the remote scanner has no catalog of its own
-      outcome = await pull(source, localRepository!, options, ssh, onEvent, budget, interruption);
+      outcome = await pull(source, localRepository!, options, ssh, onEvent, budget, interruption, opts.verify);
     }
   } finally {
     interruption.uninstall();
@@ -132,9 +131,10 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   catalog?.close();
 
   const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes };
-  if (readLog) {
+  if (opts.verify) {
     const remote = outcome.session && { session: outcome.session, ssh };
-    await verifyBackup(out, outcome, facts, { sourceRoot: localSource!, repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, readLog, remote });
+    const source = outcome.pulled ? { pulled: outcome.pulled } : { sourceRoot: localSource!, readLog: readLog!, remote };
+    await verifyBackup(out, outcome, facts, { repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, ...source });
   } else printSummary(out, outcome, facts);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);

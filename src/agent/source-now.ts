@@ -2,15 +2,19 @@
 // (the repository left out when it lies inside, special files skipped), each
 // entry's owner mapped as the repository side mapped it: by that side's rule
 // and its names, which are this machine's when the repository is here and the
-// remote's when it is not (the agent sends them).
+// remote's when it is not (the agent sends them, or, pulling, lb sends its own
+// to the agent walking the source).
 import type { BigIntStats } from 'node:fs';
-import { parentPath } from '../../diff/order.js';
-import { ownerFor, type AccountLookup, type OwnerRule } from '../../diff/plan.js';
-import { sha256OfFile } from '../../repo/hash-file.js';
-import type { SourceEntry, SourceSide } from '../../repo/verify-source.js';
-import { Accounts } from '../../scan/accounts.js';
-import { LinkGroups } from '../../scan/link-groups.js';
-import { walk, type ScanEntry } from '../../scan/walk.js';
+import { parentPath } from '../diff/order.js';
+import { ownerFor, type AccountLookup, type OwnerRule } from '../diff/plan.js';
+import type { RepositoryIdentity } from '../protocol/messages.js';
+import type { WireOwners } from '../protocol/verify-backup.js';
+import { sha256OfFile } from '../repo/hash-file.js';
+import type { SourceEntry, SourceSide } from '../repo/verify-source.js';
+import { AccountTables, Accounts } from '../scan/accounts.js';
+import { LinkGroups } from '../scan/link-groups.js';
+import { walk, type ScanEntry } from '../scan/walk.js';
+import { bootId } from './machine.js';
 
 export interface SourceNowSetup {
   sourceRoot: string;
@@ -66,4 +70,19 @@ export function sourceNow(setup: SourceNowSetup): SourceSide {
       return undefined;
     },
   };
+}
+
+/**
+ * The source as the repository side on another machine, or in another process,
+ * would have stored it: its owner rule and account names as that side sent them,
+ * its directory left out when it lies on this machine.
+ */
+export function sourceAsMappedThere(sourceRoot: string, numericIds: boolean, owners: WireOwners, repository: RepositoryIdentity | undefined): SourceSide {
+  const here = repository !== undefined && repository.boot === bootId();
+  return sourceNow({
+    sourceRoot,
+    isRepository: here ? (stat) => stat.dev === repository.dev && stat.ino === repository.ino : undefined,
+    ownerRule: { asRoot: owners.asRoot, numericIds, ownUid: owners.uid, ownGid: owners.gid },
+    ownerNames: new AccountTables(owners.users, owners.groups),
+  });
 }
