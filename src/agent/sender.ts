@@ -4,7 +4,7 @@
 // request waits for a reply per file.
 import type { BigIntStats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { DATA_CHUNK, FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
+import { FrameDecoder, FrameWriter, FRAME_JSON, ProtocolError } from '../protocol/frames.js';
 import {
   PROTOCOL_VERSION,
   decodeAgentMessage,
@@ -17,34 +17,17 @@ import {
   type SourceMessage,
 } from '../protocol/messages.js';
 import { Accounts } from '../scan/accounts.js';
-import { FileChangedError, ListingChangedError, cacheable, readThrough, type HashCache, type ReadFacts } from '../scan/hash.js';
+import type { HashCache } from '../scan/hash.js';
 import { LinkGroups } from '../scan/link-groups.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import { ContentAnswers, type PendingFile } from './content-answers.js';
 import { bootId } from './machine.js';
 import type { ReadLog } from './read-log.js';
-import { SparseSender } from './sparse-send.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
 const WINDOW = 16384;
 const BATCH = 512;
-/**
- * A file hashed on request is usually asked for moments later when its content is
- * new; small files are kept in memory meanwhile, up to this much, so new content
- * is read and hashed once.
- */
-const RECENT_BYTES = 64 * 1024 * 1024;
-const RECENT_FILE = 4 * 1024 * 1024;
-/** Attempts at reading a file that keeps changing under us before reporting it. */
-const READ_ATTEMPTS = 3;
-/**
- * Under a time budget, a file is sent only if the measured rate says it ends in
- * time, except files this large: those are started anyway and, if cut off, the
- * next run resumes them (the repository side keeps what arrived). The rate is
- * trusted once this much was sent.
- */
-const RESUMABLE = 8 * 1024 * 1024;
-const RATE_SAMPLE = 1024 * 1024;
 /**
  * After a failure, how long to wait for the repository side to abort (it removes
  * its work in progress and releases the repository lock) before giving up on it.
@@ -91,20 +74,6 @@ export class AgentError extends Error {
   }
 }
 
-/** The time budget ran out in the middle of a transfer. */
-class TimeUpError extends Error {}
-
-interface PendingFile {
-  absolute: Buffer;
-  directoryInode: bigint;
-  /** As scanned, then as hashed: what the time budget estimates with, and what the repository side was told. */
-  size: number;
-  /** As scanned, and so as the entry says: the file read must still have them. */
-  mode: number;
-  uid: number;
-  gid: number;
-}
-
 export class Sender {
   readonly stats: SenderStats = {
     filesScanned: 0,
@@ -115,12 +84,9 @@ export class Sender {
     bytesSent: 0,
     scanDone: false,
   };
-  private readonly writer: FrameWriter;
+  readonly writer: FrameWriter;
   private readonly pending = new Map<number, PendingFile>();
   private readonly accounts = new Accounts();
-  /** Content of files just hashed, oldest first, for the data request that may follow. */
-  private readonly recent = new Map<number, { content: Buffer; facts: ReadFacts }>();
-  private recentBytes = 0;
   /** Requests waiting; data first, so hashing stays only just ahead of sending and its bytes are still in `recent`. */
   private readonly dataQueue: [number, PendingFile][] = [];
   private readonly hashQueue: [number, PendingFile][] = [];
@@ -135,15 +101,13 @@ export class Sender {
   private helloHeard = false;
   private readonly greeting = new Promise<void>((resolve) => (this.greeted = resolve));
   private repositoryRoot: RepositoryIdentity | undefined;
-  private readonly rootBytes: Buffer;
+  readonly rootBytes: Buffer;
+  private readonly answers: ContentAnswers;
   private deadline = Infinity;
   /** The budget stopped the walk before its end. */
   private stoppedEarly = false;
   /** Resume offers from the repository side, by entry index. */
   private readonly offers = new Map<number, { from: number; prefix: string }>();
-  /** Bytes sent and time spent sending them, for the budget's rate estimate. */
-  private sentBytes = 0;
-  private sendingMs = 0;
   /** Resolves on the first failure. */
   private readonly failed: Promise<void>;
   private signalFailure!: () => void;
@@ -151,10 +115,19 @@ export class Sender {
   constructor(
     private readonly input: Readable,
     output: Writable,
-    private readonly setup: SenderSetup,
+    readonly setup: SenderSetup,
   ) {
     this.writer = new FrameWriter(output, setup.remote ?? false);
     this.rootBytes = Buffer.from(setup.sourceRoot);
+    this.answers = new ContentAnswers({
+      setup,
+      stats: this.stats,
+      writer: this.writer,
+      rootBytes: this.rootBytes,
+      send: (message) => this.send(message),
+      timeUp: () => this.timeUp(),
+      deadline: () => this.deadline,
+    });
     this.failed = new Promise<void>((resolve) => (this.signalFailure = resolve));
   }
 
@@ -214,12 +187,6 @@ export class Sender {
 
   private timeUp(): boolean {
     return Date.now() >= this.deadline;
-  }
-
-  /** Would sending `size` bytes at the rate measured so far end within the budget? */
-  private endsInTime(size: number): boolean {
-    if (this.deadline === Infinity || this.sentBytes < RATE_SAMPLE) return !this.timeUp();
-    return Date.now() + (size * this.sendingMs) / this.sentBytes < this.deadline;
   }
 
   private fail(error: Error): void {
@@ -385,7 +352,9 @@ export class Sender {
         if (this.failure) return;
         const data = this.dataQueue.shift();
         if (data) {
-          await this.answerData(...data);
+          const offer = this.offers.get(data[0]);
+          this.offers.delete(data[0]);
+          await this.answers.answerData(...data, offer);
           continue;
         }
         const hash = this.hashQueue.shift();
@@ -394,7 +363,7 @@ export class Sender {
           await this.send({ t: 'deferred', index: hash[0] });
           continue;
         }
-        await this.answerHash(...hash);
+        await this.answers.answerHash(...hash);
         // Let the data requests that answer brings back in before hashing further ahead.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -408,163 +377,5 @@ export class Sender {
     const file = index >= this.settled ? this.pending.get(index) : undefined;
     if (!file) throw new ProtocolError(`the repository side asked for entry ${index}, which is not a pending file`);
     return file;
-  }
-
-  private remember(file: PendingFile, facts: ReadFacts, startedNs: bigint): void {
-    if (this.setup.cache && cacheable(facts.stat, startedNs)) this.setup.cache.remember(file.directoryInode, facts.stat, facts.hash);
-  }
-
-  /** Read a file, retrying while it changes under us; null (after reporting) when it cannot be read. */
-  private async readStable(index: number, file: PendingFile, attempt: () => Promise<ReadFacts>): Promise<ReadFacts | null> {
-    let last: Error | null = null;
-    for (let i = 0; i < READ_ATTEMPTS; i++) {
-      const startedNs = BigInt(Date.now()) * 1_000_000n;
-      let facts: ReadFacts;
-      try {
-        facts = await attempt();
-      } catch (error) {
-        last = error as Error;
-        // Neither is about the file: out of time, or the repository side is gone.
-        if (error instanceof TimeUpError || this.writer.broken) throw error;
-        if (!(error instanceof FileChangedError) || error instanceof ListingChangedError) break;
-        continue;
-      }
-      // Outside the read's try: whatever the cache does is never this file's read error.
-      this.remember(file, facts, startedNs);
-      return facts;
-    }
-    const reason =
-      last instanceof ListingChangedError
-        ? last.message
-        : last instanceof FileChangedError
-          ? `kept changing while being read`
-          : (last as NodeJS.ErrnoException | null)?.code === 'ENOENT'
-            ? 'vanished before it could be read'
-            : `cannot read: ${last?.message}`;
-    // Warned about once, by the repository side, which also puts it in the snapshot's log.
-    this.setup.readLog?.unreadable(index, file.absolute.subarray(this.rootBytes.length + 1));
-    await this.send({ t: 'unreadable', index, reason });
-    return null;
-  }
-
-  private countRead = (n: number) => {
-    this.stats.bytesRead += n;
-  };
-
-  private async answerHash(index: number, file: PendingFile): Promise<void> {
-    let content: Buffer | undefined;
-    const onBytes = (n: number) => {
-      this.countRead(n);
-      if (this.timeUp()) throw new TimeUpError();
-    };
-    let facts: ReadFacts | null;
-    try {
-      facts = await this.readStable(index, file, async () => {
-        const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE, listed: file });
-        content = read.content;
-        return read;
-      });
-    } catch (error) {
-      if (!(error instanceof TimeUpError)) throw error;
-      await this.send({ t: 'deferred', index });
-      return;
-    }
-    if (!facts) return;
-    this.setup.readLog?.read(index);
-    file.size = facts.size;
-    this.stats.filesHashed++;
-    if (content) this.keepRecent(index, content, facts);
-    await this.send({ t: 'hashed', index, facts });
-  }
-
-  private keepRecent(index: number, content: Buffer, facts: ReadFacts): void {
-    this.recent.set(index, { content, facts });
-    this.recentBytes += content.length;
-    for (const [old, kept] of this.recent) {
-      if (this.recentBytes <= RECENT_BYTES) break;
-      this.recent.delete(old);
-      this.recentBytes -= kept.content.length;
-    }
-  }
-
-  private async answerData(index: number, file: PendingFile): Promise<void> {
-    const kept = this.recent.get(index);
-    const offer = this.offers.get(index);
-    this.offers.delete(index);
-    const size = kept?.content.length ?? file.size;
-    if (!this.endsInTime(size) && (size < RESUMABLE || this.timeUp())) {
-      await this.send({ t: 'deferred', index });
-      return;
-    }
-    const started = Date.now();
-    const sentBefore = this.stats.bytesSent;
-    try {
-      if (kept) await this.sendKept(index, kept.content, kept.facts);
-      else await this.sendFromDisk(index, file, offer);
-    } catch (error) {
-      if (!(error instanceof TimeUpError)) throw error;
-      await this.send({ t: 'deferred', index });
-    } finally {
-      this.sentBytes += this.stats.bytesSent - sentBefore;
-      this.sendingMs += Date.now() - started;
-    }
-  }
-
-  /** The very bytes that were hashed: consistent with the facts already sent. */
-  private async sendKept(index: number, content: Buffer, facts: ReadFacts): Promise<void> {
-    this.recent.delete(index);
-    this.recentBytes -= content.length;
-    await this.send({ t: 'data-begin', index, from: 0 });
-    const out = this.sparseSender(0, content.length);
-    for (let offset = 0; offset < content.length; offset += DATA_CHUNK) await out.chunk(content.subarray(offset, offset + DATA_CHUNK));
-    await out.end();
-    this.stats.filesSent++;
-    await this.send({ t: 'data-end', index, facts });
-  }
-
-  /** File bytes as DATA frames (counted as sent), runs of zero blocks as `zeros` messages. */
-  private sparseSender(from: number, announced: number): SparseSender {
-    const data = async (bytes: Buffer) => {
-      await this.writer.sendData(bytes);
-      this.stats.bytesSent += bytes.length;
-    };
-    return new SparseSender({ data, zeros: (length) => this.send({ t: 'zeros', length }) }, from, announced);
-  }
-
-  /**
-   * Stream a file from disk. With a resume offer, the prefix the repository side
-   * holds is read and hashed here (not sent); only if its SHA-256 matches does
-   * the transfer start there. A mismatch (the partial was torn, or the file
-   * changed) counts as a changed read, and the retry sends everything.
-   */
-  private async sendFromDisk(index: number, file: PendingFile, offer: { from: number; prefix: string } | undefined): Promise<void> {
-    let resume = offer;
-    const facts = await this.readStable(index, file, async () => {
-      const attempt = resume;
-      resume = undefined;
-      if (!attempt) await this.send({ t: 'data-begin', index, from: 0 });
-      const out = this.sparseSender(attempt?.from ?? 0, file.size);
-      const read = await readThrough(file.absolute, {
-        listed: file,
-        onBytes: this.countRead,
-        onChunk: async (chunk) => {
-          if (this.timeUp()) throw new TimeUpError();
-          await out.chunk(chunk);
-        },
-        prefix: attempt && {
-          length: attempt.from,
-          reached: async (digest) => {
-            if (digest !== attempt.prefix) throw new FileChangedError('differs from the part of it already stored');
-            await this.send({ t: 'data-begin', index, from: attempt.from });
-          },
-        },
-      });
-      await out.end();
-      return read;
-    });
-    if (!facts) return;
-    this.setup.readLog?.read(index);
-    this.stats.filesSent++;
-    await this.send({ t: 'data-end', index, facts });
   }
 }
