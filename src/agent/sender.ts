@@ -1,5 +1,5 @@
 // The source side of a backup: walks the source and streams entries in batches,
-// and answers the repository side's requests for hashes and file data while the
+// and answers the repository side's requests for hashes and file data (content-answers.ts) while the
 // walk goes on. A window of unsettled entries bounds memory on both sides; no
 // request waits for a reply per file.
 import type { BigIntStats } from 'node:fs';
