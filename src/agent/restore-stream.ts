@@ -1,9 +1,9 @@
 // A restore across a wire, both ends, whichever machine each is on: the feed's items
 // sent as the restore stream's messages (protocol/restore-messages.ts), and the
-// stream's validated items handed to the writer. The writer is synchronous: its
-// side takes the next frame only once the last is written, so the pipe's (or SSH
-// channel's) backpressure is all the flow control needed; the feeding side waits
-// for each message to be taken.
+// stream's validated items handed to the writer, in the writer's own thread
+// (restore-thread.ts), which takes a bounded number of bytes ahead of what it has
+// written: past them the pipe's (or SSH channel's) backpressure is all the flow
+// control needed; the feeding side waits for each message to be taken.
 import type { FrameWriter } from '../protocol/frames.js';
 import { encodeStreamItem, type RestoreStreamItem } from '../protocol/restore-messages.js';
 import type { FeedItem } from '../repo/restore-feed.js';

@@ -4,8 +4,9 @@
 // agent writes). A peer's words are printed as read-remote.ts prints them (control
 // characters escaped), its messages validated (protocol/restore-messages.ts), and a
 // peer that breaks the protocol is refused in one line.
-import { ownersFromElsewhere, sendFeed, writeStreamItem } from '../agent/restore-stream.js';
 import { isWithin, repositoryIdentity } from '../agent/machine.js';
+import { sendFeed } from '../agent/restore-stream.js';
+import { WriterThread, type WriterOutcome } from '../agent/restore-thread.js';
 import { FRAME_JSON, FrameDecoder, FrameWriter, ProtocolError, type Frame } from '../protocol/frames.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import {
@@ -20,9 +21,8 @@ import { checkTarget } from '../read/restore-target.js';
 import type { RepositoryReader } from '../repo/reader.js';
 import { restoreFeed } from '../repo/restore-feed.js';
 import type { RestoreRecord, RestoreTally } from '../repo/restore-record.js';
-import { RestoreWriter } from '../repo/restore-writer.js';
 import type { Location } from '../transport/address.js';
-import type { AgentConnection } from '../transport/local.js';
+import { agentBundlePath, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { refusedRemote, wireOf } from './backup/outcome.js';
 import { UsageError } from './output.js';
@@ -69,11 +69,40 @@ async function withAgent<T>(where: Remote, ssh: SshOptions, work: (agent: AgentC
   }
 }
 
-/** The agent's frames, one at a time; RemoteEnded when its output ends first. */
-async function* framesOf(input: AsyncIterable<Buffer>): AsyncGenerator<Frame> {
+/** The agent's frames, one at a time (`rest`: bytes taken already); RemoteEnded when its output ends first. */
+async function* framesOf(input: AsyncIterable<Buffer>, rest?: Buffer): AsyncGenerator<Frame> {
   const decoder = new FrameDecoder();
+  if (rest) yield* decoder.push(rest);
   for await (const chunk of input) yield* decoder.push(chunk);
   throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
+}
+
+/** The agent's first frame, and the bytes that came after it, for the writer's thread to deframe. */
+async function firstFrame(input: AsyncIterator<Buffer>): Promise<{ frame: Frame; rest: Buffer }> {
+  let received = Buffer.alloc(0);
+  for (;;) {
+    if (received.length >= 4) {
+      const end = 4 + received.readUInt32BE(0);
+      // A fresh decoder given the length first refuses a frame beyond the limit before it is gathered.
+      const decoder = new FrameDecoder();
+      const frames = decoder.push(received.subarray(0, Math.min(end, received.length)));
+      if (frames.length > 0) return { frame: frames[0]!, rest: received.subarray(end) };
+    }
+    const next = await input.next();
+    if (next.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
+    received = Buffer.concat([received, next.value]);
+  }
+}
+
+/** The tally of a stream that reached its end; otherwise what ended it, thrown as the main thread would have. */
+function thrownUnlessEnded(outcome: WriterOutcome): RestoreTally {
+  if (outcome.ended) return outcome.tally;
+  const failure = outcome.failure;
+  if (failure === undefined) throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
+  if (failure.kind === 'protocol') throw new ProtocolError(failure.message);
+  if (failure.kind === 'said-usage') throw new UsageError(printable(failure.message));
+  if (failure.kind === 'said') throw new Error(printable(failure.message));
+  throw new Error(failure.message);
 }
 
 /** A reply the agent may send at this point, or what it says went wrong, thrown. */
@@ -91,31 +120,27 @@ export function restoreFromRemote(where: Remote, snapshotWord: string | undefine
     const request = new FrameWriter(agent.output, false);
     request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
     request.flush();
-    const frames = framesOf(agent.input);
-    const first = await frames.next();
-    if (first.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
-    const begin = reply(first.value, ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
+    const input = agent.input[Symbol.asyncIterator]();
+    const { frame: first, rest } = await firstFrame(input);
+    const begin = reply(first, ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
     const identity = begin.repository;
     // On the repository's own machine (the same boot), a target inside it is refused as locally.
     const path = checkTarget(target.path, target.label, target.overwrite, (real) => identity !== undefined && isWithin(identity, real), `${where.host}:${where.path}`);
-    const stream = new RestoreStream(sink.listed !== undefined);
-    // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
-    const writer = sink.listed ? null : new RestoreWriter(path, ownersFromElsewhere(numericIds), (at, text) => sink.problem(at, printable(text)));
-    let tally = emptyTally();
-    let ended = false;
-    try {
-      for await (const frame of frames) {
+    const remaining = { [Symbol.asyncIterator]: () => input };
+    if (sink.listed) {
+      const stream = new RestoreStream(true);
+      for await (const frame of framesOf(remaining, rest)) {
         // A reply is never taken for a stream message: an `error` ends the run, anything else is out of place.
         if (frame.type === FRAME_JSON && decodeRestoreReply(frame.message) !== null) reply(frame, []);
         const item: RestoreStreamItem = stream.decode(frame);
-        ended = writer === null ? item.kind === 'end' : writeStreamItem(writer, item);
-        if (ended) break;
-        if (writer === null && item.kind === 'entry') sink.listed!(begin.snapshot, item.record);
+        if (item.kind === 'end') break;
+        if (item.kind === 'entry') sink.listed(begin.snapshot, item.record);
       }
-    } finally {
-      // Also when the run broke off: directories get their metadata, held contents and temporaries go.
-      if (writer !== null) tally = writer.finish(!ended);
+      return { snapshot: begin.snapshot, tally: emptyTally(), wire: wireOf(session) };
     }
+    // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
+    const writer = new WriterThread(agentBundlePath(), { target: path, numericIds, replies: true }, (at, text) => sink.problem(at, printable(text)));
+    const tally = thrownUnlessEnded(await writer.take(remaining, rest));
     return { snapshot: begin.snapshot, tally, wire: wireOf(session) };
   });
 }
