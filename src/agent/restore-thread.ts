@@ -7,8 +7,10 @@
 // and a remote agent run the same code. A bounded number of bytes is in flight
 // between the two: past it the taking side stops reading, and the wire's own
 // backpressure (the SSH window, the pipe) slows the feed.
+import type { Readable } from 'node:stream';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
-import { FRAME_JSON, FrameDecoder, ProtocolError, type Frame } from '../protocol/frames.js';
+import { FramePieces } from '../protocol/frame-pieces.js';
+import { FRAME_JSON, ProtocolError, type Frame } from '../protocol/frames.js';
 import { RestoreStream, decodeRestoreReply } from '../protocol/restore-messages.js';
 import type { RestoreTally } from '../repo/restore-record.js';
 import { RestoreWriter } from '../repo/restore-writer.js';
@@ -45,9 +47,8 @@ export class WriterThread {
   private batched = 0;
   private flushScheduled = false;
   private inFlight = 0;
-  /** Resolves the wait for room in flight, and the wait for the next chunk (once the writer is done). */
-  private wakeFeeder: (() => void) | null = null;
-  private wakeReader: (() => void) | null = null;
+  /** Lets the input flow again, once the writer has caught up. */
+  private resume: (() => void) | null = null;
   private over = false;
   /** Settles once the writer is done: the stream's end, a failure, or the input's end. */
   readonly outcome: Promise<WriterOutcome>;
@@ -77,38 +78,45 @@ export class WriterThread {
     this.outcome.catch(() => {}); // a caller that stopped feeding early still awaits it
   }
 
-  /** Takes every chunk of `input` (the stream after the feeding side's first answer, `first` its first bytes) until the writer is done. */
-  async take(input: AsyncIterable<Buffer>, first?: Buffer): Promise<WriterOutcome> {
-    if (first && first.length > 0) await this.feed(first);
-    const chunks = input[Symbol.asyncIterator]();
-    try {
-      while (!this.over) {
-        const next = await this.nextOrDone(chunks);
-        if (next === null) break;
-        if (next.done) {
-          this.inputEnded();
-          break;
-        }
-        await this.feed(next.value);
-      }
-    } catch (error) {
-      // The input broke (the connection was lost, say): the writer still sets directory metadata and removes its temporaries.
-      this.inputEnded();
-      await this.outcome.catch(() => {});
-      throw error;
-    }
-    return this.outcome;
-  }
-
   /**
-   * The next chunk, or null once the writer is done (the feeding side may keep its end open, waiting for the tally).
-   * Not Promise.race with the outcome: each race would stay attached to it, holding its chunk, until the end.
+   * Takes `input` (the stream after the feeding side's first answer, unread) until the writer is done; the
+   * feeding side may keep its end open after the stream's end, waiting for the tally. Chunks are taken as
+   * they come ('data'), not read() from the stream's buffer, which joins what it holds into a new buffer.
    */
-  private nextOrDone(chunks: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer> | null> {
-    return new Promise((resolve, reject) => {
-      this.wakeReader = () => resolve(null);
-      chunks.next().then(resolve, reject);
-    });
+  take(input: Readable): Promise<WriterOutcome> {
+    let broken: Error | null = null;
+    const onData = (chunk: Buffer) => {
+      this.feed(chunk);
+      if (this.inFlight > IN_FLIGHT) input.pause();
+    };
+    const onEnd = () => this.inputEnded();
+    // The input broke (the connection was lost, say): the writer still sets directory metadata and removes its temporaries.
+    const onError = (error: Error) => {
+      broken = error;
+      this.inputEnded();
+    };
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    this.resume = () => input.resume();
+    input.resume();
+    const stop = () => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+    };
+    return this.outcome.then(
+      (outcome) => {
+        stop();
+        if (broken) throw broken;
+        return outcome;
+      },
+      (error: unknown) => {
+        stop();
+        throw broken ?? error;
+      },
+    );
   }
 
   private inputEnded(): void {
@@ -116,7 +124,7 @@ export class WriterThread {
     this.worker.postMessage({ t: 'input-ended' } satisfies ToWriter);
   }
 
-  private async feed(chunk: Buffer): Promise<void> {
+  private feed(chunk: Buffer): void {
     for (let at = 0; at < chunk.length; ) {
       const n = chunk.copy(this.batch, this.batched, at);
       this.batched += n;
@@ -130,7 +138,6 @@ export class WriterThread {
         this.flush();
       });
     }
-    while (this.inFlight > IN_FLIGHT && !this.over) await new Promise<void>((resolve) => (this.wakeFeeder = resolve));
   }
 
   private flush(): void {
@@ -146,13 +153,11 @@ export class WriterThread {
 
   private taken(bytes: number): void {
     this.inFlight -= bytes;
-    if (this.inFlight <= IN_FLIGHT) this.wakeFeeder?.();
+    if (this.inFlight <= IN_FLIGHT && !this.over) this.resume?.();
   }
 
   private finished(): void {
     this.over = true;
-    this.wakeFeeder?.();
-    this.wakeReader?.();
   }
 }
 
@@ -165,7 +170,7 @@ export function serveWriterThread(): boolean {
   // A copy of its own: the writer's path may be a view on a larger buffer, all of which would be cloned.
   const writer = new RestoreWriter(setup.target, ownersFromElsewhere(setup.numericIds), (path, text) => post({ t: 'problem', path: new Uint8Array(path), text }));
   const stream = new RestoreStream();
-  const decoder = new FrameDecoder();
+  const decoder = new FramePieces();
   let over = false;
   const end = (outcome: WriterOutcome) => {
     over = true;

@@ -79,7 +79,7 @@ export async function restoreTo(input: Readable, output: Writable): Promise<void
   const writer = new WriterThread(resolve(process.argv[1]!), { target, numericIds: request.numericIds, replies: false }, (path, text) =>
     frames.post(encodeRestoreReply({ t: 'problem', path, text })),
   );
-  const outcome = await writer.take(input as AsyncIterable<Buffer>);
+  const outcome = await writer.take(input);
   if (outcome.ended) return finish(frames, output, { t: 'done', tally: outcome.tally });
   const why = outcome.failure?.message ?? 'lb ended the restore before its end';
   if (frames.broken) throw new Error(why); // lb is gone: nobody to tell

@@ -4,6 +4,7 @@
 // agent writes). A peer's words are printed as read-remote.ts prints them (control
 // characters escaped), its messages validated (protocol/restore-messages.ts), and a
 // peer that breaks the protocol is refused in one line.
+import type { Readable } from 'node:stream';
 import { isWithin, repositoryIdentity } from '../agent/machine.js';
 import { sendFeed } from '../agent/restore-stream.js';
 import { WriterThread, type WriterOutcome } from '../agent/restore-thread.js';
@@ -69,29 +70,50 @@ async function withAgent<T>(where: Remote, ssh: SshOptions, work: (agent: AgentC
   }
 }
 
-/** The agent's frames, one at a time (`rest`: bytes taken already); RemoteEnded when its output ends first. */
-async function* framesOf(input: AsyncIterable<Buffer>, rest?: Buffer): AsyncGenerator<Frame> {
+/** The agent's frames, one at a time; RemoteEnded when its output ends first. */
+async function* framesOf(input: AsyncIterable<Buffer>): AsyncGenerator<Frame> {
   const decoder = new FrameDecoder();
-  if (rest) yield* decoder.push(rest);
   for await (const chunk of input) yield* decoder.push(chunk);
   throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
 }
 
-/** The agent's first frame, and the bytes that came after it, for the writer's thread to deframe. */
-async function firstFrame(input: AsyncIterator<Buffer>): Promise<{ frame: Frame; rest: Buffer }> {
-  let received = Buffer.alloc(0);
-  for (;;) {
-    if (received.length >= 4) {
+/**
+ * The agent's first frame, the bytes after it left in `input` (paused) for the writer's thread to deframe.
+ * (readFirstFrame refuses a second frame sent before an answer: here the stream follows at once.)
+ */
+function firstFrame(input: Readable): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    const finish = (error: Error | null, frame?: Frame, rest?: Buffer) => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+      // Once this listener is off and the stream paused: on a flowing stream, unshift hands the bytes straight back to it.
+      if (rest && rest.length > 0) input.unshift(rest);
+      if (error) reject(error);
+      else resolve(frame!);
+    };
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < 4) return;
       const end = 4 + received.readUInt32BE(0);
-      // A fresh decoder given the length first refuses a frame beyond the limit before it is gathered.
-      const decoder = new FrameDecoder();
-      const frames = decoder.push(received.subarray(0, Math.min(end, received.length)));
-      if (frames.length > 0) return { frame: frames[0]!, rest: received.subarray(end) };
-    }
-    const next = await input.next();
-    if (next.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
-    received = Buffer.concat([received, next.value]);
-  }
+      let frames: Frame[];
+      try {
+        // Given the length first, a fresh decoder refuses a frame beyond the limit before it is gathered.
+        frames = new FrameDecoder().push(received.subarray(0, Math.min(end, received.length)));
+      } catch (error) {
+        return finish(error as Error);
+      }
+      if (frames.length > 0) finish(null, frames[0], received.subarray(end));
+    };
+    const onEnd = () => finish(new RemoteEnded('the lb agent on the remote ended before it began'));
+    const onError = (error: Error) => finish(error);
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    input.resume();
+  });
 }
 
 /** The tally of a stream that reached its end; otherwise what ended it, thrown as the main thread would have. */
@@ -120,16 +142,13 @@ export function restoreFromRemote(where: Remote, snapshotWord: string | undefine
     const request = new FrameWriter(agent.output, false);
     request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
     request.flush();
-    const input = agent.input[Symbol.asyncIterator]();
-    const { frame: first, rest } = await firstFrame(input);
-    const begin = reply(first, ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
+    const begin = reply(await firstFrame(agent.input), ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
     const identity = begin.repository;
     // On the repository's own machine (the same boot), a target inside it is refused as locally.
     const path = checkTarget(target.path, target.label, target.overwrite, (real) => identity !== undefined && isWithin(identity, real), `${where.host}:${where.path}`);
-    const remaining = { [Symbol.asyncIterator]: () => input };
     if (sink.listed) {
       const stream = new RestoreStream(true);
-      for await (const frame of framesOf(remaining, rest)) {
+      for await (const frame of framesOf(agent.input)) {
         // A reply is never taken for a stream message: an `error` ends the run, anything else is out of place.
         if (frame.type === FRAME_JSON && decodeRestoreReply(frame.message) !== null) reply(frame, []);
         const item: RestoreStreamItem = stream.decode(frame);
@@ -140,7 +159,7 @@ export function restoreFromRemote(where: Remote, snapshotWord: string | undefine
     }
     // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
     const writer = new WriterThread(agentBundlePath(), { target: path, numericIds, replies: true }, (at, text) => sink.problem(at, printable(text)));
-    const tally = thrownUnlessEnded(await writer.take(remaining, rest));
+    const tally = thrownUnlessEnded(await writer.take(agent.input));
     return { snapshot: begin.snapshot, tally, wire: wireOf(session) };
   });
 }
