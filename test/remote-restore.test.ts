@@ -337,6 +337,7 @@ describe('a tampered agent feeding a restore', () => {
     ['restore-dot-dot', /\(peer sent an unsafe path "(\.\.\/)+[^"]+\/planted"\)/],
     ['restore-unwritten-reference', /\(peer referred to "never-written", where no content of [0-9a-f]{64} was written\)/],
     ['restore-overlong', /\(peer sent more data than the file it announced\)/],
+    ['restore-zero-overrun', /\(peer sent a zero run beyond the file it announced\)/],
   ];
   for (const [attack, message] of cases) {
     it(`refuses a feed that ${attack.slice('restore-'.length).replace(/-/g, ' ')}s: one line, exit 1, nothing written outside the target`, () => {

@@ -10,6 +10,7 @@ import type { FeedItem } from '../repo/restore-feed.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord } from '../repo/restore-record.js';
 import type { RestoreWriter } from '../repo/restore-writer.js';
 import { Accounts } from '../scan/accounts.js';
+import { SparseSender } from './sparse-send.js';
 
 /** A record with its owners' names on this machine: the writer's machine maps them to its own ids. */
 function named(record: RestoreRecord, accounts: Accounts): RestoreRecord {
@@ -25,15 +26,19 @@ export async function sendFeed(items: Iterable<FeedItem>, frames: FrameWriter): 
     else if (item.kind === 'same') await frames.send(encodeStreamItem({ kind: 'same', record, earlier: item.earlier }));
     else {
       frames.post(encodeStreamItem({ kind: 'file', record }));
-      const problem = await sendContent(item.content, frames);
+      const problem = await sendContent(item.content, record.size, frames);
       await frames.send(encodeStreamItem({ kind: 'file-end', problem }));
     }
   }
   await frames.send(encodeStreamItem({ kind: 'end' }));
 }
 
-/** A file's content as DATA frames; what stopped the reading, if anything did (a failed write is thrown). */
-async function sendContent(content: Iterable<Buffer>, frames: FrameWriter): Promise<FeedProblem | undefined> {
+/**
+ * A file's content as DATA frames, its runs of whole zero blocks as `zeros` messages (a sparse disk image
+ * crosses at the size of its data); what stopped the reading, if anything did (a failed write is thrown).
+ */
+async function sendContent(content: Iterable<Buffer>, size: number, frames: FrameWriter): Promise<FeedProblem | undefined> {
+  const sender = new SparseSender({ data: (bytes) => frames.sendData(bytes), zeros: (length) => frames.send(encodeStreamItem({ kind: 'zeros', length })) }, 0, size);
   const chunks = content[Symbol.iterator]();
   for (;;) {
     let next: IteratorResult<Buffer>;
@@ -42,8 +47,11 @@ async function sendContent(content: Iterable<Buffer>, frames: FrameWriter): Prom
     } catch (error) {
       return { text: (error as Error).message, damaged: error instanceof DamagedContent };
     }
-    if (next.done) return undefined;
-    await frames.sendData(next.value);
+    if (next.done) {
+      await sender.end();
+      return undefined;
+    }
+    await sender.chunk(next.value);
   }
 }
 
@@ -58,6 +66,9 @@ export function writeStreamItem(writer: RestoreWriter, item: RestoreStreamItem):
       break;
     case 'data':
       writer.fileData(item.chunk);
+      break;
+    case 'zeros':
+      writer.fileZeros(item.length);
       break;
     case 'file-end':
       writer.fileEnd(item.problem);

@@ -19,7 +19,7 @@ import { toSeconds } from './objects.js';
 import { RestoredLinks } from './restore-links.js';
 import { beside, makeDirectoryAt, placeSymlink, replace, setDirectoryMetadata, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';
-import { SparseWriter } from './sparse-write.js';
+import { SparseWriter, hashZeros } from './sparse-write.js';
 
 const COPY_CHUNK = 1 << 20;
 
@@ -128,6 +128,14 @@ export class RestoreWriter {
     } catch (error) {
       this.abandon((error as Error).message);
     }
+  }
+
+  /** `length` zeros of the content, sent as their count: hashed, and left as a hole. */
+  fileZeros(length: number): void {
+    const file = this.current;
+    if (file === null) return; // being left out
+    hashZeros(file.hash, length);
+    file.size += length;
   }
 
   /** The content is complete, or (`fed`) the feed could not give all of it. */
