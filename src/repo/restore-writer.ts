@@ -9,8 +9,9 @@
 // is set once a directory's subtree is complete, deepest first. Paths beyond
 // PATH_MAX go through atPath.
 //
-// Synchronous throughout: fed over a pipe, it reads the next message only once the
-// last one is written, so the pipe's backpressure is all the flow control needed.
+// Synchronous throughout: fed over a wire, it runs in a thread of its own
+// (agent/restore-thread.ts), which is handed a bounded number of bytes ahead of
+// what it has written; past them the wire's backpressure is all the flow control.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readSync, renameSync } from 'node:fs';
 import { isInside } from '../diff/order.js';
