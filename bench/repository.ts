@@ -3,14 +3,15 @@
 //   - `lb restore` of the newest snapshot against `cp -a` and `rsync -aH` of its
 //     tree (each followed by `sync`: all then hold durable data), alternating rounds;
 //   - `lb restore` from a repository over SSH (root@127.0.0.1, a real sshd started
-//     here as bench/remote.ts does) against `rsync -aH -e ssh` of its tree, to local disk;
+//     here as bench/remote.ts does) against `rsync -aH -e ssh` of its tree, to local
+//     disk, and the other way, to a target over SSH; with each side's CPU time;
 //   - `lb verify --read-data` against `sha256sum` of the same objects, cold cache,
 //     with the bytes each read from disk;
 //   - `lb list` and `lb du` on a repository of 100 snapshots: time and peak memory.
 //
 //   npm run bench:repository -- [--files 10000] [--bytes 5e8] [--dirs 100] [--rounds 3] [--snapshots 100] [--dir /tmp] [--keep]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startSshd } from '../test/sshd.js';
@@ -30,6 +31,30 @@ async function measured(command: string, args: string[]): Promise<Measured> {
   // The inner time prints the blocks read (512 bytes each) as the last line of the command's stderr.
   const blocks = Number(r.stderr.trim().split('\n').at(-1));
   return { seconds: r.seconds, maxRssKb: r.maxRssKb, readBytes: blocks * 512 };
+}
+
+interface Cpu {
+  seconds: number;
+  /** User+sys seconds of the command and its children (ssh for rsync). */
+  local: number;
+  /** User+sys seconds of sshd's children meanwhile (the session, rsync's server) and of lb's agent. */
+  remote: number;
+}
+
+/** Children's CPU seconds of a process, as far as they have been waited for. */
+function childrenCpu(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime, in clock ticks
+}
+
+async function cpuTimed(command: string, args: string[], env: NodeJS.ProcessEnv, sshdPid: number, agentCpu: string): Promise<Cpu> {
+  const before = childrenCpu(sshdPid);
+  const r = await timed('/usr/bin/time', ['-f', '%U %S', command, ...args], env);
+  spawnSync('sleep', ['0.5']); // sshd waits for its session, and time(1) for lb's agent, once the connection has closed
+  const sum = (line: string) => line.split(' ').reduce((total, n) => total + Number(n), 0);
+  const agent = existsSync(agentCpu) ? readFileSync(agentCpu, 'utf8').trim().split('\n').reduce((total, line) => total + sum(line), 0) : 0;
+  rmSync(agentCpu, { force: true });
+  return { seconds: r.seconds, local: sum(r.stderr.trim().split('\n').at(-1)!), remote: childrenCpu(sshdPid) - before + agent };
 }
 
 function syncSeconds(): number {
@@ -81,36 +106,48 @@ try {
   for (const [tool, seconds] of Object.entries(restore)) console.log(`  ${tool.padEnd(6)}${seconds.toFixed(2).padStart(8)} s`);
   console.log(`  lb/cp -a: ${ratio(restore.lb, restore.cp)}; lb/rsync -aH: ${ratio(restore.lb, restore.rsync)}`);
 
-  // ---- restore over SSH ----
+  // ---- restore over SSH, both ways ----
   const sshd = await startSshd();
-  const remoteRestores: Record<'lb' | 'rsync', number[]> = { lb: [], rsync: [] };
+  type Direction = 'from' | 'to';
+  const remoteRuns: Record<`${Direction} ${'lb' | 'rsync'}`, Cpu[]> = { 'from lb': [], 'from rsync': [], 'to lb': [], 'to rsync': [] };
   try {
     const ssh = join(sshd.home, '.ssh');
     const sshCommand = `ssh -p ${sshd.port} -i ${join(ssh, 'id_ed25519')} -o UserKnownHostsFile=${join(ssh, 'known_hosts')} -o StrictHostKeyChecking=yes -o BatchMode=yes`;
     const env = { ...process.env, ...sshd.env, HOME: sshd.home };
+    // lb's agent outlives its SSH session by a moment, so sshd never waits for it: its node runs under time(1).
+    const remoteNode = join(work, 'remote-node');
+    writeFileSync(remoteNode, `#!/bin/sh\nexec /usr/bin/time -a -o ${join(work, 'agent-cpu')} -f '%U %S' node "$@"\n`, { mode: 0o755 });
+    const port = ['--ssh-p', String(sshd.port), '--remote-node', remoteNode];
     // Warm-up: the remote caches lb's agent by hash, as after a user's first run.
-    await timed(process.execPath, [LB, 'restore', `root@127.0.0.1:${repo}`, last.snapshot, join(work, 'restore-warm'), '--dry-run', '--ssh-p', String(sshd.port)], env);
+    await timed(process.execPath, [LB, 'restore', `root@127.0.0.1:${repo}`, last.snapshot, join(work, 'restore-warm'), '--dry-run', ...port], env);
     for (let round = 0; round < opts.rounds; round++) {
-      for (const tool of ['lb', 'rsync'] as const) {
-        const target = join(work, `remote-restore-${tool}`);
-        rmSync(target, { recursive: true, force: true });
-        spawnSync('sync');
-        const command: [string, string[]] =
-          tool === 'lb'
-            ? [process.execPath, [LB, 'restore', `root@127.0.0.1:${repo}`, last.snapshot, target, '--ssh-p', String(sshd.port)]]
-            : ['rsync', ['-aH', '-e', sshCommand, `root@127.0.0.1:${tree}/`, target + '/']];
-        const r = await timed(...command, env);
-        remoteRestores[tool].push(r.seconds + syncSeconds());
-        rmSync(target, { recursive: true, force: true });
+      for (const direction of ['from', 'to'] as const) {
+        for (const tool of ['lb', 'rsync'] as const) {
+          const target = join(work, `remote-restore-${tool}`);
+          rmSync(target, { recursive: true, force: true });
+          spawnSync('sync');
+          const there = `root@127.0.0.1:${target}`;
+          const command: [string, string[]] =
+            tool === 'lb'
+              ? [process.execPath, [LB, 'restore', ...(direction === 'from' ? [`root@127.0.0.1:${repo}`, last.snapshot, target] : [repo, last.snapshot, there]), ...port]]
+              : ['rsync', ['-aH', '-e', sshCommand, ...(direction === 'from' ? [`root@127.0.0.1:${tree}/`, target + '/'] : [tree + '/', there + '/'])]];
+          const r = await cpuTimed(command[0], command[1], env, sshd.pid, join(work, 'agent-cpu'));
+          remoteRuns[`${direction} ${tool}`].push({ ...r, seconds: r.seconds + syncSeconds() });
+          rmSync(target, { recursive: true, force: true });
+        }
       }
     }
   } finally {
     sshd.stop();
   }
-  const remoteRestore = { lb: median(remoteRestores.lb), rsync: median(remoteRestores.rsync) };
-  console.log(`\n   from a repository over SSH (root@127.0.0.1), same rounds`);
-  for (const [tool, seconds] of Object.entries(remoteRestore)) console.log(`  ${tool.padEnd(6)}${seconds.toFixed(2).padStart(8)} s`);
-  console.log(`  lb/rsync -aH -e ssh: ${ratio(remoteRestore.lb, remoteRestore.rsync)}`);
+  const remoteRestore = { lb: median(remoteRuns['from lb'].map((r) => r.seconds)), rsync: median(remoteRuns['from rsync'].map((r) => r.seconds)) };
+  const toRemote = { lb: median(remoteRuns['to lb'].map((r) => r.seconds)), rsync: median(remoteRuns['to rsync'].map((r) => r.seconds)) };
+  console.log(`\n   over SSH (root@127.0.0.1), same rounds: median wall (each followed by sync); CPU user+sys of the local process and its children, and of the remote's (sshd's session, rsync's server or lb's agent)`);
+  for (const [run, list] of Object.entries(remoteRuns)) {
+    const cpu = (pick: (c: Cpu) => number) => median(list.map(pick)).toFixed(2).padStart(6);
+    console.log(`  ${run.padEnd(12)}${median(list.map((r) => r.seconds)).toFixed(2).padStart(8)} s   CPU here ${cpu((c) => c.local)} s, there ${cpu((c) => c.remote)} s`);
+  }
+  console.log(`  lb/rsync -aH -e ssh: from a remote repository ${ratio(remoteRestore.lb, remoteRestore.rsync)}; to a remote target ${ratio(toRemote.lb, toRemote.rsync)}`);
 
   // ---- verify --read-data ----
   const cold = dropCaches();
@@ -150,6 +187,7 @@ try {
   printTargets([
     ['restore at least as fast as rsync -aH', restore.lb <= restore.rsync, ratio(restore.lb, restore.rsync)],
     ['restore over SSH at least as fast as rsync -aH -e ssh', remoteRestore.lb <= remoteRestore.rsync, ratio(remoteRestore.lb, remoteRestore.rsync)],
+    ['restore to a remote target at least as fast as rsync -aH -e ssh', toRemote.lb <= toRemote.rsync, ratio(toRemote.lb, toRemote.rsync)],
     ['verify --read-data reads each object once', !cold || verify.readBytes <= storeBytes * 1.1 + 64e6, `${mb(verify.readBytes)} read, store ${mb(storeBytes)}`],
     [`lb list of ${snapshots} snapshots well under a second`, list.seconds < 0.5, `${list.seconds.toFixed(2)} s`],
   ]);

@@ -21,7 +21,7 @@ export type ReadAttack = 'escape-line' | 'bad-exit';
 /** Attacks on `lb backup --verify` comparing a source with the snapshot it pushed (test/backup-verify-remote.test.ts). */
 export type VerifyAttack = 'unsafe-record' | 'unordered-records';
 /** Attacks on lb restoring from a remote repository (test/remote-restore.test.ts). */
-export type RestoreAttack = 'restore-dot-dot' | 'restore-unwritten-reference' | 'restore-overlong';
+export type RestoreAttack = 'restore-dot-dot' | 'restore-unwritten-reference' | 'restore-overlong' | 'restore-zero-overrun';
 /**
  * Attacks on `lb backup --verify` pulling (test/backup-verify-remote.test.ts): after an honest backup, a difference whose path
  * climbs out of the source, a difference before the agent said it was ready, more records compared than lb sent.
@@ -217,7 +217,7 @@ function actAsReader(): void {
 
 /**
  * Asked to feed a restore: begins as an honest feed would (the top directory, a file and its content), then
- * names a file outside the target, refers to a content it never sent, or sends more bytes than a file has.
+ * names a file outside the target, refers to a content it never sent, or sends more bytes (or zeros) than a file has.
  */
 async function actAsRestoreFeed(): Promise<void> {
   const record = (type: RestoreRecord['type'], path: string, content = Buffer.alloc(0)): object =>
@@ -241,6 +241,12 @@ async function actAsRestoreFeed(): Promise<void> {
     case 'restore-overlong':
       send({ t: 'file', r: record('file', 'short', planted.subarray(0, 4)) });
       await writer.sendData(planted);
+      send({ t: 'file-end' });
+      break;
+    case 'restore-zero-overrun':
+      // A terabyte of zeros for a file of four bytes: a writer that believed it would hash it for hours.
+      send({ t: 'file', r: record('file', 'short', planted.subarray(0, 4)) });
+      send({ t: 'zeros', length: 2 ** 40 });
       send({ t: 'file-end' });
       break;
   }

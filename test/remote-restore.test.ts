@@ -199,6 +199,16 @@ describe('lb restore from a remote repository into a local directory', () => {
     expect(summary.wire.sent + summary.wire.received).toBeLessThan(2 * BIG);
     expect(differences(join(asTaken[1]!, 'big'), join(target, 'big'))).toEqual([]);
   });
+
+  it("turns Nagle's algorithm off on its SSH connection (ssh2 writes a window adjust in pieces: held back, it stalled the feed ~20 ms a MB)", () => {
+    const log = join(work, 'setsockopt.trace');
+    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=setsockopt', '-o', log, process.execPath, join(ROOT, 'bin', 'lb'), 'restore', remote(repo), join(work, 'nagle'), '--dry-run', ...sshArgs()], {
+      encoding: 'utf8',
+      env: { ...process.env, ...sshd.env },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(log, 'utf8')).toMatch(/setsockopt\(\d+, SOL_TCP, TCP_NODELAY, \[1\], 4\) = 0/);
+  });
 });
 
 describe('lb restore from a local repository into a remote directory', () => {
@@ -327,6 +337,7 @@ describe('a tampered agent feeding a restore', () => {
     ['restore-dot-dot', /\(peer sent an unsafe path "(\.\.\/)+[^"]+\/planted"\)/],
     ['restore-unwritten-reference', /\(peer referred to "never-written", where no content of [0-9a-f]{64} was written\)/],
     ['restore-overlong', /\(peer sent more data than the file it announced\)/],
+    ['restore-zero-overrun', /\(peer sent a zero run beyond the file it announced\)/],
   ];
   for (const [attack, message] of cases) {
     it(`refuses a feed that ${attack.slice('restore-'.length).replace(/-/g, ' ')}s: one line, exit 1, nothing written outside the target`, () => {

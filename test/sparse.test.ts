@@ -1,5 +1,5 @@
 // Sparse files stay sparse: in the repository, on the wire (local and pulled over a
-// real sshd) and in `lb restore`. Allocation is measured with du -B1 (st_blocks),
+// real sshd) and in `lb restore`, here and over SSH both ways. Allocation is measured with du -B1 (st_blocks),
 // content compared with cmp: both independent of lb.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -115,5 +115,27 @@ describe('sparse files', () => {
     // The SSH channel itself: the data, the few other files, and the conversation.
     expect(summary.wire.received).toBeLessThanOrEqual(DATA + 2 * MiB);
     expectSparseCopy(source, join(repo, 'latest', 'tree'));
+  });
+
+  it('lb restore over SSH, both ways, carries about the data, not the zeros, and writes them sparse', { timeout: 600_000 }, () => {
+    const work = tempDir();
+    const source = join(work, 'source');
+    makeSource(source);
+    const repo = join(work, 'repo');
+    backup(source, repo, join(work, 'catalog.db'));
+    const ssh = ['--json', '--ssh-p', String(sshd.port)];
+    for (const [from, to, target] of [
+      [`root@127.0.0.1:${repo}`, join(work, 'from-remote'), join(work, 'from-remote')],
+      [repo, `root@127.0.0.1:${join(work, 'to-remote')}`, join(work, 'to-remote')],
+    ]) {
+      const r = lb(['restore', from!, to!, ...ssh], sshd.env);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const summary = JSON.parse(r.stdout) as { bytes: number; wire: { sent: number; received: number } };
+      expect(summary.bytes).toBeGreaterThan(2 * 1024 * MiB);
+      // The SSH channel itself: the data, the few other files, and the conversation.
+      expect(summary.wire.sent + summary.wire.received, `${from} -> ${to}`).toBeLessThanOrEqual(DATA + 2 * MiB);
+      expectSparseCopy(source, target!);
+    }
   });
 });

@@ -18,6 +18,7 @@ import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { readRepository } from './read.js';
 import { restoreFrom, restoreTo } from './restore.js';
+import { serveWriterThread } from './restore-thread.js';
 import { serve } from './serve.js';
 import { verifyBackupHere } from './verify-backup.js';
 import { verifyPulledSource } from './verify-pulled-source.js';
@@ -147,7 +148,10 @@ async function start(): Promise<void> {
   await ROLES[role]();
 }
 
-start().catch((error) => {
-  fail(error);
-  process.exit(); // at once: on a pipe (sshd's), only this exit shows the peer that its input ended
-});
+// The bundle also runs a restore's writer thread (restore-thread.ts), in lb or in an agent.
+if (!serveWriterThread()) {
+  start().catch((error) => {
+    fail(error);
+    process.exit(); // at once: on a pipe (sshd's), only this exit shows the peer that its input ended
+  });
+}

@@ -1,15 +1,16 @@
 // A restore across a wire, both ends, whichever machine each is on: the feed's items
 // sent as the restore stream's messages (protocol/restore-messages.ts), and the
-// stream's validated items handed to the writer. The writer is synchronous: its
-// side takes the next frame only once the last is written, so the pipe's (or SSH
-// channel's) backpressure is all the flow control needed; the feeding side waits
-// for each message to be taken.
+// stream's validated items handed to the writer, in the writer's own thread
+// (restore-thread.ts), which takes a bounded number of bytes ahead of what it has
+// written: past them the pipe's (or SSH channel's) backpressure is all the flow
+// control needed; the feeding side waits for each message to be taken.
 import type { FrameWriter } from '../protocol/frames.js';
 import { encodeStreamItem, type RestoreStreamItem } from '../protocol/restore-messages.js';
 import type { FeedItem } from '../repo/restore-feed.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord } from '../repo/restore-record.js';
 import type { RestoreWriter } from '../repo/restore-writer.js';
 import { Accounts } from '../scan/accounts.js';
+import { SparseSender } from './sparse-send.js';
 
 /** A record with its owners' names on this machine: the writer's machine maps them to its own ids. */
 function named(record: RestoreRecord, accounts: Accounts): RestoreRecord {
@@ -25,15 +26,19 @@ export async function sendFeed(items: Iterable<FeedItem>, frames: FrameWriter): 
     else if (item.kind === 'same') await frames.send(encodeStreamItem({ kind: 'same', record, earlier: item.earlier }));
     else {
       frames.post(encodeStreamItem({ kind: 'file', record }));
-      const problem = await sendContent(item.content, frames);
+      const problem = await sendContent(item.content, record.size, frames);
       await frames.send(encodeStreamItem({ kind: 'file-end', problem }));
     }
   }
   await frames.send(encodeStreamItem({ kind: 'end' }));
 }
 
-/** A file's content as DATA frames; what stopped the reading, if anything did (a failed write is thrown). */
-async function sendContent(content: Iterable<Buffer>, frames: FrameWriter): Promise<FeedProblem | undefined> {
+/**
+ * A file's content as DATA frames, its runs of whole zero blocks as `zeros` messages (a sparse disk image
+ * crosses at the size of its data); what stopped the reading, if anything did (a failed write is thrown).
+ */
+async function sendContent(content: Iterable<Buffer>, size: number, frames: FrameWriter): Promise<FeedProblem | undefined> {
+  const sender = new SparseSender({ data: (bytes) => frames.sendData(bytes), zeros: (length) => frames.send(encodeStreamItem({ kind: 'zeros', length })) }, 0, size);
   const chunks = content[Symbol.iterator]();
   for (;;) {
     let next: IteratorResult<Buffer>;
@@ -42,8 +47,11 @@ async function sendContent(content: Iterable<Buffer>, frames: FrameWriter): Prom
     } catch (error) {
       return { text: (error as Error).message, damaged: error instanceof DamagedContent };
     }
-    if (next.done) return undefined;
-    await frames.sendData(next.value);
+    if (next.done) {
+      await sender.end();
+      return undefined;
+    }
+    await sender.chunk(next.value);
   }
 }
 
@@ -58,6 +66,9 @@ export function writeStreamItem(writer: RestoreWriter, item: RestoreStreamItem):
       break;
     case 'data':
       writer.fileData(item.chunk);
+      break;
+    case 'zeros':
+      writer.fileZeros(item.length);
       break;
     case 'file-end':
       writer.fileEnd(item.problem);

@@ -3,11 +3,11 @@
 // to the target, checks it, and writes what lb feeds it. The snapshot and --path
 // are checked where the repository is, the target where it is, each before
 // anything is written, and said in one line as locally.
+import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UsageError } from '../cli/status.js';
-import { FRAME_JSON, FrameDecoder, FrameWriter, ProtocolError, readFirstFrame } from '../protocol/frames.js';
+import { FRAME_JSON, FrameWriter, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import {
-  RestoreStream,
   decodeRestoreFromRequest,
   decodeRestoreToRequest,
   encodeRestoreRecord,
@@ -17,9 +17,9 @@ import {
 import { checkPathsInSnapshot, openRepository, resolveSnapshot } from '../read/open.js';
 import { checkTarget } from '../read/restore-target.js';
 import { restoreFeed, selectedRecords } from '../repo/restore-feed.js';
-import { RestoreWriter } from '../repo/restore-writer.js';
 import { isWithin, repositoryIdentity } from './machine.js';
-import { ownersFromElsewhere, sendFeed, writeStreamItem } from './restore-stream.js';
+import { sendFeed } from './restore-stream.js';
+import { WriterThread } from './restore-thread.js';
 
 function errorReply(error: unknown): RestoreReply {
   return { t: 'error', message: error instanceof Error ? error.message : String(error), usage: error instanceof UsageError };
@@ -75,24 +75,13 @@ export async function restoreTo(input: Readable, output: Writable): Promise<void
   }
   if (request.dryRun) return finish(frames, output, { t: 'ready' });
   frames.post(encodeRestoreReply({ t: 'ready' }));
-  const writer = new RestoreWriter(target, ownersFromElsewhere(request.numericIds), (path, text) =>
+  // This very bundle runs the writer's thread.
+  const writer = new WriterThread(resolve(process.argv[1]!), { target, numericIds: request.numericIds, replies: false }, (path, text) =>
     frames.post(encodeRestoreReply({ t: 'problem', path, text })),
   );
-  const stream = new RestoreStream();
-  const decoder = new FrameDecoder();
-  let last: RestoreReply | null = null;
-  try {
-    for await (const chunk of input as AsyncIterable<Buffer>) {
-      for (const frame of decoder.push(chunk)) {
-        if (writeStreamItem(writer, stream.decode(frame))) last = { t: 'done', tally: writer.finish() };
-      }
-      if (last !== null) break;
-    }
-    if (last === null) throw new ProtocolError('lb ended the restore before its end');
-  } catch (error) {
-    writer.finish(true); // directory metadata set, held contents and the temporary in progress removed
-    if (frames.broken) throw error;
-    last = errorReply(error);
-  }
-  await finish(frames, output, last);
+  const outcome = await writer.take(input);
+  if (outcome.ended) return finish(frames, output, { t: 'done', tally: outcome.tally });
+  const why = outcome.failure?.message ?? 'lb ended the restore before its end';
+  if (frames.broken) throw new Error(why); // lb is gone: nobody to tell
+  await finish(frames, output, { t: 'error', message: why, usage: false });
 }

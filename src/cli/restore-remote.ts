@@ -4,8 +4,10 @@
 // agent writes). A peer's words are printed as read-remote.ts prints them (control
 // characters escaped), its messages validated (protocol/restore-messages.ts), and a
 // peer that breaks the protocol is refused in one line.
-import { ownersFromElsewhere, sendFeed, writeStreamItem } from '../agent/restore-stream.js';
+import type { Readable } from 'node:stream';
 import { isWithin, repositoryIdentity } from '../agent/machine.js';
+import { sendFeed } from '../agent/restore-stream.js';
+import { WriterThread, type WriterOutcome } from '../agent/restore-thread.js';
 import { FRAME_JSON, FrameDecoder, FrameWriter, ProtocolError, type Frame } from '../protocol/frames.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import {
@@ -20,9 +22,8 @@ import { checkTarget } from '../read/restore-target.js';
 import type { RepositoryReader } from '../repo/reader.js';
 import { restoreFeed } from '../repo/restore-feed.js';
 import type { RestoreRecord, RestoreTally } from '../repo/restore-record.js';
-import { RestoreWriter } from '../repo/restore-writer.js';
 import type { Location } from '../transport/address.js';
-import type { AgentConnection } from '../transport/local.js';
+import { agentBundlePath, type AgentConnection } from '../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
 import { refusedRemote, wireOf } from './backup/outcome.js';
 import { UsageError } from './output.js';
@@ -76,6 +77,56 @@ async function* framesOf(input: AsyncIterable<Buffer>): AsyncGenerator<Frame> {
   throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
 }
 
+/**
+ * The agent's first frame, the bytes after it left in `input` (paused) for the writer's thread to deframe.
+ * (readFirstFrame refuses a second frame sent before an answer: here the stream follows at once.)
+ */
+function firstFrame(input: Readable): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    const finish = (error: Error | null, frame?: Frame, rest?: Buffer) => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+      // Once this listener is off and the stream paused: on a flowing stream, unshift hands the bytes straight back to it.
+      if (rest && rest.length > 0) input.unshift(rest);
+      if (error) reject(error);
+      else resolve(frame!);
+    };
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < 4) return;
+      const end = 4 + received.readUInt32BE(0);
+      let frames: Frame[];
+      try {
+        // Given the length first, a fresh decoder refuses a frame beyond the limit before it is gathered.
+        frames = new FrameDecoder().push(received.subarray(0, Math.min(end, received.length)));
+      } catch (error) {
+        return finish(error as Error);
+      }
+      if (frames.length > 0) finish(null, frames[0], received.subarray(end));
+    };
+    const onEnd = () => finish(new RemoteEnded('the lb agent on the remote ended before it began'));
+    const onError = (error: Error) => finish(error);
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    input.resume();
+  });
+}
+
+/** The tally of a stream that reached its end; otherwise what ended it, thrown as the main thread would have. */
+function thrownUnlessEnded(outcome: WriterOutcome): RestoreTally {
+  if (outcome.ended) return outcome.tally;
+  const failure = outcome.failure;
+  if (failure === undefined) throw new RemoteEnded('the lb agent on the remote ended without saying how the restore went');
+  if (failure.kind === 'protocol') throw new ProtocolError(failure.message);
+  if (failure.kind === 'said-usage') throw new UsageError(printable(failure.message));
+  if (failure.kind === 'said') throw new Error(printable(failure.message));
+  throw new Error(failure.message);
+}
+
 /** A reply the agent may send at this point, or what it says went wrong, thrown. */
 function reply(frame: Frame, expected: RestoreReply['t'][]): RestoreReply {
   if (frame.type !== FRAME_JSON) throw new ProtocolError('the agent sent file data out of place');
@@ -91,31 +142,24 @@ export function restoreFromRemote(where: Remote, snapshotWord: string | undefine
     const request = new FrameWriter(agent.output, false);
     request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
     request.flush();
-    const frames = framesOf(agent.input);
-    const first = await frames.next();
-    if (first.done) throw new RemoteEnded('the lb agent on the remote ended before it began');
-    const begin = reply(first.value, ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
+    const begin = reply(await firstFrame(agent.input), ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
     const identity = begin.repository;
     // On the repository's own machine (the same boot), a target inside it is refused as locally.
     const path = checkTarget(target.path, target.label, target.overwrite, (real) => identity !== undefined && isWithin(identity, real), `${where.host}:${where.path}`);
-    const stream = new RestoreStream(sink.listed !== undefined);
-    // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
-    const writer = sink.listed ? null : new RestoreWriter(path, ownersFromElsewhere(numericIds), (at, text) => sink.problem(at, printable(text)));
-    let tally = emptyTally();
-    let ended = false;
-    try {
-      for await (const frame of frames) {
+    if (sink.listed) {
+      const stream = new RestoreStream(true);
+      for await (const frame of framesOf(agent.input)) {
         // A reply is never taken for a stream message: an `error` ends the run, anything else is out of place.
         if (frame.type === FRAME_JSON && decodeRestoreReply(frame.message) !== null) reply(frame, []);
         const item: RestoreStreamItem = stream.decode(frame);
-        ended = writer === null ? item.kind === 'end' : writeStreamItem(writer, item);
-        if (ended) break;
-        if (writer === null && item.kind === 'entry') sink.listed!(begin.snapshot, item.record);
+        if (item.kind === 'end') break;
+        if (item.kind === 'entry') sink.listed(begin.snapshot, item.record);
       }
-    } finally {
-      // Also when the run broke off: directories get their metadata, held contents and temporaries go.
-      if (writer !== null) tally = writer.finish(!ended);
+      return { snapshot: begin.snapshot, tally: emptyTally(), wire: wireOf(session) };
     }
+    // The feed's own words (why it could not give a content) reach the problem lines: escaped as a peer's text.
+    const writer = new WriterThread(agentBundlePath(), { target: path, numericIds, replies: true }, (at, text) => sink.problem(at, printable(text)));
+    const tally = thrownUnlessEnded(await writer.take(agent.input));
     return { snapshot: begin.snapshot, tally, wire: wireOf(session) };
   });
 }

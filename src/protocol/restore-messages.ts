@@ -3,14 +3,17 @@
 // to the target and writes what lb feeds it. Both carry the same stream, feed to
 // writer: records in manifest order, each file's content once as DATA frames, a
 // later file with a content already sent as a reference to the earlier path.
-// Everything either side receives passes through a decode function here; the
-// stream's order (data only inside a file, at most its size plus one byte; a
-// reference only to the first path whose content arrived whole) through RestoreStream.
+// A run of whole zero blocks inside a file goes as its length (`zeros`), not as
+// bytes. Everything either side receives passes through a decode function here; the
+// stream's order (data only inside a file, at most its size plus one byte; zero runs
+// only inside a file and within its size; a reference only to the first path whose
+// content arrived whole) through RestoreStream.
 import type { RecordType } from '../repo/manifest.js';
 import type { FeedProblem, RestoreRecord, RestoreTally } from '../repo/restore-record.js';
 import { FRAME_DATA, FRAME_JSON, ProtocolError, type Frame } from './frames.js';
 import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
 import { bool, bytes, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
+import { decodeZeros } from './zeros.js';
 
 /** lb asks the agent next to the repository to feed a restore (or, `listOnly`, to list what it would restore). */
 export interface RestoreFromRequest {
@@ -41,6 +44,8 @@ export type RestoreStreamItem =
   | { kind: 'entry'; record: RestoreRecord }
   | { kind: 'file'; record: RestoreRecord }
   | { kind: 'data'; chunk: Buffer }
+  /** The next `length` bytes of the file are zeros (a run of whole zero blocks, sent as its length). */
+  | { kind: 'zeros'; length: number }
   /** The file's content is complete, or (`problem`) the feed could not give all of it. */
   | { kind: 'file-end'; problem?: FeedProblem }
   | { kind: 'same'; record: RestoreRecord; earlier: Buffer }
@@ -208,6 +213,8 @@ export function encodeStreamItem(item: Exclude<RestoreStreamItem, { kind: 'data'
     }
     case 'file-end':
       return item.problem ? { t: 'file-end', problem: item.problem } : { t: 'file-end' };
+    case 'zeros':
+      return { t: 'zeros', length: item.length };
     case 'end':
       return { t: 'end' };
   }
@@ -237,6 +244,7 @@ export class RestoreStream {
     }
     if (frame.type !== FRAME_JSON) fail('frame');
     const m = obj(frame.message, 'message');
+    if (this.file !== null && m.t === 'zeros') return this.zeros(m);
     if (this.file !== null && m.t !== 'file-end') throw new ProtocolError(`peer sent ${JSON.stringify(String(m.t).slice(0, 40))} inside a file`);
     switch (m.t) {
       case 'entry': {
@@ -273,6 +281,15 @@ export class RestoreStream {
     const record = decodeRestoreRecord(raw);
     if (record.type !== 'file') fail('file record');
     return record;
+  }
+
+  /** Zeros only inside the file's announced size: unlike data, never the byte past it that shows damage. */
+  private zeros(m: Record<string, unknown>): RestoreStreamItem {
+    const file = this.file!;
+    const { length } = decodeZeros(m);
+    if (file.received + length > file.record.size) throw new ProtocolError('peer sent a zero run beyond the file it announced');
+    file.received += length;
+    return { kind: 'zeros', length };
   }
 
   private fileEnd(m: Record<string, unknown>): RestoreStreamItem {

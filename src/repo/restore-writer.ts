@@ -9,8 +9,9 @@
 // is set once a directory's subtree is complete, deepest first. Paths beyond
 // PATH_MAX go through atPath.
 //
-// Synchronous throughout: fed over a pipe, it reads the next message only once the
-// last one is written, so the pipe's backpressure is all the flow control needed.
+// Synchronous throughout: fed over a wire, it runs in a thread of its own
+// (agent/restore-thread.ts), which is handed a bounded number of bytes ahead of
+// what it has written; past them the wire's backpressure is all the flow control.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readSync, renameSync } from 'node:fs';
 import { isInside } from '../diff/order.js';
@@ -19,7 +20,7 @@ import { toSeconds } from './objects.js';
 import { RestoredLinks } from './restore-links.js';
 import { beside, makeDirectoryAt, placeSymlink, replace, setDirectoryMetadata, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';
-import { SparseWriter } from './sparse-write.js';
+import { SparseWriter, hashZeros } from './sparse-write.js';
 
 const COPY_CHUNK = 1 << 20;
 
@@ -128,6 +129,14 @@ export class RestoreWriter {
     } catch (error) {
       this.abandon((error as Error).message);
     }
+  }
+
+  /** `length` zeros of the content, sent as their count: hashed, and left as a hole. */
+  fileZeros(length: number): void {
+    const file = this.current;
+    if (file === null) return; // being left out
+    hashZeros(file.hash, length);
+    file.size += length;
   }
 
   /** The content is complete, or (`fed`) the feed could not give all of it. */

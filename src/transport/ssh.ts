@@ -182,7 +182,9 @@ async function authMethods(target: SshTarget, skipped: string[]): Promise<AnyAut
 
 function tcpSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host, port });
+    // No Nagle: ssh2 writes a packet's length, body and MAC apart, and a window adjust held back
+    // until the peer's delayed ACK stalls a bulk transfer from the remote (~20 ms per MB received).
+    const socket = tcpConnect({ host, port, noDelay: true });
     socket.setTimeout(timeoutMs);
     socket.once('connect', () => {
       socket.setTimeout(0);
