@@ -6,45 +6,20 @@
 import { ProtocolError, FrameDecoder, FrameWriter, FRAME_JSON } from '../protocol/frames.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodeReadReply, encodeReadRequest, type ReadCommand } from '../protocol/read.js';
-import type { Location } from '../transport/address.js';
-import { openSession, startRemoteAgent, type SshOptions } from '../transport/ssh.js';
-import { refusedRemote } from './backup/outcome.js';
+import type { SshOptions } from '../transport/ssh.js';
+import { RemoteEnded, printable, withAgent, type Remote } from './remote-agent.js';
 import { UsageError, type Output } from './output.js';
 
 /** The largest --json value taken from a peer (its parts are joined before it is parsed). */
 const MAX_JSON_TEXT = 256 * 1024 * 1024;
 
-/** Control characters (C0, DEL, C1: ESC and CSI among them) as `\xNN`, as names.ts shows them in names. */
-export function printable(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-class RemoteEnded extends Error {}
-
-export async function readRemote(where: Extract<Location, { kind: 'remote' }>, read: ReadCommand, out: Output, ssh: SshOptions): Promise<number> {
-  const session = await openSession(where.host, where.user, ssh);
-  try {
-    const agent = await startRemoteAgent(session, ssh, []);
-    try {
-      const request = new FrameWriter(agent.output, false);
-      request.post(encodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: where.path, json: out.asJson, read }));
-      request.flush();
-      return await printReplies(agent.input, out);
-    } catch (error) {
-      if (session.lost) throw new Error(session.lost);
-      if (error instanceof ProtocolError) throw new Error(refusedRemote(session, error.message, 'its output was cut short there'));
-      if (error instanceof RemoteEnded) {
-        // The agent's own words, if any (a request it could not take, say), as text from a peer is shown.
-        const said = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
-        throw new Error(said ? `the lb agent on ${where.host}: ${printable(said)}` : error.message);
-      }
-      throw error;
-    } finally {
-      agent.kill();
-    }
-  } finally {
-    session.close();
-  }
+export async function readRemote(where: Remote, read: ReadCommand, out: Output, ssh: SshOptions): Promise<number> {
+  return withAgent(where, ssh, 'its output was cut short there', async (agent) => {
+    const request = new FrameWriter(agent.output, false);
+    request.post(encodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: where.path, json: out.asJson, read }));
+    request.flush();
+    return printReplies(agent.input, out);
+  });
 }
 
 /** Prints the agent's replies until its last; returns the exit status it reports, or throws what it says went wrong. */

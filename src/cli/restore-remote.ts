@@ -22,14 +22,12 @@ import { checkTarget } from '../read/restore-target.js';
 import type { RepositoryReader } from '../repo/reader.js';
 import { restoreFeed } from '../repo/restore-feed.js';
 import type { RestoreRecord, RestoreTally } from '../repo/restore-record.js';
-import type { Location } from '../transport/address.js';
-import { agentBundlePath, type AgentConnection } from '../transport/local.js';
-import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../transport/ssh.js';
-import { refusedRemote, wireOf } from './backup/outcome.js';
+import { agentBundlePath } from '../transport/local.js';
+import type { SshOptions } from '../transport/ssh.js';
+import { wireOf } from './backup/outcome.js';
 import { UsageError } from './output.js';
-import { printable } from './read-remote.js';
+import { RemoteEnded, printable, withAgent, type Remote } from './remote-agent.js';
 
-type Remote = Extract<Location, { kind: 'remote' }>;
 
 export interface RemoteRestore {
   snapshot: string;
@@ -45,30 +43,6 @@ export interface RestoreSink {
   listed?(snapshot: string, record: RestoreRecord): void;
 }
 
-class RemoteEnded extends Error {}
-
-/** Runs `work` against lb's agent on `where`, saying what went wrong the way read-remote.ts does. */
-async function withAgent<T>(where: Remote, ssh: SshOptions, work: (agent: AgentConnection, session: SshSession) => Promise<T>): Promise<T> {
-  const session = await openSession(where.host, where.user, ssh);
-  try {
-    const agent = await startRemoteAgent(session, ssh, []);
-    try {
-      return await work(agent, session);
-    } catch (error) {
-      if (session.lost) throw new Error(session.lost);
-      if (error instanceof ProtocolError) throw new Error(refusedRemote(session, error.message, 'the restore stopped there'));
-      if (error instanceof RemoteEnded) {
-        const said = agent.stderr().trim().split('\n')[0]?.replace(/^lb agent: /, '');
-        throw new Error(said ? `the lb agent on ${where.host}: ${printable(said)}` : error.message);
-      }
-      throw error;
-    } finally {
-      agent.kill();
-    }
-  } finally {
-    session.close();
-  }
-}
 
 /** The agent's frames, one at a time; RemoteEnded when its output ends first. */
 async function* framesOf(input: AsyncIterable<Buffer>): AsyncGenerator<Frame> {
@@ -138,7 +112,7 @@ function reply(frame: Frame, expected: RestoreReply['t'][]): RestoreReply {
 
 /** `lb restore user@host:REPO [SNAPSHOT] TARGET`: the agent feeds, the target here (checked already, but for the repository) is written. */
 export function restoreFromRemote(where: Remote, snapshotWord: string | undefined, paths: Buffer[], target: { path: string; label: string; overwrite: boolean }, numericIds: boolean, sink: RestoreSink, ssh: SshOptions): Promise<RemoteRestore> {
-  return withAgent(where, ssh, async (agent, session) => {
+  return withAgent(where, ssh, 'the restore stopped there', async (agent, session) => {
     const request = new FrameWriter(agent.output, false);
     request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
     request.flush();
@@ -166,7 +140,7 @@ export function restoreFromRemote(where: Remote, snapshotWord: string | undefine
 
 /** `lb restore REPO [SNAPSHOT] user@host:TARGET`: the snapshot (resolved and --path checked already) fed from here. */
 export function restoreToRemote(reader: RepositoryReader, snapshot: string, paths: Buffer[], where: Remote, options: { overwrite: boolean; numericIds: boolean; dryRun: boolean }, sink: RestoreSink, ssh: SshOptions): Promise<RemoteRestore> {
-  return withAgent(where, ssh, async (agent, session) => {
+  return withAgent(where, ssh, 'the restore stopped there', async (agent, session) => {
     const frames = new FrameWriter(agent.output);
     frames.post(encodeRestoreToRequest({ t: 'restore-to', version: PROTOCOL_VERSION, target: where.path, ...options, repository: repositoryIdentity(reader.root) }));
     frames.flush();

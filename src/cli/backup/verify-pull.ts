@@ -16,7 +16,7 @@ import { Repository } from '../../repo/repository.js';
 import { RepositoryCheck, type BackupChecked, type BackupDifference } from '../../repo/verify-backup.js';
 import type { AgentConnection } from '../../transport/local.js';
 import type { SshSession } from '../../transport/ssh.js';
-import { printable } from '../read-remote.js';
+import { printable } from '../remote-agent.js';
 import { refusing, refusingEach, unexpected } from './verify-remote.js';
 
 /** A pull's source agent, waiting after the backup for the comparison, and its connection. */

@@ -15,7 +15,7 @@ import { sourceSideDifferences, type BackupChecked, type BackupDifference, type 
 import type { Problem } from '../../repo/verify.js';
 import type { AgentConnection } from '../../transport/local.js';
 import { startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
-import { printable } from '../read-remote.js';
+import { printable } from '../remote-agent.js';
 import { refusedRemote } from './outcome.js';
 
 export interface RemoteVerifySetup {
