@@ -13,7 +13,8 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttackPlan, ReadAttack } from './hostile-remote-agent.js';
 import { ROOT, backup, killIfAlive, lb, type LbRun } from './helpers.js';
-import { startSshd, type Sshd } from './sshd.js';
+import type { Sshd } from './sshd.js';
+import { createTestUser, removeTestUser, sshdForTestUsers } from './test-user.js';
 
 // A name of this run's own: two test runs on one machine must not share, nor remove, each other's user.
 const USER = `lbread${process.pid % 100_000}`;
@@ -28,24 +29,15 @@ let repo: string;
 let names: string[];
 
 beforeAll(async () => {
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' }); // left by an interrupted earlier run with this pid
-  rmSync(USER_HOME, { recursive: true, force: true });
-  // '*': no password, yet not a locked account ('!'), which sshd would refuse even a key.
-  const made = spawnSync('useradd', ['-m', '-d', USER_HOME, '-s', '/bin/sh', '-p', '*', USER], { encoding: 'utf8' });
-  if (made.status !== 0) throw new Error(`useradd failed: ${made.stderr}`);
-  uid = Number(spawnSync('id', ['-u', USER], { encoding: 'utf8' }).stdout.trim());
-  sshd = await startSshd();
-  // The test user logs in with the test key: sshd reads the key file with that user's rights.
-  chmodSync(sshd.dir, 0o711);
-  chmodSync(join(sshd.dir, 'authorized_keys'), 0o644);
+  ({ uid } = createTestUser(USER, USER_HOME));
+  sshd = await sshdForTestUsers();
   ({ work, repo, names } = changingRepository());
 }, 120_000);
 
 afterAll(() => {
   sshd?.stop();
   if (work) spawnSync('rm', ['-rf', '--', work]);
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' });
-  rmSync(USER_HOME, { recursive: true, force: true });
+  removeTestUser(USER, USER_HOME);
 });
 
 function changingRepository(): { work: string; repo: string; names: string[] } {

@@ -29,7 +29,8 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttackPlan, RestoreAttack } from './hostile-remote-agent.js';
 import { ROOT, backup, killIfAlive, lb, rsync, settle, type LbRun } from './helpers.js';
-import { startSshd, type Sshd } from './sshd.js';
+import type { Sshd } from './sshd.js';
+import { createTestUser, removeTestUser, sshdForTestUsers } from './test-user.js';
 
 // A name of this run's own: two test runs on one machine must not share, nor remove, each other's user.
 const USER = `lbrest${process.pid % 100_000}`;
@@ -49,16 +50,8 @@ let asTaken: string[];
 let theirs: string;
 
 beforeAll(async () => {
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' }); // left by an interrupted earlier run with this pid
-  rmSync(USER_HOME, { recursive: true, force: true });
-  // '*': no password, yet not a locked account ('!'), which sshd would refuse even a key.
-  const made = spawnSync('useradd', ['-m', '-d', USER_HOME, '-s', '/bin/sh', '-p', '*', USER], { encoding: 'utf8' });
-  if (made.status !== 0) throw new Error(`useradd failed: ${made.stderr}`);
-  uid = Number(spawnSync('id', ['-u', USER], { encoding: 'utf8' }).stdout.trim());
-  gid = Number(spawnSync('id', ['-g', USER], { encoding: 'utf8' }).stdout.trim());
-  sshd = await startSshd();
-  chmodSync(sshd.dir, 0o711);
-  chmodSync(join(sshd.dir, 'authorized_keys'), 0o644);
+  ({ uid, gid } = createTestUser(USER, USER_HOME));
+  sshd = await sshdForTestUsers();
   work = mkdtempSync(join(tmpdir(), 'lb-remote-restore-'));
   chmodSync(work, 0o755); // the test user reads the repository and writes under `theirs`
   theirs = join(work, 'theirs');
@@ -70,8 +63,7 @@ beforeAll(async () => {
 afterAll(() => {
   sshd?.stop();
   if (work) spawnSync('rm', ['-rf', '--', work]);
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' });
-  rmSync(USER_HOME, { recursive: true, force: true });
+  removeTestUser(USER, USER_HOME);
 });
 
 /** Every path of `dir` owned by the test user (a restore it writes gives it everything). */

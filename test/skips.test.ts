@@ -4,13 +4,14 @@
 // exactly what a push of the same source reports. Unprivileged cases run as a user the
 // test creates (tests run as root, and root reads everything).
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
 import { PROTOCOL_VERSION, decodeAgentMessage, encodeEntry, encodeSourceMessage, type AgentMessage } from '../src/protocol/messages.js';
 import { LB, ROOT, lb, mountOrSkip, snapshots, tempDir, umount, type LbRun } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
+import { createTestUser, removeTestUser } from './test-user.js';
 
 // A name of this run's own: two test runs on one machine (two checkouts) must not share, nor remove, each other's user.
 const USER = `lbskips${process.pid % 100_000}`;
@@ -18,16 +19,10 @@ const USER_HOME = `/tmp/${USER}-home`;
 let uid = 0;
 
 beforeAll(() => {
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' }); // left by an interrupted earlier run that had this pid
-  rmSync(USER_HOME, { recursive: true, force: true });
-  // '*': no password, yet not a locked account ('!'), which sshd would refuse even a key.
-  const made = spawnSync('useradd', ['-m', '-d', USER_HOME, '-s', '/bin/sh', '-p', '*', USER], { encoding: 'utf8' });
-  if (made.status !== 0) throw new Error(`useradd failed: ${made.stderr}`);
-  uid = Number(spawnSync('id', ['-u', USER], { encoding: 'utf8' }).stdout.trim());
+  ({ uid } = createTestUser(USER, USER_HOME));
 });
 afterAll(() => {
-  spawnSync('userdel', ['-r', USER], { stdio: 'ignore' });
-  rmSync(USER_HOME, { recursive: true, force: true });
+  removeTestUser(USER, USER_HOME);
 });
 
 /** A scratch directory the test user owns (root can still do anything in it). */
