@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { LB, lb, mountExt4OrSkip, mountOrSkip, openedPaths, rsyncDifferences, run, snapshots, tempDir, umount } from './helpers.js';
+import { LB, lb, mountExt4OrSkip, mountOrSkip, openedPaths, skipBecause, rsyncDifferences, run, snapshots, tempDir, umount } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
 function workWithSource(): { work: string; src: string; catalog: string } {
@@ -59,10 +59,7 @@ function mountFatOrSkip(ctx: TestContext, image: string, dir: string): void {
   const kernel = run('mount', ['-t', 'vfat', '-o', 'loop', image, dir]);
   if (kernel.ok) return;
   const fuse = run('fusefat', ['-o', 'rw+', image, dir]);
-  if (!fuse.ok) {
-    console.warn(`skipped: no FAT mount here: kernel vfat: ${kernel.err.trim()}; fusefat: ${fuse.err.trim()}`);
-    ctx.skip();
-  }
+  if (!fuse.ok) skipBecause(ctx, `no FAT mount here: kernel vfat: ${kernel.err.trim()}; fusefat: ${fuse.err.trim()}`);
 }
 
 /** FAT lacks these whether the kernel or fusefat serves it (as root, owners too). */
@@ -128,10 +125,7 @@ describe('the filesystem is probed when a repository is created', () => {
     mkdirSync(under);
     mkdirSync(mnt);
     const bound = run('bindfs', ['--chmod-ignore', '--chown-ignore', under, mnt]);
-    if (!bound.ok) {
-      console.warn(`skipped: bindfs cannot mount here: ${bound.err.trim()}`);
-      ctx.skip();
-    }
+    if (!bound.ok) skipBecause(ctx, `bindfs cannot mount here: ${bound.err.trim()}`);
     try {
       const r = lb(['backup', src, join(mnt, 'repo'), '--catalog', catalog]);
       expectRefused(r, 2, /^lb: cannot keep a repository in \S+ignoring\/repo \(fuse\): permission bits cannot be set, owners cannot be set; choose a place/);
