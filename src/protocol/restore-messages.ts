@@ -8,12 +8,12 @@
 // stream's order (data only inside a file, at most its size plus one byte; zero runs
 // only inside a file and within its size; a reference only to the first path whose
 // content arrived whole) through RestoreStream.
-import type { RecordType } from '../repo/manifest.js';
 import type { FeedProblem, RestoreRecord, RestoreTally } from '../repo/restore-record.js';
 import { FRAME_DATA, FRAME_JSON, ProtocolError, type Frame } from './frames.js';
 import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
-import { bool, bytes, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
+import { bool, bytes, fail, int, obj, putBytes, snapshotName, str } from './validate.js';
 import { decodeZeros } from './zeros.js';
+import { checkedPath, decodeEntryRecord, encodeEntryRecord, safePath } from './records.js';
 
 /** lb asks the agent next to the repository to feed a restore (or, `listOnly`, to list what it would restore). */
 export interface RestoreFromRequest {
@@ -62,48 +62,19 @@ export type RestoreReply =
 /** Problem lines and errors may name several long paths. */
 const TEXT_LIMIT = 65536;
 const MAX_PATHS = 4096;
-const TYPE_CODE: Record<RecordType, string> = { file: 'f', dir: 'd', symlink: 'l' };
 
 export function encodeRestoreRecord(r: RestoreRecord): Record<string, unknown> {
-  const wire: Record<string, unknown> = { k: TYPE_CODE[r.type], s: r.size, m: r.mtimeNs.toString(), mo: r.mode, u: r.uid, g: r.gid };
-  putBytes(wire, 'p', r.path);
-  if (r.type === 'file') wire.h = r.hash;
-  if (r.target !== null) putBytes(wire, 't', r.target);
-  if (r.link !== undefined) putBytes(wire, 'ln', r.link);
+  const wire = encodeEntryRecord(r);
   if (r.grouped) wire.gr = true;
   if (r.user !== undefined) wire.un = r.user;
   if (r.group !== undefined) wire.gn = r.group;
   return wire;
 }
 
-function safePath(path: Buffer): Buffer {
-  if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
-  return path;
-}
-
 export function decodeRestoreRecord(raw: unknown): RestoreRecord {
   const w = obj(raw, 'restore record');
-  const type: RecordType = w.k === 'f' ? 'file' : w.k === 'd' ? 'dir' : w.k === 'l' ? 'symlink' : fail('record type');
-  const record: RestoreRecord = {
-    type,
-    path: safePath(getBytes(w, 'p', 'record path')),
-    hash: type === 'file' ? hash(w.h, 'record hash') : '',
-    size: int(w.s, 'record size'),
-    mtimeNs: nanoseconds(w.m, 'record mtime'),
-    mode: int(w.mo, 'record mode', 0o7777),
-    uid: int(w.u, 'record uid', 0xffffffff),
-    gid: int(w.g, 'record gid', 0xffffffff),
-    target: null,
-  };
-  if (type === 'symlink') {
-    const target = getBytes(w, 't', 'symlink target');
-    if (target.length === 0 || target.includes(0)) fail('symlink target');
-    record.target = target;
-  } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
-  if (w.ln !== undefined || w.lnb !== undefined) {
-    if (type !== 'file') fail('hard link on a non-file');
-    record.link = safePath(getBytes(w, 'ln', 'hard link'));
-  }
+  const record: RestoreRecord = decodeEntryRecord(w);
+  const type = record.type;
   if (w.gr !== undefined) {
     if (type !== 'file' || w.gr !== true) fail('hard-link group mark');
     record.grouped = true;
@@ -134,7 +105,7 @@ export function decodeRestoreFromRequest(raw: unknown): RestoreFromRequest {
     version,
     repository: str(m.repository, 'repository path'),
     // Only compared with the manifest's paths, never opened; still held to the rule for every path from a peer.
-    paths: m.paths.map((p) => safePath(bytes(p, 'restore path'))),
+    paths: m.paths.map((p) => checkedPath(bytes(p, 'restore path'))),
     listOnly: bool(m.listOnly, 'list option'),
   };
   if (m.snapshot !== undefined) request.snapshot = str(m.snapshot, 'snapshot name', TEXT_LIMIT);
@@ -191,7 +162,7 @@ export function decodeRestoreReply(raw: unknown): RestoreReply | null {
     case 'ready':
       return { t: 'ready' };
     case 'problem':
-      return { t: 'problem', path: safePath(getBytes(m, 'p', 'problem path')), text: str(m.text, 'problem', TEXT_LIMIT) };
+      return { t: 'problem', path: safePath(m, 'p', 'problem path'), text: str(m.text, 'problem', TEXT_LIMIT) };
     case 'done':
       return { t: 'done', tally: decodeTally(m.tally) };
     case 'error':
@@ -261,7 +232,7 @@ export class RestoreStream {
         return this.fileEnd(m);
       case 'same': {
         const record = this.content(m.r);
-        const earlier = safePath(getBytes(m, 'e', 'earlier path'));
+        const earlier = safePath(m, 'e', 'earlier path');
         // Only the path the writer holds this very content at: never a path of its own choosing.
         if (this.arrived.get(record.hash) !== earlier.toString('latin1')) {
           throw new ProtocolError(`peer referred to ${JSON.stringify(earlier.toString('latin1'))}, where no content of ${record.hash} was written`);

@@ -4,8 +4,10 @@
 // and for the snapshot's records, which it compares with the source here.
 // Everything either side receives passes through a decode function here.
 import { ProtocolError } from './frames.js';
+import type { EntryRecord } from '../diff/record.js';
+import { ID_MAX, decodeEntryRecord, encodeEntryRecord, safePath } from './records.js';
 import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
-import { bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
+import { bool, fail, int, obj, putBytes, snapshotName, str } from './validate.js';
 
 /** lb's first and only message to the agent. */
 export interface VerifyBackupRequest {
@@ -28,21 +30,9 @@ export interface WireOwners {
   groups: [string, number][];
 }
 
-export type WireType = 'file' | 'dir' | 'symlink';
-
-/** A manifest record (repo/manifest.ts ManifestRecord has these fields). */
-export interface WireRecord {
+/** A manifest record (repo/manifest.ts ManifestRecord is one). */
+export interface WireRecord extends EntryRecord {
   how: 'new' | 'copied' | 'linked' | 'made';
-  type: WireType;
-  path: Buffer;
-  hash: string;
-  size: number;
-  mtimeNs: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  target: Buffer | null;
-  link?: Buffer;
 }
 
 /** A problem `lb verify` names (repo/verify.ts Problem has these fields). */
@@ -72,7 +62,6 @@ export const RECORDS_PER_MESSAGE = 4096;
 export const MAX_ACCOUNTS = 16384;
 const MAX_LINKS = 65536;
 const TEXT_LIMIT = 65536;
-const ID_MAX = 0xffffffff;
 
 // ---- encoding ----
 
@@ -107,12 +96,7 @@ function encodeProblem(p: WireProblem): object {
 }
 
 export function encodeRecord(r: WireRecord): object {
-  const wire: Record<string, unknown> = { w: r.how, k: r.type === 'file' ? 'f' : r.type === 'dir' ? 'd' : 'l', s: r.size, m: r.mtimeNs.toString(), mo: r.mode, u: r.uid, g: r.gid };
-  putBytes(wire, 'p', r.path);
-  if (r.type === 'file') wire.h = r.hash;
-  if (r.target !== null) putBytes(wire, 't', r.target);
-  if (r.link !== undefined) putBytes(wire, 'ln', r.link);
-  return wire;
+  return encodeEntryRecord(r, { w: r.how });
 }
 
 // ---- validation ----
@@ -130,12 +114,6 @@ export function decodeVerifyBackupRequest(raw: unknown): VerifyBackupRequest {
     snapshot: m.snapshot === null ? null : snapshotName(m.snapshot),
     publishedNow: bool(m.publishedNow, 'verify option'),
   };
-}
-
-function safePath(raw: Record<string, unknown>, key: string, what: string): Buffer {
-  const path = getBytes(raw, key, what);
-  if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
-  return path;
 }
 
 function accounts(v: unknown, what: string): [string, number][] {
@@ -174,31 +152,7 @@ function decodeProblem(raw: unknown): WireProblem {
 export function decodeRecord(raw: unknown): WireRecord {
   const w = obj(raw, 'manifest record');
   const how = HOWS.find((h) => h === w.w) ?? fail('record origin');
-  const type = w.k === 'f' ? 'file' : w.k === 'd' ? 'dir' : w.k === 'l' ? 'symlink' : fail('record type');
-  const record: WireRecord = {
-    how,
-    type,
-    path: safePath(w, 'p', 'record path'),
-    hash: type === 'file' ? hash(w.h, 'record hash') : w.h === undefined ? '' : fail('hash on a non-file'),
-    size: int(w.s, 'record size'),
-    mtimeNs: nanoseconds(w.m, 'record mtime'),
-    mode: int(w.mo, 'record mode', 0o7777),
-    uid: int(w.u, 'record uid', ID_MAX),
-    gid: int(w.g, 'record gid', ID_MAX),
-    target: null,
-  };
-  if (type === 'symlink') {
-    const target = getBytes(w, 't', 'symlink target');
-    if (target.length === 0 || target.includes(0)) fail('symlink target');
-    record.target = target;
-  } else if (w.t !== undefined || w.tb !== undefined) fail('target on a non-symlink');
-  if (w.ln !== undefined || w.lnb !== undefined) {
-    if (type !== 'file') fail('hard link on a non-file');
-    const link = safePath(w, 'ln', 'hard link');
-    if (link.length === 0) fail('hard link');
-    record.link = link;
-  }
-  return record;
+  return { how, ...decodeEntryRecord(w) };
 }
 
 export function decodeVerifyBackupReply(raw: unknown): VerifyBackupReply {
