@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSelected } from '../src/repo/restore-feed.js';
 import { backup, deepFile, lb, openedPaths, rsync, rsyncDifferences, settle, tempDir } from './helpers.js';
+import { TracedRun, holdAt } from './traced-run.js';
 
 const LATIN1 = Buffer.from('caf\xe9', 'latin1');
 
@@ -347,5 +348,35 @@ describe('what a restore with --path selects', () => {
     for (const path of left) expect(isSelected(b(path), paths), path).toBe(false);
     expect(isSelected(b('anything/at/all'), [])).toBe(true);
     expect(isSelected(b('anything'), [b('')])).toBe(true);
+  });
+});
+
+describe('lb restore interrupted', () => {
+  it('stops at Ctrl-C between files: exit 130, one line, every file written whole, no temporary left', async () => {
+    const work = tempDir();
+    const source = join(work, 'source');
+    const repo = join(work, 'repo');
+    mkdirSync(join(source, 'album'), { recursive: true });
+    for (let i = 0; i < 200; i++) writeFileSync(join(source, 'album', `p${String(i).padStart(3, '0')}.jpg`), `photo ${i} `.repeat(2000 + i));
+    utimesSync(join(source, 'album'), 1_500_000_000, 1_500_000_000);
+    settle();
+    const name = backup(source, repo, join(work, 'catalog.sqlite')).snapshot!;
+    const target = join(work, 'target');
+    // Held as it opens the 101st file in the snapshot; the signal waits for it to go on.
+    const run = new TracedRun(['restore', repo, target], holdAt(join(repo, name, 'tree', 'album', 'p100.jpg'), 'openat'));
+    expect(await run.nextHold()).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the restore yields to the signal handler at its next chance
+    run.signal('SIGINT');
+    run.resume();
+    const r = await run.end();
+    expect(r.status).toBe(130);
+    expect(r.stderr).toMatch(/^lb: interrupted; the restore into \S+ is incomplete \(\d+ files written whole, none half\)\n$/);
+    const written = readdirSync(join(target, 'album'));
+    expect(written.filter((n) => n.startsWith('.lb-restore-'))).toEqual([]);
+    expect(written.length).toBeGreaterThan(100);
+    expect(written.length).toBeLessThan(200);
+    for (const n of written) expect(readFileSync(join(target, 'album', n)).equals(readFileSync(join(source, 'album', n))), n).toBe(true);
+    // The directories written so far got their metadata all the same.
+    expect(lstatSync(join(target, 'album')).mtimeMs).toBe(1_500_000_000_000);
   });
 });

@@ -96,6 +96,11 @@ export class TracedRun {
     process.kill(this.heldPid, 'SIGCONT');
   }
 
+  /** Sends `signal` to the held process (delivered once it is resumed). */
+  signal(signal: NodeJS.Signals): void {
+    process.kill(this.heldPid, signal);
+  }
+
   /** Lines of the strace log for one syscall. */
   calls(name: string): string[] {
     return readFileSync(this.trace, 'utf8')

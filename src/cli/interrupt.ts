@@ -16,8 +16,11 @@ export class Interrupted extends Error {
   /** 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP, as shells report a process that a signal ended. */
   readonly exitStatus: number;
 
-  constructor(readonly signal: StopSignal) {
-    super('interrupted; no snapshot was made');
+  constructor(
+    readonly signal: StopSignal,
+    message = 'interrupted; no snapshot was made',
+  ) {
+    super(message);
     this.exitStatus = 128 + constants.signals[signal];
   }
 }

@@ -14,6 +14,7 @@ import { formatBytes } from '../format.js';
 import { displayName, jsonName } from '../names.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 import { restoreFromRemote, restoreToRemote, type RemoteRestore, type RestoreSink } from '../restore-remote.js';
+import { Interrupted, Interruption } from '../interrupt.js';
 import { insidePath } from './ls.js';
 import { addSshOptions } from './read-repository.js';
 
@@ -91,8 +92,18 @@ async function restoreCommand(repositoryArg: string, snapshotWord: string | unde
   const target = checkTarget(to.path, targetArg, overwrite, insideLocalRepository(reader.root), repositoryArg);
   if (opts.dryRun) return dryRun(out, reader, snapshot, paths);
   // The same with --overwrite: every entry is renamed into place and no symlink followed, over whatever is there.
-  const tally = restoreLocally(reader, snapshot, target, { paths, setOwner: process.getuid?.() === 0 }, sink.problem);
-  return summarize(out, snapshot, targetArg, tally, problems, null);
+  const interruption = Interruption.install();
+  try {
+    const stopped = () => interruption.signal !== null;
+    const restored = await restoreLocally(reader, snapshot, target, { paths, setOwner: process.getuid?.() === 0, stopped }, sink.problem);
+    if (restored.stopped) {
+      const done = restored.tally;
+      throw new Interrupted(interruption.signal!, `interrupted; the restore into ${targetArg} is incomplete (${done.files} files written whole, none half)`);
+    }
+    return summarize(out, snapshot, targetArg, restored.tally, problems, null);
+  } finally {
+    interruption.uninstall();
+  }
 }
 
 function location(arg: string): Location {
