@@ -9,7 +9,7 @@ import type { RestoreTally } from './restore-record.js';
 import { RestoreWriter } from './restore-writer.js';
 
 /** How often the restore lets signal handlers run (it writes synchronously, one entry at a time). */
-const YIELD_EVERY_MS = 50;
+const YIELD_EVERY_MS = 10;
 
 export interface RestoreOptions {
   /** Subtrees to restore, as the manifest spells them; empty for the whole snapshot. */
