@@ -41,7 +41,7 @@ async function agentKeptOpen(input: Buffer) {
   return { status, stderr, messages };
 }
 
-const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'src' };
+const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'src', purpose: 'backup' };
 
 describe('the role named by the first message', () => {
   it('is its kind, for each role the agent has', () => {

@@ -285,7 +285,7 @@ describe('a side that fails', () => {
         version: PROTOCOL_VERSION,
         sourceRoot: source,
         repository: repo,
-        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'source' },
+        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'source', purpose: 'backup' },
       }),
     );
     const head = Buffer.alloc(5);

@@ -253,7 +253,7 @@ async function talk(repository: string, entries: object[]): Promise<{ last?: { t
   child.stdout.on('data', (chunk: Buffer) => {
     for (const f of decoder.push(chunk)) if (f.type === 1) replies.push(decodeAgentMessage(f.message) as { t: string });
   });
-  const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil' };
+  const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil', purpose: 'backup' };
   for (const m of [{ t: 'hello', version: PROTOCOL_VERSION, repository, options }, { t: 'entries', first: 0, entries }, { t: 'end', incomplete: false }]) {
     await writer.send(m);
   }

@@ -24,7 +24,7 @@ async function talk(repository: string, messages: object[]): Promise<{ replies: 
     t: 'hello',
     version: PROTOCOL_VERSION,
     repository,
-    options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil' },
+    options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil', purpose: 'backup' },
   };
   for (const m of [hello, ...messages]) await writer.send(m);
   writer.end();

@@ -65,7 +65,7 @@ describe('the source side', () => {
     const sender = new Sender(replies, repositorySide, {
       sourceRoot: source,
       repository: join(work, 'repo'),
-      options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source },
+      options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source, purpose: 'backup' },
     });
     const outcome = await sender.run().then(
       () => null,
@@ -100,7 +100,7 @@ describe('the source side', () => {
       const sender = new Sender(replies, repositorySide, {
         sourceRoot: source,
         repository: join(work, 'repo'),
-        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source },
+        options: { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: source, purpose: 'backup' },
       });
       const outcome = await Promise.race([
         sender.run().then(

@@ -358,7 +358,7 @@ describe('the repository side against a source that lies in its skips', () => {
     child.stdout.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) if (f.type === 1) replies.push(decodeAgentMessage(f.message));
     });
-    const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'liar' };
+    const options = { snapshotName: '2026.01.01-00.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'liar', purpose: 'backup' };
     for (const m of [{ t: 'hello', version: PROTOCOL_VERSION, repository, options }, ...messages]) await writer.send(m);
     writer.end();
     await new Promise((resolve) => child.on('close', resolve));

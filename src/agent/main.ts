@@ -13,7 +13,9 @@ import { constants } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
+import { Selection } from '../scan/selection.js';
 import { ReadLog } from './read-log.js';
+import { sourceRootProblem } from './source-root.js';
 import { roleOf, type RoleKind } from './roles.js';
 import { Sender, type SenderSetup } from './sender.js';
 import { readRepository } from './read.js';
@@ -52,13 +54,15 @@ async function runSource(): Promise<void> {
   process.stdout.once('error', () => process.exit(1));
   const request = await pullRequest();
   // The walk starts at the directory a symlinked root names, as a local source's does.
+  const sourceRoot = resolvedRoot(request.sourceRoot);
   const setup: SenderSetup = {
-    sourceRoot: resolvedRoot(request.sourceRoot),
+    sourceRoot,
     repository: request.repository,
     options: request.options,
     budgetMs: request.budgetMs,
     remote: true,
     awaitAbort: false,
+    selection: pulledSelection(request, sourceRoot),
   };
   if (!request.verify) {
     await new Sender(process.stdin, process.stdout, setup).run();
@@ -72,8 +76,19 @@ async function runSource(): Promise<void> {
   await new Sender(replies, process.stdout, { ...setup, readLog }).run();
   process.stdin.unpipe(replies);
   const requests = process.stdin.pipe(new PassThrough());
-  await verifyPulledSource(requests, process.stdout, { sourceRoot: setup.sourceRoot, numericIds: request.options.numericIds, readLog });
+  await verifyPulledSource(requests, process.stdout, { sourceRoot: setup.sourceRoot, numericIds: request.options.numericIds, readLog, selection: setup.selection });
   process.exit(0); // every message is written: nothing to wait for
+}
+
+/**
+ * The selection lb asked for, compiled here (a bad pattern or a listed path missing from this source ends
+ * the run before its hello: nothing is written on the repository side).
+ */
+function pulledSelection(request: PullRequest, sourceRoot: string): Selection | undefined {
+  if (!request.selection) return undefined;
+  const selection = new Selection(request.selection);
+  if (sourceRootProblem(sourceRoot) === null) selection.fileList?.check(sourceRoot, 'the file list');
+  return selection;
 }
 
 /** The real path when there is one; otherwise the path as given, for the sender's own check to report. */

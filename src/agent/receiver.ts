@@ -7,7 +7,6 @@
 // the backup session (repo/backup-session.ts), which keeps the manifest sorted
 // and bounds memory by the window of unsettled entries.
 import { fileAction, knownHash, type StoreFinding } from '../diff/plan.js';
-import { comparePaths, isInside, parentPath } from '../diff/order.js';
 import { ProtocolError } from '../protocol/frames.js';
 import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunEvent, RunResult, SkipKind } from '../protocol/messages.js';
 import { BackupSession, type Placement } from '../repo/backup-session.js';
@@ -15,6 +14,7 @@ import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incomin
 import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
 import type { ObjectMeta } from '../repo/objects.js';
 import { Accounts } from '../scan/accounts.js';
+import { EntryOrder } from './entry-order.js';
 import { ReceivedLinkGroups } from './received-links.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
@@ -59,9 +59,7 @@ export class Receiver {
   private reportedSettled = 0;
   private reportedAt = 0;
   private nextIndex = 0;
-  private lastPath: Buffer | null = null;
-  /** Directories received whose subtrees may still receive entries. */
-  private readonly dirStack: Buffer[] = [];
+  private readonly order = new EntryOrder();
   /** Hash -> entries waiting for another entry's transfer of that content. */
   private readonly inflight = new Map<string, Slot[]>();
   private readonly linkGroups = new ReceivedLinkGroups();
@@ -94,25 +92,8 @@ export class Receiver {
     this.finalizeReady();
   }
 
-  private checkPlacement(entry: Entry): void {
-    const path = entry.path;
-    if (this.lastPath === null) {
-      if (path.length !== 0 || entry.type !== 'dir') throw new ProtocolError('the first entry must be the source root directory');
-    } else {
-      if (comparePaths(this.lastPath, path) >= 0) throw new ProtocolError('peer sent entries out of order or twice');
-      while (this.dirStack.length > 0 && !isInside(path, this.dirStack[this.dirStack.length - 1]!)) this.dirStack.pop();
-      const parent = parentPath(path)!;
-      const top = this.dirStack[this.dirStack.length - 1];
-      if (top === undefined || !top.equals(parent)) {
-        throw new ProtocolError(`peer sent ${JSON.stringify(path.toString())} whose parent is not a directory it sent`);
-      }
-    }
-    if (entry.type === 'dir') this.dirStack.push(path);
-    this.lastPath = path;
-  }
-
   private addEntry(entry: Entry): void {
-    this.checkPlacement(entry);
+    this.order.check(entry);
     this.linkGroups.arrived(this.nextIndex, entry);
     const meta: ObjectMeta = { mode: entry.mode, ...this.session.ownerOf(entry), mtimeNs: entry.mtimeNs };
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.session.previousAt(entry.path), state: 'ready' };

@@ -19,7 +19,9 @@ import {
 import { Accounts } from '../scan/accounts.js';
 import type { HashCache } from '../scan/hash.js';
 import { LinkGroups } from '../scan/link-groups.js';
+import type { Selection } from '../scan/selection.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
+import { objectHash, storeOf } from './store-source.js';
 import { ContentAnswers, type PendingFile } from './content-answers.js';
 import { bootId } from './machine.js';
 import type { ReadLog } from './read-log.js';
@@ -62,6 +64,8 @@ export interface SenderSetup {
   awaitAbort?: boolean;
   /** Told what this run read and left out, for `lb backup --verify`. */
   readLog?: ReadLog;
+  /** Excludes, tags, --one-file-system, --filelist. */
+  selection?: Selection;
 }
 
 export class AgentError extends Error {
@@ -112,12 +116,20 @@ export class Sender {
   private readonly failed: Promise<void>;
   private signalFailure!: () => void;
 
+  readonly setup: SenderSetup;
+  /** The object directory walked instead of the source, when --catalogonly was given a repository. */
+  private readonly fromStore: string | null;
+
   constructor(
     private readonly input: Readable,
     output: Writable,
-    readonly setup: SenderSetup,
+    setup: SenderSetup,
   ) {
+    this.setup = setup;
     this.writer = new FrameWriter(output, setup.remote ?? false);
+    // --catalogonly from a repository (a transfer disk's): its objects are the content to store, named by their hashes.
+    this.fromStore = setup.options.purpose === 'catalogonly' ? storeOf(setup.sourceRoot) : null;
+    if (this.fromStore) setup = this.setup = { ...setup, sourceRoot: this.fromStore };
     this.rootBytes = Buffer.from(setup.sourceRoot);
     this.answers = new ContentAnswers({
       setup,
@@ -227,6 +239,8 @@ export class Sender {
     };
     if (scanned.type === 'symlink') entry.target = scanned.target!;
     if (scanned.cachedHash !== undefined) entry.hash = scanned.cachedHash;
+    // An object's name claims its hash; data sent is hashed as it goes, so a damaged object is stored under its true hash.
+    if (this.fromStore && scanned.type === 'file') entry.hash ??= objectHash(scanned.path);
     return entry;
   }
 
@@ -250,7 +264,8 @@ export class Sender {
     const prune = this.repositoryPrune();
     const skips: Skipped[] = [];
     const linkGroups = new LinkGroups();
-    for await (const scanned of walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, onSkip: (skipped) => this.noteSkip(skips, skipped) })) {
+    const walking = walk(this.setup.sourceRoot, { prune, cache: this.setup.cache, selection: this.setup.selection, onSkip: (skipped) => this.noteSkip(skips, skipped) });
+    for await (const scanned of walking) {
       if (this.failure) throw this.failure;
       if (scanned.path.length === 0 && prune?.(scanned.stat)) throw new Error(`the source ${this.setup.sourceRoot} is the repository itself`);
       for (const { path, kind, reason } of skips.splice(0)) await this.send({ t: 'skipped', path, kind, reason });

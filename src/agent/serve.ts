@@ -7,7 +7,8 @@ import { PROTOCOL_VERSION, decodeSourceMessage, encodeAgentMessage, type BackupO
 import { RepositoryRefused } from '../repo/repository.js';
 import { describeFailure } from './failure.js';
 import { repositoryIdentity } from './machine.js';
-import { Receiver } from './receiver.js';
+import { MissingContent } from './missing-content.js';
+import { Receiver, type ReceiverEvents } from './receiver.js';
 
 export interface ServeOutcome {
   result: RunResult | null;
@@ -36,7 +37,7 @@ class SourceGone extends ProtocolError {}
 export async function serve(input: Readable, output: Writable, hooks: ServeHooks = {}): Promise<ServeOutcome> {
   const writer = new FrameWriter(output);
   const decoder = new FrameDecoder();
-  let receiver: Receiver | null = null;
+  let receiver: Receiver | MissingContent | null = null;
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       for (const frame of decoder.push(chunk)) {
@@ -58,11 +59,14 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           if (hooks.own && message.repository !== hooks.own.repository) {
             throw new ProtocolError(`the source named the repository ${JSON.stringify(message.repository)}, not ${hooks.own.repository}`);
           }
-          receiver = new Receiver(message.repository, hooks.own?.options ?? message.options, {
+          const options = hooks.own?.options ?? message.options;
+          const events: ReceiverEvents = {
             want: (hash, data, resume) => writer.post({ t: 'want', hash, data, resume }),
             settled: (upTo) => writer.post({ t: 'settled', upTo }),
             event: hooks.onEvent ?? ((event) => writer.post(encodeAgentMessage({ t: 'event', event }))),
-          });
+          };
+          // --showfiles only looks: no lock, nothing written.
+          receiver = options.purpose === 'showfiles' ? new MissingContent(message.repository, options, events) : new Receiver(message.repository, options, events);
           // Once the repository exists (this run may have made it): the source's walk must not enter it.
           writer.post(encodeAgentMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: repositoryIdentity(message.repository) }));
           continue;

@@ -13,6 +13,7 @@ import { sha256OfFile } from '../repo/hash-file.js';
 import type { SourceEntry, SourceSide } from '../repo/verify-source.js';
 import { AccountTables, Accounts } from '../scan/accounts.js';
 import { LinkGroups } from '../scan/link-groups.js';
+import type { Selection } from '../scan/selection.js';
 import { walk, type ScanEntry } from '../scan/walk.js';
 import { bootId } from './machine.js';
 
@@ -23,6 +24,8 @@ export interface SourceNowSetup {
   /** How the repository side gave snapshot files their owners, and the names it maps. */
   ownerRule: OwnerRule;
   ownerNames: AccountLookup;
+  /** What the backup took from the source (excludes, tags, file list): the rest is not compared. */
+  selection?: Selection;
 }
 
 export function sourceNow(setup: SourceNowSetup): SourceSide {
@@ -53,6 +56,7 @@ export function sourceNow(setup: SourceNowSetup): SourceSide {
   async function* entries(): AsyncGenerator<SourceEntry> {
     const walking = walk(setup.sourceRoot, {
       prune: setup.isRepository,
+      selection: setup.selection,
       onSkip: (skipped) => skipped.kind === 'unreadable' && leftOut.set(skipped.path.toString('latin1'), skipped.reason),
     });
     for await (const scanned of walking) yield toEntry(scanned);
@@ -77,12 +81,19 @@ export function sourceNow(setup: SourceNowSetup): SourceSide {
  * would have stored it: its owner rule and account names as that side sent them,
  * its directory left out when it lies on this machine.
  */
-export function sourceAsMappedThere(sourceRoot: string, numericIds: boolean, owners: WireOwners, repository: RepositoryIdentity | undefined): SourceSide {
+export function sourceAsMappedThere(
+  sourceRoot: string,
+  numericIds: boolean,
+  owners: WireOwners,
+  repository: RepositoryIdentity | undefined,
+  selection: Selection | undefined,
+): SourceSide {
   const here = repository !== undefined && repository.boot === bootId();
   return sourceNow({
     sourceRoot,
     isRepository: here ? (stat) => stat.dev === repository.dev && stat.ino === repository.ino : undefined,
     ownerRule: { asRoot: owners.asRoot, numericIds, ownUid: owners.uid, ownGid: owners.gid },
     ownerNames: new AccountTables(owners.users, owners.groups),
+    selection,
   });
 }

@@ -14,6 +14,7 @@ import type { WireRecord } from '../protocol/verify-backup.js';
 import { decodeVerifySourceRequest, encodeVerifySourceReply, type VerifySourceReply, type VerifySourceRequest } from '../protocol/verify-source.js';
 import { sourceSideDifferences, type BackupChecked } from '../repo/verify-backup.js';
 import type { ReadLog } from './read-log.js';
+import type { Selection } from '../scan/selection.js';
 import { sourceAsMappedThere } from './source-now.js';
 
 export interface PulledSourceSetup {
@@ -22,6 +23,7 @@ export interface PulledSourceSetup {
   numericIds: boolean;
   /** What the backup just sent read and left out. */
   readLog: ReadLog;
+  selection: Selection | undefined;
 }
 
 /** After the backup, on the same connection: resolves once the last message is handed to the system. */
@@ -33,7 +35,7 @@ export async function verifyPulledSource(input: Readable, output: Writable, setu
   const requests = new MessageReader(input, decodeVerifySourceRequest, 'lb ended the connection before the comparison did');
   const first = await requests.next();
   if (first.t !== 'verify-source') throw new ProtocolError(`lb sent '${first.t}' before asking for the comparison`);
-  const source = sourceAsMappedThere(setup.sourceRoot, setup.numericIds, first.owners, first.repository);
+  const source = sourceAsMappedThere(setup.sourceRoot, setup.numericIds, first.owners, first.repository, setup.selection);
   const checked: BackupChecked = { entries: 0, filesReread: 0, objectsReread: 0, bytesRead: 0 };
   const options = {
     wasRead: setup.readLog.recordReads(),

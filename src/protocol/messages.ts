@@ -1,10 +1,12 @@
 // Message types of the lb protocol and their validation. Everything a peer sends
 // passes through a parse function here before any other code sees it.
 import { ProtocolError } from './frames.js';
+import { decodeSelection, encodeSelection } from './selection.js';
 import { decodeZeros, type ZerosMessage } from './zeros.js';
+import type { SelectionSpec } from '../scan/selection.js';
 import { TEXT_LIMIT, bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
 
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -39,7 +41,15 @@ export interface BackupOptions {
   /** The source has no hash cache: trust the previous snapshot's hash when size and mtime match. */
   quickCheck: boolean;
   sourceLabel: string;
+  /**
+   * `backup` makes a snapshot; `showfiles` only names the source files whose content the repository lacks
+   * (each as a `missing` event) and writes nothing; `catalogonly` stores content and makes no snapshot.
+   */
+  purpose: RunPurpose;
 }
+
+export type RunPurpose = 'backup' | 'showfiles' | 'catalogonly';
+const PURPOSES: readonly string[] = ['backup', 'showfiles', 'catalogonly'];
 
 /** Why the source side cannot back up the directory it was given. */
 export type SourceProblem = 'missing' | 'not-a-directory';
@@ -135,7 +145,9 @@ export type EntryArrival = 'new' | 'copied' | 'linked' | 'made';
 export type RunEvent =
   | { kind: 'warning'; text: string }
   | { kind: 'entry'; how: EntryArrival; type: EntryType; path: Buffer }
-  | { kind: 'skip'; path: Buffer; reason: string };
+  | { kind: 'skip'; path: Buffer; reason: string }
+  /** --showfiles: a source file whose content the repository does not hold. */
+  | { kind: 'missing'; path: Buffer; size: number };
 
 export type AgentMessage =
   | { t: 'hello'; version: number; repository?: RepositoryIdentity }
@@ -190,7 +202,8 @@ export function encodeSourceMessage(m: SourceMessage): object {
 
 function encodeEvent(e: RunEvent): object {
   if (e.kind === 'warning') return e;
-  const wire: Record<string, unknown> = e.kind === 'entry' ? { kind: e.kind, how: e.how, type: e.type } : { kind: e.kind, reason: e.reason };
+  const wire: Record<string, unknown> =
+    e.kind === 'entry' ? { kind: e.kind, how: e.how, type: e.type } : e.kind === 'skip' ? { kind: e.kind, reason: e.reason } : { kind: e.kind, size: e.size };
   putBytes(wire, 'p', e.path);
   return wire;
 }
@@ -250,6 +263,7 @@ function decodeOptions(raw: unknown): BackupOptions {
     verbose: bool(o.verbose, 'option'),
     quickCheck: bool(o.quickCheck, 'option'),
     sourceLabel: str(o.sourceLabel, 'source label'),
+    purpose: PURPOSES.includes(o.purpose as string) ? (o.purpose as RunPurpose) : fail('run purpose'),
   };
 }
 
@@ -267,6 +281,14 @@ export interface PullRequest {
   budgetMs?: number;
   /** --verify: after the backup, the source side stays for the comparison (protocol/verify-source.ts). */
   verify?: boolean;
+  /** Excludes, tags, --one-file-system and --filelist: applied by the walk there (protocol/selection.ts). */
+  selection?: SelectionSpec;
+}
+
+/** The pull request as it goes on the wire. */
+export function encodePullRequest(request: PullRequest): object {
+  const { selection, ...rest } = request;
+  return selection ? { ...rest, selection: encodeSelection(selection) } : rest;
 }
 
 export function decodePullRequest(raw: unknown): PullRequest {
@@ -284,6 +306,7 @@ export function decodePullRequest(raw: unknown): PullRequest {
   };
   if (m.budgetMs !== undefined) request.budgetMs = int(m.budgetMs, 'time budget');
   if (m.verify !== undefined) request.verify = bool(m.verify, 'verify option');
+  if (m.selection !== undefined) request.selection = decodeSelection(m.selection);
   return request;
 }
 
@@ -413,6 +436,11 @@ function decodeEvent(raw: unknown): RunEvent {
       return { kind: 'entry', how: e.how as EntryArrival, type: e.type as EntryType, path: eventPath(e) };
     case 'skip':
       return { kind: 'skip', path: eventPath(e), reason: str(e.reason, 'reason', TEXT_LIMIT) };
+    case 'missing': {
+      const path = eventPath(e);
+      if (path.length === 0) fail('event path'); // the root is a directory, never a missing file
+      return { kind: 'missing', path, size: int(e.size, 'file size') };
+    }
     default:
       fail('event kind');
   }

@@ -86,7 +86,9 @@ export class BackupSession {
       }
       this.quickCheck = options.quickCheck && this.previousName !== null && this.sourceOf(this.previousName) === options.sourceLabel;
       this.tree = new IdenticalTree(this.previous !== null, options.always, (prefix) => this.replay(prefix));
-      if (!this.tree.unchanged) this.builder = this.newBuilder();
+      // --catalogonly: content goes to the store, no tree is built.
+      if (this.catalogOnly) this.tree.abandon();
+      else if (!this.tree.unchanged) this.builder = this.newBuilder();
     } catch (error) {
       this.lock.release();
       throw error;
@@ -125,9 +127,15 @@ export class BackupSession {
     return undefined;
   }
 
+  private get catalogOnly(): boolean {
+    return this.options.purpose === 'catalogonly';
+  }
+
   /** The next record of the snapshot, in canonical order; a file comes with where its content is. */
   add(record: ManifestRecord, previous: PreviousRecord | undefined, placement?: Placement): void {
     if (this.incomplete) return; // no snapshot this run: nothing to build
+    // Content other metadata would copy is held already: no copy is made without a tree to hold it.
+    if (this.catalogOnly) return this.count(record.type, placement?.fresh ? 'new' : 'linked');
     if (this.tree.same(previous?.body, () => recordBody(record))) {
       this.count(record.type, 'linked');
       return;
@@ -238,6 +246,10 @@ export class BackupSession {
         skipCounts: this.skips.counts,
       };
       if (this.incomplete) return { snapshot: null, created: false, ...outcome };
+      if (this.catalogOnly) {
+        this.repo.clearPartials();
+        return { snapshot: null, created: false, ...outcome };
+      }
       let created = false;
       if (this.builder) {
         this.builder.publish(this.logText(), this.options.sourceLabel, this.skips.counts.unreadable > 0 ? 'partial' : 'ok');

@@ -31,7 +31,8 @@ export class ObjectGuard {
     lbDir: string,
     /** A ctime at or after this was made by this run, which holds the lock. */
     private readonly sessionStartNs: bigint,
-    private readonly onDamage: (damage: Damage) => void,
+    /** Told of each damaged object, which is quarantined; null to only judge (a reader writes nothing). */
+    private readonly onDamage: ((damage: Damage) => void) | null,
   ) {
     this.markPath = join(lbDir, 'last-write');
     this.quarantineDir = join(lbDir, 'quarantine');
@@ -52,7 +53,7 @@ export class ObjectGuard {
       else reason = 'no longer hashes to its name';
     }
     if (reason === null) return true;
-    this.quarantine(path, reason);
+    if (this.onDamage) this.quarantine(path, reason);
     return false;
   }
 
@@ -65,7 +66,7 @@ export class ObjectGuard {
     mkdirSync(this.quarantineDir, { recursive: true, mode: 0o700 });
     const kept = join(this.quarantineDir, `${basename(path)}.${Date.now()}`);
     renameSync(path, kept);
-    this.onDamage({ quarantined: kept, reason: `object ${basename(path)} ${reason} (changed after it was stored)` });
+    this.onDamage?.({ quarantined: kept, reason: `object ${basename(path)} ${reason} (changed after it was stored)` });
   }
 
   /** Record that every change to the repository so far was lb's own. */

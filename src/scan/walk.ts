@@ -3,6 +3,7 @@
 // Names are handled as Buffers throughout: a name that is not UTF-8 survives.
 import { accessSync, constants, lstatSync, opendirSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { HashCache } from './hash.js';
+import type { Selection } from './selection.js';
 
 export type ScanType = 'file' | 'dir' | 'symlink';
 
@@ -16,6 +17,8 @@ export interface ScanEntry {
   cachedHash?: string;
   /** The inode of the directory holding it: the hash cache's key with the file's own. */
   directoryInode: bigint;
+  /** A directory on another filesystem under `oneFileSystem`: kept, empty (as `rsync -x` keeps it), not entered. */
+  mountPoint?: boolean;
 }
 
 /**
@@ -36,8 +39,13 @@ export interface WalkOptions {
   onSkip?: (skipped: Skipped) => void;
   /** Asked once per directory for all its regular files. */
   cache?: HashCache;
-  /** Enter no mount point: what lies on another filesystem is skipped (hard links cannot cross one). */
+  /**
+   * Enter no mount point: a directory on another filesystem is kept empty; anything else there (a file
+   * bind-mounted in) is skipped, since hard links cannot cross filesystems.
+   */
   oneFileSystem?: boolean;
+  /** Excludes, tags and the file list: what is left out is never stat'ed below. */
+  selection?: Selection;
 }
 
 const SLASH = Buffer.from('/');
@@ -82,7 +90,9 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   const rootStat = lstatSync(rootBytes, { bigint: true });
   if (!rootStat.isDirectory()) throw new Error(`${root} is not a directory`);
   yield { path: Buffer.alloc(0), type: 'dir', stat: rootStat, directoryInode: 0n };
-  yield* walkDir(rootBytes, Buffer.alloc(0), rootStat, options.oneFileSystem ? { ...options, device: rootStat.dev } : options);
+  const oneFileSystem = options.oneFileSystem || options.selection?.oneFileSystem;
+  const whole = !options.selection?.fileList || options.selection.fileList.everything;
+  yield* walkDir(rootBytes, Buffer.alloc(0), rootStat, oneFileSystem ? { ...options, device: rootStat.dev } : options, whole);
 }
 
 type DirOptions = WalkOptions & { device?: bigint };
@@ -92,6 +102,8 @@ async function* walkDir(
   relative: Buffer,
   directory: BigIntStats,
   options: DirOptions,
+  /** False while the file list narrows what is taken here. */
+  whole: boolean,
 ): AsyncGenerator<ScanEntry> {
   const directoryInode = directory.ino;
   const absolute = relative.length === 0 ? rootBytes : Buffer.concat([rootBytes, SLASH, relative]);
@@ -104,8 +116,12 @@ async function* walkDir(
     options.onSkip?.({ path: relative, kind: 'unreadable', reason: `cannot list its contents: ${errnoText(error)}` });
     return;
   }
+  const selection = options.selection;
+  const dirKey = relative.toString('latin1');
+  if (selection) names = selection.namesToExamine(absolute, dirKey, whole, names);
   names.sort(Buffer.compare);
   const children: ScanEntry[] = [];
+  const narrowed = new Set<ScanEntry>();
   for (const name of names) {
     const path = join(relative, name);
     const full = Buffer.concat([absolute, SLASH, name]);
@@ -119,13 +135,17 @@ async function* walkDir(
       }
       continue;
     }
+    if (selection?.excluded(path, stat.isDirectory())) continue;
     if (options.device !== undefined && stat.dev !== options.device) {
-      options.onSkip?.({ path, kind: 'special', reason: 'on another filesystem: not entered' });
+      if (stat.isDirectory()) children.push({ path, type: 'dir', stat, directoryInode, mountPoint: true });
+      else options.onSkip?.({ path, kind: 'special', reason: 'on another filesystem: not entered' });
       continue;
     }
     if (stat.isDirectory()) {
       if (options.prune?.(stat)) continue;
-      children.push({ path, type: 'dir', stat, directoryInode });
+      const child: ScanEntry = { path, type: 'dir', stat, directoryInode };
+      if (!whole && selection!.wanted(dirKey, name) === 'through') narrowed.add(child);
+      children.push(child);
     } else if (stat.isFile()) {
       children.push({ path, type: 'file', stat, directoryInode });
     } else if (stat.isSymbolicLink()) {
@@ -145,6 +165,6 @@ async function* walkDir(
   }
   for (const child of children) {
     yield child;
-    if (child.type === 'dir') yield* walkDir(rootBytes, child.path, child.stat, options);
+    if (child.type === 'dir' && !child.mountPoint) yield* walkDir(rootBytes, child.path, child.stat, options, whole || !narrowed.has(child));
   }
 }

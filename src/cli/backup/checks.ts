@@ -6,6 +6,7 @@ import { describeFailure } from '../../agent/failure.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
 import { RepositoryRefused, holdsNothing, refuseMissingParent } from '../../repo/repository.js';
 import { checkListable } from '../../scan/walk.js';
+import type { RunPurpose } from '../../protocol/messages.js';
 import type { SshOptions } from '../../transport/ssh.js';
 import { UsageError } from '../output.js';
 
@@ -47,8 +48,15 @@ function isWithin(path: string, directory: string): boolean {
   return rest === '' || (rest !== '..' && !rest.startsWith('../') && !isAbsolute(rest));
 }
 
-export function checkRepository(repository: string, source: string | null): string {
+export function checkRepository(repository: string, source: string | null, purpose: RunPurpose = 'backup'): string {
   const absolute = resolve(repository);
+  // --showfiles reads a repository that must already be one (a read-only one will do).
+  if (purpose === 'showfiles') {
+    if (!existsSync(resolve(absolute, '.lb', 'format'))) {
+      throw new UsageError(`${repository} ${existsSync(absolute) ? 'is no lb repository' : 'does not exist'}, so --showfiles has nothing to compare with; every source file is missing from it`);
+    }
+    return absolute;
+  }
   if (source !== null) {
     // Resolve through the nearest existing ancestor, so a repository to be created inside the source is caught too.
     let existing = absolute;

@@ -13,6 +13,8 @@ export function showEvent(out: Output): (event: RunEvent) => void {
         return out.line(`${event.how.padEnd(6)} ${displayName(event.path)}${event.type === 'dir' ? '/' : ''}`);
       case 'skip':
         return out.line(`${'skip'.padEnd(6)} ${displayName(event.path)}: ${event.reason}`);
+      case 'missing':
+        return; // only --showfiles asks for these, and lists them itself (seeding.ts)
     }
   };
 }

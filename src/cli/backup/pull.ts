@@ -4,7 +4,10 @@ import { PassThrough } from 'node:stream';
 import { serve } from '../../agent/serve.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
 import { FrameWriter } from '../../protocol/frames.js';
-import { PROTOCOL_VERSION, type BackupOptions, type PullRequest, type RunEvent } from '../../protocol/messages.js';
+import { PROTOCOL_VERSION, encodePullRequest, type BackupOptions, type PullRequest, type RunEvent } from '../../protocol/messages.js';
+import type { SelectionSpec } from '../../scan/selection.js';
+import { MAX_FILE_LIST_BYTES } from '../../protocol/selection.js';
+import { formatBytes } from '../format.js';
 import { describeLocation, type Location } from '../../transport/address.js';
 import { openSession, startRemoteAgent, type SshOptions } from '../../transport/ssh.js';
 import { Interrupted, Interruption, exitedWithin } from '../interrupt.js';
@@ -22,7 +25,13 @@ export async function pull(
   budget: number | undefined,
   interruption: Interruption,
   verify = false,
+  selection?: SelectionSpec,
 ): Promise<Outcome> {
+  if (selection?.listed && selection.listed.length > MAX_FILE_LIST_BYTES) {
+    throw new UsageError(
+      `the file list holds ${formatBytes(selection.listed.length)} of paths, more than a remote source is sent at once (${formatBytes(MAX_FILE_LIST_BYTES)}); split it, or run lb on ${source.host}`,
+    );
+  }
   const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   let kept: PulledSource | null = null;
   try {
@@ -31,8 +40,10 @@ export async function pull(
     const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
     if (budget !== undefined) request.budgetMs = budget;
     if (verify) request.verify = true;
-    const first = new FrameWriter(agent.output, false);
-    first.post(request);
+    if (selection) request.selection = selection;
+    // Deflated: a file list can be megabytes of paths that share their prefixes.
+    const first = new FrameWriter(agent.output, true);
+    first.post(encodePullRequest(request));
     first.flush();
     // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
     // away), whatever the remote does with the signal and the end of input it is sent.

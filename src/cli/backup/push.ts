@@ -5,6 +5,7 @@ import { AgentError, Sender } from '../../agent/sender.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { ProtocolError } from '../../protocol/frames.js';
 import type { BackupOptions, RunEvent } from '../../protocol/messages.js';
+import { NO_SELECTION, Selection, type SelectionSpec } from '../../scan/selection.js';
 import type { Location } from '../../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
@@ -26,6 +27,7 @@ export async function push(
   budget: number | undefined,
   interruption: Interruption,
   readLog?: ReadLog,
+  selection: SelectionSpec = NO_SELECTION,
 ): Promise<Outcome> {
   let session: SshSession | null = null;
   let kept: SshSession | null = null;
@@ -50,6 +52,7 @@ export async function push(
     remote: session !== null,
     budgetMs: budget,
     readLog,
+    selection: new Selection(selection),
   });
   const progress = out.showsProgress
     ? await Progress.start({

@@ -5,6 +5,7 @@
 // waits while lb re-reads a file (the channel's window is the backpressure) and
 // memory stays flat. Every message is validated (protocol/verify-backup.ts);
 // records must come in canonical order; text from the peer is printed harmless.
+import type { Selection } from '../../scan/selection.js';
 import { sourceAsMappedThere } from '../../agent/source-now.js';
 import { comparePaths } from '../../diff/order.js';
 import { FrameWriter, ProtocolError } from '../../protocol/frames.js';
@@ -25,6 +26,7 @@ export interface RemoteVerifySetup {
   repositoryPath: string;
   sourceRoot: string;
   numericIds: boolean;
+  selection: Selection | undefined;
   /** This run's snapshot, or null: `latest` (the run found the source unchanged). */
   snapshot: string | null;
   options: BackupVerifyOptions;
@@ -92,7 +94,7 @@ export class RemoteVerification {
   }
 
   private source() {
-    return sourceAsMappedThere(this.setup.sourceRoot, this.setup.numericIds, this.first.owners, this.first.repository);
+    return sourceAsMappedThere(this.setup.sourceRoot, this.setup.numericIds, this.first.owners, this.first.repository, this.setup.selection);
   }
 
   private async *records(): AsyncGenerator<WireRecord> {

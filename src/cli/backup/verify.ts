@@ -4,6 +4,7 @@
 // run a failure (exit status 6). Each part runs where its side is: the
 // repository's here or, pushed over SSH, on the remote (verify-remote.ts); the
 // source's here or, pulled, on the remote (verify-pull.ts).
+import type { Selection } from '../../scan/selection.js';
 import { lstatSync } from 'node:fs';
 import type { ReadLog } from '../../agent/read-log.js';
 import { sourceNow } from '../../agent/source-now.js';
@@ -40,6 +41,8 @@ export type VerifySetup = {
       /** The source is here, and what this run read of it. */
       sourceRoot: string;
       readLog: ReadLog;
+      /** What the backup took from the source: the comparison walks it the same way. */
+      selection?: Selection;
       /** The push's SSH connection, left open for the comparison, which closes it; absent for a repository here. */
       remote?: { session: SshSession; ssh: SshOptions };
     }
@@ -106,13 +109,13 @@ async function start(setup: VerifySetup, snapshot: string | null, publishedNow: 
     excused: (path) => setup.readLog.isExcused(path),
   };
   if (setup.remote) {
-    return RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, snapshot, options });
+    return RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, selection: setup.selection, snapshot, options });
   }
   return localVerification(setup, snapshot, options);
 }
 
 /** Both parts here; null when there is no snapshot to compare with. */
-function localVerification(setup: { repositoryPath: string; sourceRoot: string; numericIds: boolean }, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
+function localVerification(setup: { repositoryPath: string; sourceRoot: string; numericIds: boolean; selection?: Selection }, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
   const reader = Repository.open(setup.repositoryPath, 'read');
   const name = snapshot ?? reader.latest();
   if (name === null) return null;
@@ -123,6 +126,7 @@ function localVerification(setup: { repositoryPath: string; sourceRoot: string; 
     // The repository side ran as this process, on this machine.
     ownerRule: { asRoot: process.getuid?.() === 0, numericIds: setup.numericIds, ownUid: process.getuid!(), ownGid: process.getgid!() },
     ownerNames: new Accounts(),
+    selection: setup.selection,
   });
   const verification = new BackupVerification(reader, name, source, options);
   return { snapshot: name, checked: verification.checked, differences: () => verification.differences() };

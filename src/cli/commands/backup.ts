@@ -9,18 +9,21 @@ import { Catalog, defaultCatalogPath } from '../../catalog/catalog.js';
 import { openCatalog } from '../../catalog/open.js';
 import type { BackupOptions } from '../../protocol/messages.js';
 import { snapshotNameFor } from '../../repo/repository.js';
+import { Selection } from '../../scan/selection.js';
 import { describeLocation, parseLocation, type Location } from '../../transport/address.js';
 import { budgetMs, checkRepository, checkSource, sshOptions, type SshCommandOptions } from '../backup/checks.js';
 import type { Outcome } from '../backup/outcome.js';
 import { pull } from '../backup/pull.js';
 import { push } from '../backup/push.js';
 import { showEvent } from '../backup/events.js';
+import { MissingPaths, printSeedingSummary, purposeFrom, type SeedingCommandOptions } from '../backup/seeding.js';
+import { addSelectionOptions, checkListedPaths, selectionFrom, type SelectionCommandOptions } from '../backup/selection-options.js';
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
 import { verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
-import { Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
+import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
-export interface BackupCommandOptions extends OutputOptions, SshCommandOptions {
+export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions {
   always?: boolean;
   numericIds?: boolean;
   catalog?: string;
@@ -53,7 +56,9 @@ export function registerBackup(program: Command): void {
     .option('--lock', 'accepted for Link-Backup compatibility; lb always locks the repository while it writes')
     .option('--verify', 'then compare the snapshot with the source: every entry, and the content of every file this run read (exit status 6 on a difference)')
     .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
-    .action(async (source: string, repository: string, opts: BackupCommandOptions) => {
+    .option('--showfiles', 'make no snapshot and write nothing: print the paths of the source files whose content REPOSITORY does not hold')
+    .option('--catalogonly', "store the content of SOURCE's files in REPOSITORY and make no snapshot (seeding from a transfer disk)");
+  addSelectionOptions(command).action(async (source: string, repository: string, opts: BackupCommandOptions) => {
       process.exitCode = await backupCommand(source, repository, opts);
     });
 }
@@ -71,14 +76,18 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (source.kind === 'remote' && repository.kind === 'remote') {
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
+  const purpose = purposeFrom(opts);
+  const selection = selectionFrom(opts);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
   const out = new Output(opts);
-  const onEvent = showEvent(out);
+  const missing = purpose === 'showfiles' ? new MissingPaths(opts.null ?? false, out, showEvent(out)) : null;
+  const onEvent = missing?.onEvent ?? showEvent(out);
   const ssh = sshOptions(opts, out.warn);
   const budget = budgetMs(opts.minutes);
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
-  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource) : null;
+  if (localSource) checkListedPaths(selection, localSource, opts.filelist);
+  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource, purpose) : null;
   const options: BackupOptions = {
     snapshotName: snapshotNameFor(new Date(started)),
     always: opts.always ?? false,
@@ -86,6 +95,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
     verbose: opts.verbose ?? false,
     quickCheck: false,
     sourceLabel: localSource ?? describeLocation(source),
+    purpose,
   };
 
   let outcome: Outcome;
@@ -98,17 +108,18 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
       // The catalog is only a cache: whatever is wrong with it is a warning (said once), never the run's failure.
       catalog = openCatalog(opts.catalog ?? defaultCatalogPath(), (line) => out.warn(`warning: ${line}`));
       try {
-        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onEvent, budget, interruption, readLog);
+        outcome = await push(localSource!, repository, localRepository ?? repository.path, options, catalog, ssh, out, onEvent, budget, interruption, readLog, selection);
       } catch (error) {
         catalog?.close(); // keeps the hashes learned before the failure
         throw error;
       }
     } else {
       options.quickCheck = true; // the remote scanner has no catalog of its own
-      outcome = await pull(source, localRepository!, options, ssh, onEvent, budget, interruption, opts.verify);
+      outcome = await pull(source, localRepository!, options, ssh, onEvent, budget, interruption, opts.verify, selection);
     }
   } finally {
     interruption.uninstall();
+    missing?.flush();
   }
 
   const seconds = (Date.now() - started) / 1000;
@@ -116,7 +127,8 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   const c = result.counts;
   const status = runStatus(outcome);
   // Neither fails: a catalog failing now is a warning, never a failed run after a published snapshot.
-  catalog?.recordRun({
+  // --showfiles ran no backup: its hashes are kept, no run is recorded.
+  if (purpose !== 'showfiles') catalog?.recordRun({
     source: options.sourceLabel,
     repository: describeLocation(repository),
     snapshot: result.snapshot,
@@ -131,12 +143,14 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   catalog?.close();
 
   const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes };
-  if (opts.verify) {
+  if (purpose !== 'backup' && !result.incomplete) printSeedingSummary(out, outcome, facts.repository, seconds, missing);
+  else if (opts.verify) {
     const remote = outcome.session && { session: outcome.session, ssh };
-    const source = outcome.pulled ? { pulled: outcome.pulled } : { sourceRoot: localSource!, readLog: readLog!, remote };
+    const source = outcome.pulled ? { pulled: outcome.pulled } : { sourceRoot: localSource!, readLog: readLog!, remote, selection: new Selection(selection) };
     await verifyBackup(out, outcome, facts, { repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, ...source });
   } else printSummary(out, outcome, facts);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
+  if (missing?.unlistable) return EXIT.partial;
   return EXIT_FOR[runStatus(outcome)];
 }
