@@ -123,6 +123,11 @@ const HAND_PICKED: string[][] = [
   ['# comment', '; comment', '- foo'], ['- node_modules/', '- build/', '- .*', '- *.o', '- cache/'], ['- /a/a', '- /b/**/c*'],
   ['- a/a'], ['- */a/*'], ['- *a/a*'], ['- a/a/a'], ['- ab/**/a'], ['- **/a/**'], ['- **a'], ['- a*/'], ['- a\\**'], ['- \\**'],
   ['- *\\*'], ['- [*?]*'], ['- *[]]*'], ['- /a[!x]a'], ['- a[^.]**'], ['- **[!b]a'], ['- /a[[:punct:]]a'], ['- **[[:punct:]]b'],
+  // Several stars (the compiler takes some chunks' first occurrence at once), and groups of same-kind rules mixing every form.
+  ['- *a*b*'], ['- *o*o'], ['- *a*/*b*'], ['- **a**b'], ['- **a*b'], ['- *a**b*'], ['- f*o*'], ['- *.*.*'], ['- *a*a*'],
+  ['- a*b*c'], ['- **/*a*/**b*'], ['- *[ab]*[ab]*'], ['- ?*?*?*'], ['- **?/*'],
+  ['- *.o', '- a/', '- /b', '- **/c*/', '- foo/***', '- /x1/**', '+ a*', '- *b*', '- ab/', '+ */', '- *'],
+  ['+ *.o', '+ foo/', '- /a*/**', '- b', '+ /**/a/', '- **/a/*', '- a'],
 ];
 
 // Pieces the generated patterns are made of: names of the tree, parts of names, and every kind of wildcard.
@@ -133,10 +138,24 @@ const PIECES = [
 // Pieces of patterns rsync accepts but never matches (refused here), used sparingly.
 const NEVER_MATCHING = ['[z-a]', '[/]', '[', '\\', '.', '[[:alhpa:]]'];
 
-function generatedList(seed: number): string[] {
+/** A rule list from a seed: patterns made of pieces, or made from a path of the tree with some names turned into wildcards. */
+function generatedList(seed: number, treePaths: string[]): string[] {
   const random = generator(seed);
   const choose = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-  const pattern = (): string => {
+  const escaped = (name: string) => name.replace(/[\\*?[]/g, '\\$&');
+  const wildName = (name: string): string => {
+    const cut = Math.floor(random() * name.length);
+    const forms = [
+      () => name,
+      () => escaped(name.slice(0, cut)) + '?' + escaped(name.slice(cut + 1)),
+      () => escaped(name.slice(0, cut)) + '*',
+      () => '*' + escaped(name.slice(cut)),
+      () => '*',
+      () => `[${escaped(name[0]!)}q]` + escaped(name.slice(1)),
+    ];
+    return choose(forms)();
+  };
+  const fromPieces = (): string[] => {
     const names: string[] = [];
     const count = 1 + Math.floor(random() * random() * 4);
     for (let i = 0; i < count; i++) {
@@ -144,7 +163,16 @@ function generatedList(seed: number): string[] {
       if (random() < 0.3) name += choose(PIECES);
       names.push(name);
     }
-    let text = names.join('/');
+    return names;
+  };
+  const fromTree = (): string[] => {
+    const names = choose(treePaths).replace(/\/$/, '').split('/');
+    const kept = names.slice(Math.floor(random() * names.length)).map((name) => (random() < 0.5 ? wildName(name) : name));
+    if (kept.length > 2 && random() < 0.3) kept.splice(1, kept.length - 2, '**');
+    return kept;
+  };
+  const pattern = (): string => {
+    let text = (random() < 0.5 ? fromTree() : fromPieces()).join('/');
     const start = random();
     if (start < 0.25) text = '/' + text;
     else if (start < 0.35) text = '**/' + text;
@@ -159,7 +187,27 @@ function generatedList(seed: number): string[] {
   return lines;
 }
 
+// Patterns refused as typos: rsync accepts each of them and never matches anything with it.
+const REFUSED = [
+  'foo[', 'a[b', '[!', '[]', '[z-a]', 'b[c-a]*', 'a*\\', '[[:alhpa:]]*', '/', '//', 'a//b', 'foo//', './a', '/./a', 'a/../b', '.', '..',
+  '*/..', '*/[/]a', 'a/[^/]*', 'x*/b[/]',
+];
+
 describe('FilterRules against rsync 3', () => {
+  it('refuses a pattern rsync would never match, with one line naming it', () => {
+    const root = join(tempDir(), 'src');
+    mkdirSync(root);
+    buildTree(root);
+    const scratch = tempDir();
+    const everything = rsyncKeeps(root, '/dev/null');
+    for (const pattern of REFUSED) {
+      expect(() => FilterRules.compile([{ kind: 'exclude', pattern: bytes(pattern) }])).toThrow(PatternError);
+      expect(() => FilterRules.compile([{ kind: 'exclude', pattern: bytes(pattern) }])).toThrow(/^invalid pattern "[^\n]*$/);
+      writeFileSync(join(scratch, 'rules'), bytes(`- ${pattern}\n`));
+      expect([...rsyncKeeps(root, join(scratch, 'rules'))], pattern).toEqual([...everything]);
+    }
+  });
+
   it('hand-picked rule lists keep exactly what rsync keeps', () => {
     const root = join(tempDir(), 'src');
     mkdirSync(root);
@@ -174,7 +222,8 @@ describe('FilterRules against rsync 3', () => {
     const root = join(tempDir(), 'src');
     mkdirSync(root);
     buildTree(root);
-    const lists = Array.from({ length: 200 }, (_, i) => generatedList(i + 1));
+    const treePaths = [...kept(root, FilterRules.compile([]))];
+    const lists = Array.from({ length: 200 }, (_, i) => generatedList(i + 1, treePaths));
     const result = compare(root, tempDir(), lists);
     expect(result.mismatches).toEqual([]);
     // Most generated lists compile; the refused ones were checked to be lists rsync never matches with.

@@ -16,7 +16,7 @@ const SLASH = 0x2f;
 const MAX_PATTERN = 4095;
 
 /**
- * One compiled rule. Every test reads the path as latin1 text with a '/' put in front
+ * One rule, compiled. Every test reads the path as latin1 text with a '/' put in front
  * ("/a/b"), so "at the start or after a '/'" is simply "after a '/'", as rsync's
  * wildmatch_array sees a "**" pattern's path.
  */
@@ -24,32 +24,62 @@ interface Rule {
   exclude: boolean;
   dirOnly: boolean;
   /** A pattern without wildcards, '/' in front: the path equals it (anchored) or ends with it. */
-  literal: string | null;
-  anchored: boolean;
-  /** Without '/' or "**": tried at the last '/' only (sticky), so only the last name is read. */
+  literal?: { text: string; anchored: boolean };
+  /** Without '/' or "**": tried at the last '/' only, so only the last name is read. */
   nameOnly: boolean;
-  forFile: RegExp | null;
-  /** Differs from forFile for a trailing "/***", which also matches the directory itself. */
-  forDirectory: RegExp | null;
+  /** A RegExp alternative matching the whole path; for a directory it differs only after a trailing "/***". */
+  forFile: string;
+  forDirectory: string;
+}
+
+/**
+ * Consecutive rules of one kind, tested together: whichever of them matches first,
+ * the answer is the same. Their wildcard patterns are joined into one RegExp (one for
+ * files, which leaves out the directory-only rules, one for directories).
+ */
+class RuleGroup {
+  readonly literals: { text: string; anchored: boolean; dirOnly: boolean }[] = [];
+  readonly names: { file: RegExp | null; directory: RegExp | null };
+  readonly paths: { file: RegExp | null; directory: RegExp | null };
+
+  constructor(
+    readonly exclude: boolean,
+    rules: Rule[],
+  ) {
+    for (const rule of rules) if (rule.literal) this.literals.push({ ...rule.literal, dirOnly: rule.dirOnly });
+    const joined = (nameOnly: boolean, isDirectory: boolean): RegExp | null => {
+      const sources = rules
+        .filter((rule) => !rule.literal && rule.nameOnly === nameOnly && (isDirectory || !rule.dirOnly))
+        .map((rule) => (isDirectory ? rule.forDirectory : rule.forFile));
+      return sources.length === 0 ? null : new RegExp(sources.join('|'), nameOnly ? 'y' : '');
+    };
+    this.names = { file: joined(true, false), directory: joined(true, true) };
+    this.paths = { file: joined(false, false), directory: joined(false, true) };
+  }
 }
 
 export class FilterRules {
   /** How many rules remain after "!" clears (0: the walk can skip calling excluded()). */
   readonly size: number;
+  private readonly groups: RuleGroup[] = [];
   private text = Buffer.alloc(256);
 
-  private constructor(private readonly rules: Rule[]) {
+  private constructor(rules: Rule[]) {
     this.size = rules.length;
+    for (let start = 0, end = 1; start < rules.length; start = end++) {
+      while (end < rules.length && rules[end]!.exclude === rules[start]!.exclude) end++;
+      this.groups.push(new RuleGroup(rules[start]!.exclude, rules.slice(start, end)));
+    }
   }
 
   /** Throws PatternError on a pattern that cannot be compiled. An empty list excludes nothing. */
   static compile(sources: RuleSource[]): FilterRules {
     let rules: Rule[] = [];
-    for (const source of sources) {
-      const rule = compileRule(source);
+    sources.forEach((source, index) => {
+      const rule = compileRule(source, `r${index}`);
       if (rule === 'clear') rules = [];
       else rules.push(rule);
-    }
+    });
     return new FilterRules(rules);
   }
 
@@ -64,31 +94,33 @@ export class FilterRules {
     path.copy(this.text, 1);
     const text = this.text.toString('latin1', 0, length);
     const lastSlash = text.lastIndexOf('/');
-    for (const rule of this.rules) {
-      if (rule.dirOnly && !isDirectory) continue;
-      if (rule.literal !== null) {
-        if (rule.anchored ? text === rule.literal : text.endsWith(rule.literal)) return rule.exclude;
-        continue;
+    for (const group of this.groups) {
+      for (const literal of group.literals) {
+        if (literal.dirOnly && !isDirectory) continue;
+        if (literal.anchored ? text === literal.text : text.endsWith(literal.text)) return group.exclude;
       }
-      const regex = isDirectory ? rule.forDirectory! : rule.forFile!;
-      if (rule.nameOnly) regex.lastIndex = lastSlash;
-      if (regex.test(text)) return rule.exclude;
+      const names = isDirectory ? group.names.directory : group.names.file;
+      if (names) {
+        names.lastIndex = lastSlash;
+        if (names.test(text)) return group.exclude;
+      }
+      const paths = isDirectory ? group.paths.directory : group.paths.file;
+      if (paths?.test(text)) return group.exclude;
     }
     return false;
   }
 }
 
-function compileRule(source: RuleSource): Rule | 'clear' {
-  const quoted = JSON.stringify(source.pattern.toString('utf8'));
+function compileRule(source: RuleSource, name: string): Rule | 'clear' {
   try {
-    return parseRule(source);
+    return parseRule(source, name);
   } catch (error) {
-    if (error instanceof PatternProblem) throw new PatternError(`invalid pattern ${quoted}: ${error.message}`);
-    throw error;
+    if (!(error instanceof PatternProblem)) throw error;
+    throw new PatternError(`invalid pattern ${JSON.stringify(source.pattern.toString('utf8'))}: ${error.message}`);
   }
 }
 
-function parseRule(source: RuleSource): Rule | 'clear' {
+function parseRule(source: RuleSource, name: string): Rule | 'clear' {
   let text = source.pattern.toString('latin1');
   let exclude = source.kind === 'exclude';
   // As rsync reads --include/--exclude and their files: a "+ " or "- " prefix decides, and "!" alone clears.
@@ -107,29 +139,21 @@ function parseRule(source: RuleSource): Rule | 'clear' {
   refuseNeverMatching(text, tokens);
 
   const anchored = text.startsWith('/');
-  const rule: Rule = { exclude, dirOnly, literal: null, anchored, nameOnly: false, forFile: null, forDirectory: null };
-  if (!wildcard) {
-    rule.literal = anchored ? text : '/' + text;
-    return rule;
-  }
+  if (!wildcard) return { exclude, dirOnly, literal: { text: anchored ? text : '/' + text, anchored }, nameOnly: false, forFile: '', forDirectory: '' };
   // rsync decides how to match from the pattern's text (exclude.c add_rule, rule_matches): an escaped "\**" counts as "**".
   const doubleStar = text.includes('**');
   const slashes = text.split('/').length - 1;
-  rule.nameOnly = slashes === 0 && !doubleStar;
   if (!anchored && !doubleStar && slashes > 0 && tokens.filter(isSlash).length !== slashes) {
     // rsync matches such a pattern against the last (slashes + 1) names, and it can span fewer.
     throw new PatternProblem('a "/" inside [...] counts as a path separator, so this pattern never matches (write "**" to cross names)');
   }
-  // "/P" anchored at the root; "**P" at the start, rsync putting a '/' in front of the path; else P after any '/'.
+  // "/P" anchored at the root; "**P" from the start, rsync putting a '/' in front of the path; else P after any '/'.
   const start = anchored || text.startsWith('**') ? '^' : '/';
-  const flags = rule.nameOnly ? 'y' : '';
-  rule.forFile = new RegExp(`${start}${regexSource(tokens)}$`, flags);
-  // A trailing "***" also matches the directory itself (rsync tries it with a '/' after the name).
+  const forFile = `${start}${regexSource(tokens, name)}$`;
+  // A trailing "/***" also matches the directory itself (rsync tries it with a '/' after the name).
   const slashStarStar = text.endsWith('***') && tokens.length >= 2 && isSlash(tokens[tokens.length - 2]!);
-  rule.forDirectory = slashStarStar
-    ? new RegExp(`${start}${regexSource(tokens, 0, tokens.length - 2)}(?:/[\\s\\S]*)?$`, flags)
-    : rule.forFile;
-  return rule;
+  const forDirectory = slashStarStar ? `${start}${regexSource(tokens, name, 0, tokens.length - 2)}(?:/[\\s\\S]*)?$` : forFile;
+  return { exclude, dirOnly, nameOnly: slashes === 0 && !doubleStar, forFile, forDirectory };
 }
 
 const isSlash = (token: Token) => token.kind === 'byte' && token.code === SLASH;

@@ -149,9 +149,9 @@ const isSlash = (token: Token) => token.kind === 'byte' && token.code === SLASH;
  * no match: a later occurrence only leaves more for Y, so the earlier one works too when
  * Y is "**", or when X is "*" and C holds no '/' (then the bytes Y takes over hold no
  * '/' either). That keeps "*a*a*a*a*b" linear where plain backtracking is exponential.
- * `groups` numbers the capture groups across sources joined into one RegExp.
+ * `name` makes the capture groups' names unique among sources joined into one RegExp.
  */
-export function regexSource(tokens: Token[], from = 0, to = tokens.length, groups = { count: 0 }): string {
+export function regexSource(tokens: Token[], name: string, from = 0, to = tokens.length): string {
   let source = '';
   for (let i = from; i < to; i++) {
     const token = tokens[i]!;
@@ -164,8 +164,8 @@ export function regexSource(tokens: Token[], from = 0, to = tokens.length, group
     const chunk = tokens.slice(i + 1, end);
     const safe = tokens[end]?.kind === 'starstar' || (token.kind === 'star' && !chunk.some(isSlash));
     if (end < to && chunk.length > 0 && safe) {
-      const group = ++groups.count;
-      source += `(?=(${any}?${chunk.map(tokenSource).join('')}))\\${group}`;
+      const group = `${name}_${i}`;
+      source += `(?=(?<${group}>${any}?${chunk.map(tokenSource).join('')}))\\k<${group}>`;
       i = end - 1;
     } else source += any;
   }
@@ -175,8 +175,7 @@ export function regexSource(tokens: Token[], from = 0, to = tokens.length, group
 function tokenSource(token: Token): string {
   switch (token.kind) {
     case 'byte':
-      // Digits too as \xNN: after a backreference "\1", a "0" would make it "\10".
-      return /[A-Za-z_]/.test(String.fromCharCode(token.code)) ? String.fromCharCode(token.code) : hex(token.code);
+      return /[A-Za-z0-9_]/.test(String.fromCharCode(token.code)) ? String.fromCharCode(token.code) : hex(token.code);
     case 'one':
       return '[^/]';
     case 'class':
