@@ -145,7 +145,7 @@ function parseRule(source: RuleSource, name: string): Rule | 'clear' {
   const slashes = text.split('/').length - 1;
   if (!anchored && !doubleStar && slashes > 0 && tokens.filter(isSlash).length !== slashes) {
     // rsync matches such a pattern against the last (slashes + 1) names, and it can span fewer.
-    throw new PatternProblem('a "/" inside [...] counts as a path separator, so this pattern never matches (write "**" to cross names)');
+    throw new PatternProblem('rsync counts the "/" inside [...] as a separator between names, so this pattern never matches (a class never matches "/": leave it out)');
   }
   // "/P" anchored at the root; "**P" from the start, rsync putting a '/' in front of the path; else P after any '/'.
   const start = anchored || text.startsWith('**') ? '^' : '/';
