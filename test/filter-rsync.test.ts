@@ -190,7 +190,7 @@ function generatedList(seed: number, treePaths: string[]): string[] {
 // Patterns refused as typos: rsync accepts each of them and never matches anything with it.
 const REFUSED = [
   'foo[', 'a[b', '[!', '[]', '[z-a]', 'b[c-a]*', 'a*\\', '[[:alhpa:]]*', '/', '//', 'a//b', 'foo//', './a', '/./a', 'a/../b', '.', '..',
-  '*/..', '*/[/]a', 'a/[^/]*', 'x*/b[/]', '[!/]', '[^/]*',
+  '*/..', '*/[/]a', 'a/[^/]*', 'x*/b[/]', '[!/]', '[^/]*', '**/[/]', '/a[\\/]*',
 ];
 
 describe('FilterRules against rsync 3', () => {

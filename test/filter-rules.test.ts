@@ -179,6 +179,7 @@ describe('FilterRules: bad patterns', () => {
     expect(refusal('a/../b')).toMatch(/no path holds a "\.\." name/);
     expect(refusal('a/[^/]*')).toMatch(/inside \[\.\.\.\]/);
     expect(refusal('[!/]')).toMatch(/inside \[\.\.\.\]/); // rsync: one '/', so the last two names, which one byte never spans
+    expect(refusal('**/a[/]')).toMatch(/"\[\/\]" matches no byte/);
     expect(refusal('x'.repeat(4096))).toMatch(/longer than 4095 bytes/);
     expect(refusal('\xff[')).toBe('invalid pattern "\ufffd[": "[" is never closed');
     for (const pattern of ['foo[', '', 'a*\\', '[z-a]', '/', 'a//b', './foo']) expect(refusal(pattern)).not.toContain('\n');

@@ -117,6 +117,7 @@ function parseClass(pattern: string, start: number): { members: Uint8Array; end:
   } while (i >= pattern.length || ch !== 0x5d);
   if (negated) for (let c = 0; c < 256; c++) members[c] = members[c] ? 0 : 1;
   members[SLASH] = 0; // wildmatch's class never matches '/', even "[^a]" or "[/]"
+  if (!members.includes(1)) throw new PatternProblem(`"${pattern.slice(start - 1, i + 1)}" matches no byte (a class never matches "/")`);
   return { members, end: i };
 }
 
