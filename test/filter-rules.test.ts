@@ -172,6 +172,7 @@ describe('FilterRules: bad patterns', () => {
     expect(refusal('a\0b')).toMatch(/NUL byte/);
     expect(refusal('[z-a]')).toMatch(/the range "z-a" is reversed/);
     expect(refusal('[[:alhpa:]]')).toMatch(/"\[:alhpa:\]" is not a character class/);
+    expect(refusal('[[:constructor:]]')).toMatch(/is not a character class/);
     expect(refusal('/')).toMatch(/source root/);
     expect(refusal('a//b')).toMatch(/empty name/);
     expect(refusal('foo//')).toMatch(/empty name/);

@@ -1,6 +1,7 @@
 // rsync's include/exclude rules (rsync(1) "INCLUDE/EXCLUDE PATTERN RULES"; exclude.c, lib/wildmatch.c) on raw byte names.
-// Hand-written because src/scan/ is bundled into the agent, which must use Node built-ins only, and because the glob
-// libraries (picomatch, minimatch) implement bash's globs, not rsync's wildmatch and its first-match rule list.
+// Hand-written: src/scan/ is bundled into the agent (dist/agent.cjs), which must stay Node built-ins only, so no npm glob
+// library can compile the patterns. Those libraries (picomatch, minimatch) implement bash's globs anyway ("**" only as a
+// whole name, braces, extglobs, dotfile rules, "!" negation), not rsync's wildmatch and its first-match rule list.
 import { isWildcard, literalTokens, PatternProblem, regexSource, wildcardTokens, type Token } from './wildmatch.js';
 
 export type RuleKind = 'include' | 'exclude';
@@ -20,17 +21,21 @@ const MAX_PATTERN = 4095;
  * ("/a/b"), so "at the start or after a '/'" is simply "after a '/'", as rsync's
  * wildmatch_array sees a "**" pattern's path.
  */
-interface Rule {
-  exclude: boolean;
-  dirOnly: boolean;
-  /** A pattern without wildcards, '/' in front: the path equals it (anchored) or ends with it. */
-  literal?: { text: string; anchored: boolean };
-  /** Without '/' or "**": tried at the last '/' only, so only the last name is read. */
-  nameOnly: boolean;
-  /** A RegExp alternative matching the whole path; for a directory it differs only after a trailing "/***". */
-  forFile: string;
-  forDirectory: string;
-}
+type Rule = { exclude: boolean; dirOnly: boolean } & (
+  | {
+      /** A pattern without wildcards, '/' in front: the path equals it (anchored) or ends with it. */
+      literal: string;
+      anchored: boolean;
+    }
+  | {
+      literal: null;
+      /** Without '/' or "**": tried at the last '/' only, so only the last name is read. */
+      nameOnly: boolean;
+      /** A RegExp alternative matching the whole path; for a directory it differs only after a trailing "/***". */
+      forFile: string;
+      forDirectory: string;
+    }
+);
 
 /**
  * Consecutive rules of one kind, tested together: whichever of them matches first,
@@ -46,10 +51,14 @@ class RuleGroup {
     readonly exclude: boolean,
     rules: Rule[],
   ) {
-    for (const rule of rules) if (rule.literal) this.literals.push({ ...rule.literal, dirOnly: rule.dirOnly });
+    const wildcards: (Rule & { literal: null })[] = [];
+    for (const rule of rules) {
+      if (rule.literal === null) wildcards.push(rule);
+      else this.literals.push({ text: rule.literal, anchored: rule.anchored, dirOnly: rule.dirOnly });
+    }
     const joined = (nameOnly: boolean, isDirectory: boolean): RegExp | null => {
-      const sources = rules
-        .filter((rule) => !rule.literal && rule.nameOnly === nameOnly && (isDirectory || !rule.dirOnly))
+      const sources = wildcards
+        .filter((rule) => rule.nameOnly === nameOnly && (isDirectory || !rule.dirOnly))
         .map((rule) => (isDirectory ? rule.forDirectory : rule.forFile));
       return sources.length === 0 ? null : new RegExp(sources.join('|'), nameOnly ? 'y' : '');
     };
@@ -88,6 +97,7 @@ export class FilterRules {
    * `path`: relative to the source root, raw bytes, names joined by single '/', no leading or trailing '/', never empty.
    */
   excluded(path: Buffer, isDirectory: boolean): boolean {
+    if (this.groups.length === 0) return false;
     const length = path.length + 1;
     if (this.text.length < length) this.text = Buffer.alloc(length * 2);
     this.text[0] = SLASH;
@@ -111,16 +121,17 @@ export class FilterRules {
   }
 }
 
-function compileRule(source: RuleSource, name: string): Rule | 'clear' {
+function compileRule(source: RuleSource, id: string): Rule | 'clear' {
   try {
-    return parseRule(source, name);
+    return parseRule(source, id);
   } catch (error) {
     if (!(error instanceof PatternProblem)) throw error;
     throw new PatternError(`invalid pattern ${JSON.stringify(source.pattern.toString('utf8'))}: ${error.message}`);
   }
 }
 
-function parseRule(source: RuleSource, name: string): Rule | 'clear' {
+/** `id` names the rule's capture groups, unique in a RegExp joining several rules. */
+function parseRule(source: RuleSource, id: string): Rule | 'clear' {
   let text = source.pattern.toString('latin1');
   let exclude = source.kind === 'exclude';
   // As rsync reads --include/--exclude and their files: a "+ " or "- " prefix decides, and "!" alone clears.
@@ -139,7 +150,7 @@ function parseRule(source: RuleSource, name: string): Rule | 'clear' {
   refuseNeverMatching(text, tokens);
 
   const anchored = text.startsWith('/');
-  if (!wildcard) return { exclude, dirOnly, literal: { text: anchored ? text : '/' + text, anchored }, nameOnly: false, forFile: '', forDirectory: '' };
+  if (!wildcard) return { exclude, dirOnly, literal: anchored ? text : '/' + text, anchored };
   // rsync decides how to match from the pattern's text (exclude.c add_rule, rule_matches): an escaped "\**" counts as "**".
   const doubleStar = text.includes('**');
   const slashes = text.split('/').length - 1;
@@ -149,11 +160,11 @@ function parseRule(source: RuleSource, name: string): Rule | 'clear' {
   }
   // "/P" anchored at the root; "**P" from the start, rsync putting a '/' in front of the path; else P after any '/'.
   const start = anchored || text.startsWith('**') ? '^' : '/';
-  const forFile = `${start}${regexSource(tokens, name)}$`;
+  const forFile = `${start}${regexSource(tokens, id)}$`;
   // A trailing "/***" also matches the directory itself (rsync tries it with a '/' after the name).
   const slashStarStar = text.endsWith('***') && tokens.length >= 2 && isSlash(tokens[tokens.length - 2]!);
-  const forDirectory = slashStarStar ? `${start}${regexSource(tokens, name, 0, tokens.length - 2)}(?:/[\\s\\S]*)?$` : forFile;
-  return { exclude, dirOnly, nameOnly: slashes === 0 && !doubleStar, forFile, forDirectory };
+  const forDirectory = slashStarStar ? `${start}${regexSource(tokens, id, 0, tokens.length - 2)}(?:/[\\s\\S]*)?$` : forFile;
+  return { exclude, dirOnly, literal: null, nameOnly: slashes === 0 && !doubleStar, forFile, forDirectory };
 }
 
 const isSlash = (token: Token) => token.kind === 'byte' && token.code === SLASH;

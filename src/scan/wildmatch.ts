@@ -46,25 +46,25 @@ export function wildcardTokens(pattern: string): Token[] {
   return tokens;
 }
 
-// The C locale's ctype classes: rsync's [[:alpha:]] etc. never match a byte above 0x7f, whatever the locale (checked with rsync 3.5).
+// The C locale's ctype classes: rsync's [[:alpha:]] etc. match no byte above 0x7f in the C and UTF-8 locales (checked with rsync 3.5).
 const inRange = (c: number, low: string, high: string) => c >= low.charCodeAt(0) && c <= high.charCodeAt(0);
 const isAlpha = (c: number) => inRange(c, 'a', 'z') || inRange(c, 'A', 'Z');
 const isDigit = (c: number) => inRange(c, '0', '9');
 const isGraph = (c: number) => c > 0x20 && c < 0x7f;
-const POSIX_CLASSES: Record<string, (c: number) => boolean> = {
-  alnum: (c) => isAlpha(c) || isDigit(c),
+const POSIX_CLASSES = new Map<string, (c: number) => boolean>(Object.entries({
+  alnum: (c: number) => isAlpha(c) || isDigit(c),
   alpha: isAlpha,
-  blank: (c) => c === 0x20 || c === 0x09,
-  cntrl: (c) => c < 0x20 || c === 0x7f,
+  blank: (c: number) => c === 0x20 || c === 0x09,
+  cntrl: (c: number) => c < 0x20 || c === 0x7f,
   digit: isDigit,
   graph: isGraph,
-  lower: (c) => inRange(c, 'a', 'z'),
-  print: (c) => c >= 0x20 && c < 0x7f,
-  punct: (c) => isGraph(c) && !isAlpha(c) && !isDigit(c),
-  space: (c) => c === 0x20 || (c >= 0x09 && c <= 0x0d),
-  upper: (c) => inRange(c, 'A', 'Z'),
-  xdigit: (c) => isDigit(c) || inRange(c, 'a', 'f') || inRange(c, 'A', 'F'),
-};
+  lower: (c: number) => inRange(c, 'a', 'z'),
+  print: (c: number) => c >= 0x20 && c < 0x7f,
+  punct: (c: number) => isGraph(c) && !isAlpha(c) && !isDigit(c),
+  space: (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d),
+  upper: (c: number) => inRange(c, 'A', 'Z'),
+  xdigit: (c: number) => isDigit(c) || inRange(c, 'a', 'f') || inRange(c, 'A', 'F'),
+}));
 
 const UNCLOSED = '"[" is never closed';
 
@@ -105,7 +105,7 @@ function parseClass(pattern: string, start: number): { members: Uint8Array; end:
         members[0x5b] = 1; // no ":]": a literal '[', and the ':' after it is read as a member next
       } else {
         const name = pattern.slice(nameStart, close - 1);
-        const test = POSIX_CLASSES[name];
+        const test = POSIX_CLASSES.get(name);
         if (!test) throw new PatternProblem(`"[:${name}:]" is not a character class`);
         for (let c = 0; c < 256; c++) if (test(c)) members[c] = 1;
         i = close;
