@@ -5,10 +5,12 @@
 // ever asked for, no lock taken, nothing written (repo/held-content.ts).
 import { knownHash } from '../diff/plan.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, RunCounts, RunResult, SkipKind } from '../protocol/messages.js';
+import type { BackupOptions, Entry, FileFacts, RunResult, SkipKind } from '../protocol/messages.js';
 import { HeldContent } from '../repo/held-content.js';
 import { Skips, firstListed, oneLine } from '../repo/skips.js';
+import { noCounts } from '../repo/backup-session.js';
 import { EntryOrder } from './entry-order.js';
+import { SettledReports } from './settled-reports.js';
 import type { ReceiverEvents } from './receiver.js';
 
 interface Pending {
@@ -19,32 +21,18 @@ interface Pending {
   missing: boolean;
 }
 
-/** Tell the source how far entries are settled after this many more, or this long. */
-const SETTLED_EVERY = 1024;
-const SETTLED_MS = 250;
-
 export class MissingContent {
   private readonly held: HeldContent;
   private readonly order = new EntryOrder();
   private readonly pending: Pending[] = [];
   private base = 0;
   private nextIndex = 0;
-  private reportedSettled = 0;
-  private reportedAt = 0;
+  private readonly settledReports: SettledReports;
   private ended = false;
   private wantHash: number[] = [];
   private readonly skips = new Skips();
   private readonly warnings: string[] = [];
-  private readonly counts: RunCounts = {
-    newFiles: 0,
-    copiedFiles: 0,
-    linkedFiles: 0,
-    directories: 0,
-    symlinks: 0,
-    bytesReceived: 0,
-    bytesStored: 0,
-    bytesResumed: 0,
-  };
+  private readonly counts = noCounts();
 
   constructor(
     repositoryPath: string,
@@ -52,6 +40,7 @@ export class MissingContent {
     private readonly events: ReceiverEvents,
   ) {
     this.held = new HeldContent(repositoryPath, options);
+    this.settledReports = new SettledReports((upTo) => events.settled(upTo));
   }
 
   addEntries(first: number, entries: Entry[]): void {
@@ -145,12 +134,7 @@ export class MissingContent {
     }
     this.pending.splice(0, i);
     this.base += i;
-    const unreported = this.base - this.reportedSettled;
-    if (unreported > 0 && (unreported >= SETTLED_EVERY || this.pending.length === 0 || Date.now() - this.reportedAt > SETTLED_MS)) {
-      this.reportedSettled = this.base;
-      this.reportedAt = Date.now();
-      this.events.settled(this.base);
-    }
+    this.settledReports.settled(this.base, this.pending.length === 0);
   }
 
   end(): void {

@@ -15,14 +15,10 @@ import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
 import type { ObjectMeta } from '../repo/objects.js';
 import { Accounts } from '../scan/accounts.js';
 import { EntryOrder } from './entry-order.js';
+import { SettledReports } from './settled-reports.js';
 import { ReceivedLinkGroups } from './received-links.js';
 
 type SlotState = 'hash' | 'data' | 'wait' | 'ready';
-
-/** Tell the source how far entries are settled after this many more (well below its window). */
-const SETTLED_EVERY = 1024;
-/** …or after this long, so progress on a terminal moves smoothly. */
-const SETTLED_MS = 250;
 
 interface Slot {
   index: number;
@@ -56,8 +52,7 @@ export class Receiver {
   private readonly session: BackupSession;
   private readonly slots: Slot[] = [];
   private slotBase = 0;
-  private reportedSettled = 0;
-  private reportedAt = 0;
+  private readonly settledReports: SettledReports;
   private nextIndex = 0;
   private readonly order = new EntryOrder();
   /** Hash -> entries waiting for another entry's transfer of that content. */
@@ -76,6 +71,7 @@ export class Receiver {
     private readonly events: ReceiverEvents,
   ) {
     this.session = new BackupSession(repositoryPath, options, (event) => events.event(event), new Accounts());
+    this.settledReports = new SettledReports((upTo) => events.settled(upTo));
   }
 
   get name(): string {
@@ -297,13 +293,7 @@ export class Receiver {
       this.slots.splice(0, i);
       this.slotBase += i;
     }
-    // The source needs these only to keep its window open; one message per file would cost a write each.
-    const unreported = this.slotBase - this.reportedSettled;
-    if (unreported > 0 && (unreported >= SETTLED_EVERY || this.slots.length === 0 || Date.now() - this.reportedAt > SETTLED_MS)) {
-      this.reportedSettled = this.slotBase;
-      this.reportedAt = Date.now();
-      this.events.settled(this.slotBase);
-    }
+    this.settledReports.settled(this.slotBase, this.slots.length === 0);
   }
 
   private finalize(slot: Slot): void {

@@ -26,22 +26,18 @@ export interface Placement {
   fresh: boolean;
 }
 
+/** A run's counts before it has done anything. */
+export function noCounts(): RunCounts {
+  return { newFiles: 0, copiedFiles: 0, linkedFiles: 0, directories: 0, symlinks: 0, bytesReceived: 0, bytesStored: 0, bytesResumed: 0 };
+}
+
 export class BackupSession {
   readonly repo: Repository;
   readonly store: ObjectStore;
   readonly name: string;
   /** The previous snapshot was taken from this very source, so its records may vouch for unchanged files. */
   readonly quickCheck: boolean;
-  readonly counts: RunCounts = {
-    newFiles: 0,
-    copiedFiles: 0,
-    linkedFiles: 0,
-    directories: 0,
-    symlinks: 0,
-    bytesReceived: 0,
-    bytesStored: 0,
-    bytesResumed: 0,
-  };
+  readonly counts = noCounts();
   readonly skips = new Skips();
   private readonly lock: RepositoryLock;
   private readonly guard: ObjectGuard;
