@@ -59,8 +59,8 @@ export function registerBackup(program: Command): void {
     .option('--showfiles', 'make no snapshot and write nothing: print the paths of the source files whose content REPOSITORY does not hold')
     .option('--catalogonly', "store the content of SOURCE's files in REPOSITORY and make no snapshot (seeding from a transfer disk)");
   addSelectionOptions(command).action(async (source: string, repository: string, opts: BackupCommandOptions) => {
-      process.exitCode = await backupCommand(source, repository, opts);
-    });
+    process.exitCode = await backupCommand(source, repository, opts);
+  });
 }
 
 async function backupCommand(sourceArg: string, repositoryArg: string, opts: BackupCommandOptions): Promise<number> {
