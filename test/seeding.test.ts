@@ -370,6 +370,24 @@ describe('lb --catalogonly', () => {
     expect(rsyncDifferences(src, join(repo, next.snapshot!, 'tree'))).toEqual([]);
   });
 
+  it('refuses --filelist and excludes with a repository as the source, whose objects it stores whole; its tree takes them', () => {
+    const { work, src, repo, catalog } = changedSource();
+    const list = join(work, 'list');
+    writeFileSync(list, 'albums/summer/IMG_2.jpg\n');
+    const target = join(work, 'target');
+    for (const selection of [['--filelist', list], ['--exclude', 'notes.txt']]) {
+      // Paths of a tree never match the object store's: without the refusal, this stored nothing, silently.
+      const r = lb(['--catalogonly', ...selection, repo, target, '--catalog', catalog]);
+      expect(r).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr).toBe(`lb: ${repo} is an lb repository, whose objects --catalogonly stores whole: --filelist and the options that leave things out choose paths of a tree; give one of its snapshot trees (${repo}/latest/tree) instead\n`);
+      expect(existsSync(target)).toBe(false);
+    }
+    const tree = lb(['--catalogonly', '--filelist', list, join(repo, 'latest', 'tree'), target, '--json', '--catalog', catalog]);
+    expect(tree.status).toBe(0);
+    expect(JSON.parse(tree.stdout)).toMatchObject({ files: { new: 1, held: 0 } });
+    expect(Object.keys(storeContents(target)).map((name) => name.slice(0, 64))).toEqual([sha256(readFileSync(join(src, 'albums', 'moved', 'IMG_2.jpg')))]);
+  });
+
   it('keeps what it stored when the time budget runs out (exit status 4), and the next run completes', async () => {
     const work = tempDir();
     const src = join(work, 'src');
