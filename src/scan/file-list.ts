@@ -106,8 +106,9 @@ export class FileList {
   check(root: string, origin: string): void {
     const rootBytes = Buffer.from(root);
     for (const [dir, names] of this.inside) {
-      for (const [name, wanted] of names) {
-        const relative = Buffer.from(dir === '' ? name : `${dir}/${name}`, 'latin1');
+      for (const name of names.keys()) {
+        const key = dir === '' ? name : `${dir}/${name}`;
+        const relative = Buffer.from(key, 'latin1');
         let stat;
         try {
           stat = lstatSync(Buffer.concat([rootBytes, Buffer.from('/'), relative]));
@@ -116,8 +117,10 @@ export class FileList {
           const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'which is not in the source' : `which cannot be examined (${code})`;
           throw new FileListError(`${origin} names ${shown(relative)}, ${why}`);
         }
-        if (wanted === 'through' && !stat.isDirectory()) {
-          throw new FileListError(`${origin} names paths inside ${shown(relative)}, which is not a directory`);
+        // Listed paths below it need a real directory, even when it is listed whole too (a symlink would be kept as one).
+        if (this.inside.has(key) && !stat.isDirectory()) {
+          const what = stat.isSymbolicLink() ? 'a symlink, which lb never follows' : 'not a directory';
+          throw new FileListError(`${origin} names paths inside ${shown(relative)}, which is ${what}`);
         }
       }
     }

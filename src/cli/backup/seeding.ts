@@ -2,7 +2,9 @@
 // files whose content the repository lacks (no snapshot, nothing written),
 // --catalogonly stores content without a snapshot. Which options make sense
 // together is checked here, before anything runs.
+import { storeOf } from '../../agent/store-source.js';
 import type { RunEvent, RunPurpose } from '../../protocol/messages.js';
+import type { SelectionSpec } from '../../scan/selection.js';
 import { formatBytes, formatSeconds } from '../format.js';
 import { UsageError, type Output } from '../output.js';
 import type { Outcome } from './outcome.js';
@@ -40,6 +42,20 @@ export function purposeFrom(opts: SeedingCommandOptions): RunPurpose {
     throw new UsageError('-0 separates the paths of --showfiles or --filelist; give one of them');
   }
   return opts.showfiles ? 'showfiles' : opts.catalogonly ? 'catalogonly' : 'backup';
+}
+
+/**
+ * --catalogonly from an lb repository stores its object store whole: a file list or an exclude names paths
+ * of a tree, which that walk never meets, so it would silently store nothing (or everything).
+ */
+export function refuseSelectionOnStore(purpose: RunPurpose, selection: SelectionSpec, source: string | null): void {
+  if (purpose !== 'catalogonly' || source === null || storeOf(source) === null) return;
+  const chooses = selection.listed !== undefined || selection.rules.length > 0 || selection.excludeCaches || selection.excludeIfPresent.length > 0 || selection.oneFileSystem;
+  if (!chooses) return;
+  throw new UsageError(
+    `${source} is an lb repository, whose objects --catalogonly stores whole: --filelist and the options that leave things out ` +
+      `choose paths of a tree; give one of its snapshot trees (${source}/latest/tree) instead`,
+  );
 }
 
 /** --showfiles: each missing path on stdout as it is found, newline- or NUL-terminated; run events go on as usual. */

@@ -73,9 +73,10 @@ function rulesOf(option: string, value: string): RuleSource[] {
 
 /** The selection the options ask for, checked (patterns compiled, the file list read and its paths made sound). */
 export function selectionFrom(opts: SelectionCommandOptions): SelectionSpec {
-  const rules = (opts.rules ?? []).flatMap(({ option, value }) => rulesOf(option, value));
+  // Refused before any of them is read: standard input from a terminal would otherwise be waited for first.
   const fromStdin = (opts.rules ?? []).filter((r) => r.option.endsWith('-from') && r.value === '-').length + (opts.filelist === '-' ? 1 : 0);
   if (fromStdin > 1) throw new UsageError('standard input ("-") can feed only one of --filelist, --exclude-from and --include-from');
+  const rules = (opts.rules ?? []).flatMap(({ option, value }) => rulesOf(option, value));
   try {
     FilterRules.compile(rules);
   } catch (error) {

@@ -16,7 +16,7 @@ import type { Outcome } from '../backup/outcome.js';
 import { pull } from '../backup/pull.js';
 import { push } from '../backup/push.js';
 import { showEvent } from '../backup/events.js';
-import { MissingPaths, printSeedingSummary, purposeFrom, type SeedingCommandOptions } from '../backup/seeding.js';
+import { MissingPaths, printSeedingSummary, purposeFrom, refuseSelectionOnStore, type SeedingCommandOptions } from '../backup/seeding.js';
 import { addSelectionOptions, checkListedPaths, selectionFrom, type SelectionCommandOptions } from '../backup/selection-options.js';
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
 import { verifyBackup } from '../backup/verify.js';
@@ -86,6 +86,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   const ssh = sshOptions(opts, out.warn);
   const budget = budgetMs(opts.minutes);
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
+  refuseSelectionOnStore(purpose, selection, localSource);
   if (localSource) checkListedPaths(selection, localSource, opts.filelist);
   const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource, purpose) : null;
   const options: BackupOptions = {
