@@ -13,7 +13,8 @@ import { constants } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js';
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
-import { Selection } from '../scan/selection.js';
+import { Selection, choosesPaths } from '../scan/selection.js';
+import { storeOf, storeSelectionRefusal } from './store-source.js';
 import { ReadLog } from './read-log.js';
 import { sourceRootProblem } from './source-root.js';
 import { roleOf, type RoleKind } from './roles.js';
@@ -86,6 +87,7 @@ async function runSource(): Promise<void> {
  */
 function pulledSelection(request: PullRequest, sourceRoot: string): Selection | undefined {
   if (!request.selection) return undefined;
+  if (request.options.purpose === 'catalogonly' && storeOf(sourceRoot) && choosesPaths(request.selection)) throw new Error(storeSelectionRefusal(request.sourceRoot));
   const selection = new Selection(request.selection);
   if (sourceRootProblem(sourceRoot) === null) selection.fileList?.check(sourceRoot, 'the file list');
   return selection;

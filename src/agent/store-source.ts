@@ -12,6 +12,14 @@ export function storeOf(root: string): string | null {
   return existsSync(join(root, '.lb', 'format')) ? join(root, '.lb', 'objects') : null;
 }
 
+/** Why a file list or an exclude cannot go with a repository as --catalogonly's source. */
+export function storeSelectionRefusal(source: string): string {
+  return (
+    `${source} is an lb repository, whose objects --catalogonly stores whole: --filelist and the options that leave things out ` +
+    `choose paths of a tree; give one of its snapshot trees (${source}/latest/tree) instead`
+  );
+}
+
 /** The hash an object's path (`ab/<sha256>[.<mode>…]`, relative to the store) names; undefined for anything else there. */
 export function objectHash(path: Buffer): string | undefined {
   return OBJECT_NAME.exec(path.toString('latin1'))?.[1];

@@ -131,7 +131,11 @@ export class BackupSession {
   add(record: ManifestRecord, previous: PreviousRecord | undefined, placement?: Placement): void {
     if (this.incomplete) return; // no snapshot this run: nothing to build
     // Content other metadata would copy is held already: no copy is made without a tree to hold it.
-    if (this.catalogOnly) return this.count(record.type, placement?.fresh ? 'new' : 'linked');
+    if (this.catalogOnly) {
+      const how = record.type !== 'file' ? 'made' : placement?.fresh ? 'new' : 'linked';
+      this.count(record.type, how);
+      return this.logEntry(how, record);
+    }
     if (this.tree.same(previous?.body, () => recordBody(record))) {
       this.count(record.type, 'linked');
       return;

@@ -28,7 +28,7 @@ function namesOf(path: Buffer, origin: string): Buffer[] {
     start = i + 1;
     if (name.length === 0 || (name.length === 1 && name[0] === 0x2e)) continue;
     if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) {
-      throw new FileListError(`${origin} names ${shown(path)}, which leads out of the source through '..'`);
+      throw new FileListError(`${origin} names ${shown(path)}, with a '..' in it: list paths inside the source, without '..'`);
     }
     names.push(name);
   }
@@ -40,7 +40,6 @@ export class FileList {
   private readonly inside = new Map<string, Map<string, Wanted>>();
   /** The root itself was listed ('.'): everything. */
   readonly everything: boolean;
-  readonly count: number;
 
   private constructor(lists: Buffer[][]) {
     let everything = false;
@@ -58,7 +57,6 @@ export class FileList {
       });
     }
     this.everything = everything;
-    this.count = lists.length;
   }
 
   /** The list in `bytes`: NUL-separated when `nul`, else one path a line; empty entries are ignored. */

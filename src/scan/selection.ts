@@ -22,6 +22,11 @@ export const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
 /** https://bford.info/cachedir/: a tag is valid when its file begins with exactly this. */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 
+/** True when the spec leaves anything out (the root of a tree, not an object store, is then what it is about). */
+export function choosesPaths(spec: SelectionSpec): boolean {
+  return spec.listed !== undefined || spec.rules.length > 0 || spec.excludeCaches || spec.excludeIfPresent.length > 0 || spec.oneFileSystem;
+}
+
 export const NO_SELECTION: SelectionSpec = { rules: [], excludeCaches: false, excludeIfPresent: [], oneFileSystem: false };
 
 /** True when the regular file at `path` begins with the cache directory signature (never follows a link, never blocks on a FIFO). */

@@ -2,10 +2,11 @@
 // files whose content the repository lacks (no snapshot, nothing written),
 // --catalogonly stores content without a snapshot. Which options make sense
 // together is checked here, before anything runs.
-import { storeOf } from '../../agent/store-source.js';
+import { storeOf, storeSelectionRefusal } from '../../agent/store-source.js';
 import type { RunEvent, RunPurpose } from '../../protocol/messages.js';
-import type { SelectionSpec } from '../../scan/selection.js';
+import { choosesPaths, type SelectionSpec } from '../../scan/selection.js';
 import { formatBytes, formatSeconds } from '../format.js';
+import { displayName } from '../names.js';
 import { UsageError, type Output } from '../output.js';
 import type { Outcome } from './outcome.js';
 import { bytesTransferred } from './summary.js';
@@ -50,12 +51,7 @@ export function purposeFrom(opts: SeedingCommandOptions): RunPurpose {
  */
 export function refuseSelectionOnStore(purpose: RunPurpose, selection: SelectionSpec, source: string | null): void {
   if (purpose !== 'catalogonly' || source === null || storeOf(source) === null) return;
-  const chooses = selection.listed !== undefined || selection.rules.length > 0 || selection.excludeCaches || selection.excludeIfPresent.length > 0 || selection.oneFileSystem;
-  if (!chooses) return;
-  throw new UsageError(
-    `${source} is an lb repository, whose objects --catalogonly stores whole: --filelist and the options that leave things out ` +
-      `choose paths of a tree; give one of its snapshot trees (${source}/latest/tree) instead`,
-  );
+  if (choosesPaths(selection)) throw new UsageError(storeSelectionRefusal(source));
 }
 
 /** --showfiles: each missing path on stdout as it is found, newline- or NUL-terminated; run events go on as usual. */
@@ -77,7 +73,7 @@ export class MissingPaths {
     if (event.kind !== 'missing') return this.otherEvents(event);
     if (!this.nul && event.path.includes(0x0a)) {
       this.unlistable++;
-      this.out.warn(`warning: ${JSON.stringify(event.path.toString())} has a newline in its name and is not listed; use -0 to list every name`);
+      this.out.warn(`warning: ${displayName(event.path)} has a newline in its name and is not listed; use -0 to list every name`);
       return;
     }
     this.count++;
