@@ -13,7 +13,7 @@ import { backup, lb, tempDir } from './helpers.js';
 
 /** A tree file of `size` bytes (disk: whole 4 KiB blocks), inode `inode` with `nlink` links. */
 const file = (inode: number, size: number, nlink: number): TreeFile => ({ inode, size, diskBytes: Math.ceil(size / 4096) * 4096, nlink });
-const object = (inode: number, size: number): StoreObject => ({ inode, size, diskBytes: Math.ceil(size / 4096) * 4096 });
+const object = (inode: number, size: number): StoreObject => ({ inode, size, diskBytes: Math.ceil(size / 4096) * 4096, nlink: 2 });
 
 describe('the accounting', () => {
   it('gives an object shared by two snapshots to neither alone, and to the older as added', () => {

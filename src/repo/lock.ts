@@ -12,6 +12,8 @@ interface Holder {
   since: string;
   /** The holder's start time in clock ticks since boot (Linux /proc), telling a reused pid apart. */
   started?: string;
+  /** What it is doing, when not a backup: `prune`. */
+  doing?: string;
 }
 
 /** Field 22 of /proc/PID/stat, or undefined where there is no /proc. */
@@ -58,7 +60,7 @@ function parseHolder(text: string | null): Holder | null {
 
 function inUse(other: Holder, path: string): RepositoryError {
   return new RepositoryError(
-    `repository is in use by another lb run (pid ${other.pid} on ${other.host}, since ${other.since}); ` +
+    `repository is in use by another lb ${other.doing ?? 'run'} (pid ${other.pid} on ${other.host}, since ${other.since}); ` +
       `if that run is gone for good, remove ${path}`,
   );
 }
@@ -66,9 +68,9 @@ function inUse(other: Holder, path: string): RepositoryError {
 export class RepositoryLock {
   private constructor(private readonly path: string, private readonly holder: Holder) {}
 
-  static acquire(lbDir: string): RepositoryLock {
+  static acquire(lbDir: string, doing?: 'prune'): RepositoryLock {
     const path = join(lbDir, 'lock');
-    const holder: Holder = { host: hostname(), pid: process.pid, since: new Date().toISOString(), started: processStart(process.pid) };
+    const holder: Holder = { host: hostname(), pid: process.pid, since: new Date().toISOString(), started: processStart(process.pid), ...(doing ? { doing } : {}) };
     for (let attempt = 0; attempt < 2; attempt++) {
       if (RepositoryLock.create(path, holder)) return new RepositoryLock(path, holder);
       const judged = readOrNull(path);

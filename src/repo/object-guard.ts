@@ -71,9 +71,14 @@ export class ObjectGuard {
 
   /** Record that every change to the repository so far was lb's own. */
   markWritten(): void {
-    // Written, not utimes'd: its ctime then comes from the filesystem's clock, as the objects' do.
-    writeFileSync(this.markPath, `${new Date().toISOString()}\n`, { mode: 0o644 });
+    markWritten(join(this.markPath, '..'));
   }
+}
+
+/** Record that every change to the repository in `lbDir` so far was lb's own (only while holding its lock). */
+export function markWritten(lbDir: string): void {
+  // Written, not utimes'd: its ctime then comes from the filesystem's clock, as the objects' do.
+  writeFileSync(join(lbDir, 'last-write'), `${new Date().toISOString()}\n`, { mode: 0o644 });
 }
 
 function ctimeOrNull(path: string): bigint | null {

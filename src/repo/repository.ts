@@ -2,6 +2,7 @@
 //   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/, .lb/partial/ (interrupted transfers)
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
+import { markWritten } from './object-guard.js';
 import {
   existsSync,
   lstatSync,
@@ -99,11 +100,13 @@ export class Repository {
 
   /**
    * Remove what killed runs left: their work in .lb/tmp, a `latest` link made
-   * but not yet renamed into place, a stale lock moved aside. Only while holding the lock.
+   * but not yet renamed into place, a stale lock moved aside, the snapshots a
+   * prune moved to the trash. Only while holding the lock.
    */
   clearLeftovers(): void {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.tmpDir)) removeTree(join(this.tmpDir, name));
+    this.emptyTrash();
     for (const name of readdirSync(this.root)) if (name.startsWith('.latest-')) rmSync(join(this.root, name), { force: true });
     for (const name of readdirSync(this.lbDir)) if (name.startsWith('lock.stale-')) rmSync(join(this.lbDir, name), { force: true });
   }
@@ -119,6 +122,23 @@ export class Repository {
     writeFileSync(fresh, FORMAT_TEXT, { mode: 0o644, flush: true });
     renameSync(fresh, join(this.lbDir, 'format'));
     this.format = 2;
+  }
+
+  /** Snapshots being deleted by a prune: out of every reader's sight, their trees removed here. */
+  get trashDir(): string {
+    return join(this.lbDir, 'trash');
+  }
+
+  private emptyTrash(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.trashDir);
+    } catch {
+      return; // no prune has run here
+    }
+    for (const name of names) removeTree(join(this.trashDir, name));
+    // Unlinking tree files changed their objects' ctimes, by lb's own hand: no backup must re-hash them for it.
+    if (names.length > 0) markWritten(this.lbDir);
   }
 
   partialPath(hash: string): string {

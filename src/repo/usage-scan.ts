@@ -50,6 +50,11 @@ function snapshotFiles(reader: RepositoryReader, name: string): { files: Snapsho
   return { files: { name, files }, damage };
 }
 
+/** One snapshot's regular tree files (a damaged tree's missing files are simply not there). */
+export function snapshotFilesOf(reader: RepositoryReader, name: string): SnapshotFiles {
+  return snapshotFiles(reader, name).files;
+}
+
 /** Every snapshot's files, oldest first, one snapshot at a time; `onDamage` hears of each damaged tree. */
 export function* allSnapshotFiles(reader: RepositoryReader, onDamage: (damage: TreeDamage) => void): Generator<SnapshotFiles> {
   for (const name of reader.snapshots()) {
@@ -66,7 +71,7 @@ export function* storeObjects(root: string): Generator<StoreObject> {
     const dir = join(objects, fanout);
     for (const name of readdirOrEmpty(dir)) {
       const stat = lstatOrNull(Buffer.from(join(dir, name))); // null: quarantined by a backup meanwhile
-      if (stat?.isFile()) yield { inode: stat.ino, size: stat.size, diskBytes: stat.blocks * 512 };
+      if (stat?.isFile()) yield { inode: stat.ino, size: stat.size, diskBytes: stat.blocks * 512, nlink: stat.nlink };
     }
   }
 }

@@ -36,6 +36,7 @@ export interface StoreObject {
   inode: number;
   size: number;
   diskBytes: number;
+  nlink: number;
 }
 
 export interface SnapshotUsage {
@@ -122,4 +123,39 @@ export function accountUsage(snapshots: Iterable<SnapshotFiles>, store: Iterable
       unreferencedBytes,
     },
   };
+}
+
+export interface RemovalEstimate {
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * What deleting a set of snapshots, then collecting the objects nothing links any more, frees: each inode all of
+ * whose links but the store's own lie in the set, once, and every store object already linked by no snapshot.
+ */
+export function exclusiveOfSet(snapshots: Iterable<SnapshotFiles>, store: Iterable<StoreObject>): RemovalEstimate {
+  const links = new Map<number, { links: number; file: TreeFile }>();
+  for (const snapshot of snapshots) {
+    for (const file of snapshot.files) {
+      const seen = links.get(file.inode);
+      if (seen) {
+        seen.links++;
+        seen.file = file;
+      } else links.set(file.inode, { links: 1, file });
+    }
+  }
+  let objects = 0;
+  let bytes = 0;
+  for (const { links: count, file } of links.values()) {
+    if (count < file.nlink - 1) continue;
+    objects++;
+    bytes += file.size;
+  }
+  for (const object of store) {
+    if (object.nlink !== 1) continue;
+    objects++;
+    bytes += object.size;
+  }
+  return { objects, bytes };
 }
