@@ -2,7 +2,7 @@
 // and planted in the remote's agent cache. Run by a pull as the source side, it answers
 // as a source would for a small honest tree, then makes the attack named in the JSON file
 // beside it; run by a push as the repository side, it asks the source for what it never
-// listed; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order; pulled with --verify, it lies in the comparison after an honest backup; asked to
+// listed, or names a path outside the source as missing from the repository; asked to read a repository, it sends terminal escapes and a made-up exit status; asked for a snapshot's records by `lb backup --verify`, a path climbing out of the source or records out of order; pulled with --verify, it lies in the comparison after an honest backup; asked to
 // feed a restore, it names paths outside the target and contents it never sent. It speaks through the real protocol code. Hostile in manner too: it lies on
 // stderr and does not exit when lb hangs up, so lb must neither believe nor wait for it.
 import { randomBytes, createHash } from 'node:crypto';
@@ -14,8 +14,8 @@ import { PROTOCOL_VERSION, decodeAgentMessage, decodePullRequest, decodeSourceMe
 
 /** Attacks on the repository side (this lb, pulling). */
 export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
-/** Attacks on the source side (this lb, pushing). */
-export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked';
+/** Attacks on the source side (this lb, pushing); the `missing-*` ones answer `lb --showfiles` (test/seeding-remote.test.ts). */
+export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked' | 'missing-dot-dot' | 'missing-absolute';
 /** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
 export type ReadAttack = 'escape-line' | 'bad-exit';
 /** Attacks on `lb backup --verify` comparing a source with the snapshot it pushed (test/backup-verify-remote.test.ts). */
@@ -195,6 +195,12 @@ function actAsRepository(): void {
           break;
         case 'resume-unasked':
           send({ t: 'want', hash: [], data: [], resume: [{ index: message.first + Math.max(file, 0), from: 1024 * 1024, prefix: '0'.repeat(64) }] });
+          break;
+        case 'missing-dot-dot':
+          send({ t: 'event', event: { kind: 'missing', p: escape, size: 100 } });
+          break;
+        case 'missing-absolute':
+          send({ t: 'event', event: { kind: 'missing', p: `${plan.outside}/planted`, size: 100 } });
           break;
       }
     }

@@ -97,6 +97,13 @@ export class FileList {
     return this.inside.get(dir)?.get(name.toString('latin1'));
   }
 
+  /** The first listed path below directory `dir` (latin1), which lies on the way to at least one. */
+  private firstListedBelow(dir: string): string {
+    const [name, wanted] = this.inside.get(dir)!.entries().next().value!;
+    const path = `${dir}/${name}`;
+    return wanted === 'whole' ? path : this.firstListedBelow(path);
+  }
+
   /**
    * Every listed path must be in the source, reached through real directories (never a symlink: the
    * walk does not follow one, so a path through one would silently be missing). Throws the first that is not.
@@ -113,7 +120,9 @@ export class FileList {
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code;
           const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'which is not in the source' : `which cannot be examined (${code})`;
-          throw new FileListError(`${origin} names ${shown(relative)}, ${why}`);
+          // A directory on the way was never listed itself: name a path the list holds.
+          const listed = wanted === 'whole' ? relative : Buffer.from(this.firstListedBelow(relative.toString('latin1')), 'latin1');
+          throw new FileListError(`${origin} names ${shown(listed)}, ${why}`);
         }
         // Listed paths below it need a real directory, even when it is listed whole too (a symlink would be kept as one).
         if (this.inside.has(key) && !stat.isDirectory()) {

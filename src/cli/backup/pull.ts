@@ -3,7 +3,7 @@
 import { PassThrough } from 'node:stream';
 import { serve } from '../../agent/serve.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
-import { FrameWriter } from '../../protocol/frames.js';
+import { FrameWriter, MAX_FRAME } from '../../protocol/frames.js';
 import { PROTOCOL_VERSION, encodePullRequest, type BackupOptions, type PullRequest, type RunEvent } from '../../protocol/messages.js';
 import type { SelectionSpec } from '../../scan/selection.js';
 import { MAX_FILE_LIST_BYTES } from '../../protocol/selection.js';
@@ -27,23 +27,19 @@ export async function pull(
   verify = false,
   selection?: SelectionSpec,
 ): Promise<Outcome> {
-  if (selection?.listed && selection.listed.length > MAX_FILE_LIST_BYTES) {
-    throw new UsageError(
-      `the file list holds ${formatBytes(selection.listed.length)} of paths, more than a remote source is sent at once (${formatBytes(MAX_FILE_LIST_BYTES)}); split it, or run lb on ${source.host}`,
-    );
-  }
+  // What to send travels as the first message, validated there like every other (not on the remote's command line).
+  const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
+  if (budget !== undefined) request.budgetMs = budget;
+  if (verify) request.verify = true;
+  if (selection) request.selection = selection;
+  const message = pullRequestMessage(request, source.host);
   const session = await interruption.orStop(openSession(source.host, source.user, ssh));
   let kept: PulledSource | null = null;
   try {
     const agent = await interruption.orStop(startRemoteAgent(session, ssh, []));
-    // What to send travels as the first message, validated there like every other (not on the remote's command line).
-    const request: PullRequest = { t: 'pull', version: PROTOCOL_VERSION, sourceRoot: source.path, repository, options };
-    if (budget !== undefined) request.budgetMs = budget;
-    if (verify) request.verify = true;
-    if (selection) request.selection = selection;
     // Deflated: a file list can be megabytes of paths that share their prefixes.
     const first = new FrameWriter(agent.output, true);
-    first.post(encodePullRequest(request));
+    first.post(message);
     first.flush();
     // The repository side runs here: an interruption ends its input at once (it aborts as if the source went
     // away), whatever the remote does with the signal and the end of input it is sent.
@@ -87,4 +83,19 @@ export async function pull(
   } finally {
     if (!kept) session.close();
   }
+}
+
+/** The pull request as it travels; refused in one line, before connecting, when it would not fit in one frame. */
+function pullRequestMessage(request: PullRequest, host: string): object {
+  const listed = request.selection?.listed?.length ?? 0;
+  if (listed > MAX_FILE_LIST_BYTES) {
+    throw new UsageError(`the file list holds ${listed} bytes of paths, more than the ${MAX_FILE_LIST_BYTES} a remote source is sent at once; split it, or run lb on ${host}`);
+  }
+  const message = encodePullRequest(request);
+  // The filter rules have no bound of their own but the frame's.
+  const size = Buffer.byteLength(JSON.stringify(message));
+  if (size > MAX_FRAME) {
+    throw new UsageError(`the filter rules and file list make a request of ${formatBytes(size)}, more than a remote source is sent at once (${formatBytes(MAX_FRAME)}); shorten them, or run lb on ${host}`);
+  }
+  return message;
 }
