@@ -15,7 +15,7 @@ import { PROTOCOL_VERSION, decodeAgentMessage, decodePullRequest, decodeSourceMe
 /** Attacks on the repository side (this lb, pulling). */
 export type SourceAttack = 'dot-dot' | 'absolute' | 'raw-dot-dot' | 'nul' | 'through-symlink' | 'unasked-data' | 'other-repository';
 /** Attacks on the source side (this lb, pushing); the `missing-*` ones answer `lb --showfiles` (test/seeding-remote.test.ts). */
-export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked' | 'missing-dot-dot' | 'missing-absolute';
+export type RepositoryAttack = 'want-unlisted' | 'want-directory' | 'resume-unasked' | 'missing-dot-dot' | 'missing-absolute' | 'missing-twice';
 /** Attacks on lb reading a repository over SSH (test/remote-read.test.ts). */
 export type ReadAttack = 'escape-line' | 'bad-exit';
 /** Attacks on `lb backup --verify` comparing a source with the snapshot it pushed (test/backup-verify-remote.test.ts). */
@@ -201,6 +201,10 @@ function actAsRepository(): void {
           break;
         case 'missing-absolute':
           send({ t: 'event', event: { kind: 'missing', p: `${plan.outside}/planted`, size: 100 } });
+          break;
+        case 'missing-twice': // a safe path, named twice: no source sends a path twice
+          send({ t: 'event', event: { kind: 'missing', p: 'planted', size: 100 } });
+          send({ t: 'event', event: { kind: 'missing', p: 'planted', size: 100 } });
           break;
       }
     }

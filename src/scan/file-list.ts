@@ -111,7 +111,7 @@ export class FileList {
   check(root: string, origin: string): void {
     const rootBytes = Buffer.from(root);
     for (const [dir, names] of this.inside) {
-      for (const name of names.keys()) {
+      for (const [name, wanted] of names) {
         const key = dir === '' ? name : `${dir}/${name}`;
         const relative = Buffer.from(key, 'latin1');
         let stat;

@@ -3,6 +3,8 @@
 // --catalogonly stores content without a snapshot. Which options make sense
 // together is checked here, before anything runs.
 import { storeOf, storeSelectionRefusal } from '../../agent/store-source.js';
+import { comparePaths } from '../../diff/order.js';
+import { ProtocolError } from '../../protocol/frames.js';
 import type { RunEvent, RunPurpose } from '../../protocol/messages.js';
 import { choosesPaths, type SelectionSpec } from '../../scan/selection.js';
 import { formatBytes, formatSeconds } from '../format.js';
@@ -62,6 +64,7 @@ export class MissingPaths {
   unlistable = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private last: Buffer | null = null;
 
   constructor(
     private readonly nul: boolean,
@@ -71,6 +74,11 @@ export class MissingPaths {
 
   readonly onEvent = (event: RunEvent): void => {
     if (event.kind !== 'missing') return this.otherEvents(event);
+    // As the source sent its entries: a repository side naming a path twice or out of order is not to be believed.
+    if (this.last !== null && comparePaths(this.last, event.path) >= 0) {
+      throw new ProtocolError(`the repository side named ${displayName(event.path)} as missing out of order`);
+    }
+    this.last = event.path;
     if (!this.nul && event.path.includes(0x0a)) {
       this.unlistable++;
       this.out.warn(`warning: ${displayName(event.path)} has a newline in its name and is not listed; use -0 to list every name`);

@@ -120,8 +120,9 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
     }
   } finally {
     interruption.uninstall();
-    missing?.flush();
   }
+  // Only after a run that ended well: a failed one may have named paths it had no right to.
+  missing?.flush();
 
   const seconds = (Date.now() - started) / 1000;
   const { result } = outcome;
