@@ -7,7 +7,7 @@
 // backup or prune empties the trash.
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyPolicy, type KeepPolicy, type Verdict } from '../diff/retention.js';
+import { applyPolicy, type KeepPolicy, type KeepReason } from '../diff/retention.js';
 import { RepositoryLock } from './lock.js';
 import { markWritten } from './object-guard.js';
 import { RepositoryReader } from './reader.js';
@@ -15,9 +15,16 @@ import { Repository } from './repository.js';
 import { exclusiveOfSet, type RemovalEstimate } from './usage.js';
 import { snapshotFilesOf, storeObjects } from './usage-scan.js';
 
+/** A snapshot's fate; `latest` names the snapshot `latest` points to when no rule keeps it (a hand-moved link). */
+export interface PruneVerdict {
+  name: string;
+  keep: boolean;
+  reasons: (KeepReason | 'latest')[];
+}
+
 export interface PruneOutcome {
   /** Every snapshot, newest first, with what keeps it; `latest` is always kept. */
-  verdicts: Verdict[];
+  verdicts: PruneVerdict[];
   removed: string[];
   /** What removing them frees, counted as `lb du` counts it, before anything is removed. */
   predicted: RemovalEstimate;
@@ -49,8 +56,8 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
   // Refuses a path that is no repository before anything is made or locked.
   const reader = RepositoryReader.open(repositoryPath);
   const latest = reader.latest();
-  const verdicts = applyPolicy(reader.snapshots(), policy, options.now).map((v) =>
-    v.name === latest && !v.keep ? { ...v, keep: true, reasons: [...v.reasons, 'latest' as const] } : v,
+  const verdicts: PruneVerdict[] = applyPolicy(reader.snapshots(), policy, options.now).map((v) =>
+    v.name === latest && !v.keep ? { ...v, keep: true, reasons: ['latest'] } : v,
   );
   const removed = verdicts.filter((v) => !v.keep).map((v) => v.name);
   const predicted = exclusiveOfSet(
