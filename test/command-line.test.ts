@@ -146,7 +146,7 @@ describe('Link-Backup options', () => {
     writeFileSync(join(src, 'g'), 'more');
     expect(lb(['backup', src, repo, '--lock', '--quiet'], env)).toEqual({ status: 0, stdout: '', stderr: '' });
     expect(snapshots(repo)).toHaveLength(2);
-    expect(lb(['backup', '--help']).stdout).toMatch(/--lock +accepted for Link-Backup compatibility;\s+lb always locks/);
+    expect(lb(['backup', '--help']).stdout).toMatch(/--lock +accepted\s+for\s+Link-Backup\s+compatibility;\s+lb\s+always\s+locks/);
   });
 });
 

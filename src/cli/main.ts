@@ -9,6 +9,7 @@ import { registerDu } from './commands/du.js';
 import { registerList } from './commands/list.js';
 import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
+import { registerPrune } from './commands/prune.js';
 import { registerRestore } from './commands/restore.js';
 import { registerVerify } from './commands/verify.js';
 import { jsonRequested, leaveQuietlyOnClosedPipe, oneLineErrors, reportFailure } from './output.js';
@@ -30,6 +31,7 @@ registerDiff(program);
 registerDu(program);
 registerVerify(program);
 registerRestore(program);
+registerPrune(program);
 registerDedupe(program);
 
 program.usage(usageLines(program, 'backup'));

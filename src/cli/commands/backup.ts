@@ -21,9 +21,12 @@ import { addSelectionOptions, checkListedPaths, selectionFrom, type SelectionCom
 import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/summary.js';
 import { verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
+import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
+import { prune } from '../../repo/prune.js';
+import { report as pruneReport } from './prune.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
-export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions {
+export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions, KeepCommandOptions {
   always?: boolean;
   numericIds?: boolean;
   catalog?: string;
@@ -58,7 +61,7 @@ export function registerBackup(program: Command): void {
     .option('--minutes <n>', 'time budget: start no transfer that would end later; objects stored stay, a snapshot is made only when complete (exit status 4 otherwise)')
     .option('--showfiles', 'make no snapshot and write nothing: print the paths of the source files whose content REPOSITORY does not hold')
     .option('--catalogonly', "store the content of SOURCE's files in REPOSITORY and make no snapshot (seeding from a transfer disk)");
-  addSelectionOptions(command).action(async (source: string, repository: string, opts: BackupCommandOptions) => {
+  addKeepOptions(addSelectionOptions(command)).action(async (source: string, repository: string, opts: BackupCommandOptions) => {
     process.exitCode = await backupCommand(source, repository, opts);
   });
 }
@@ -77,6 +80,9 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
   const purpose = purposeFrom(opts);
+  const keep = policyFrom(opts);
+  if (keep && purpose !== 'backup') throw new UsageError('--keep-* prunes after a backup; --showfiles and --catalogonly make none');
+  if (keep && repository.kind === 'remote') throw new UsageError(`--keep-* prunes a local repository for now; prune ${repository.host}'s there (lb prune)`);
   const selection = selectionFrom(opts);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
@@ -154,5 +160,8 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
   if (missing?.unlistable) return EXIT.partial;
-  return EXIT_FOR[runStatus(outcome)];
+  const ended = runStatus(outcome);
+  // The policy only after a backup that ended well: never after a failed, partial or incomplete one.
+  if (keep && ended === 'ok') pruneReport(out, prune(localRepository!, keep, { dryRun: false, now: new Date() }), true);
+  return EXIT_FOR[ended];
 }
