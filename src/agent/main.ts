@@ -15,6 +15,7 @@ import { FRAME_JSON, ProtocolError, readFirstFrame } from '../protocol/frames.js
 import { decodePullRequest, type PullRequest } from '../protocol/messages.js';
 import { Selection, choosesPaths } from '../scan/selection.js';
 import { storeOf, storeSelectionRefusal } from './store-source.js';
+import { pruneHere } from './prune.js';
 import { ReadLog } from './read-log.js';
 import { sourceRootProblem } from './source-root.js';
 import { roleOf, type RoleKind } from './roles.js';
@@ -149,6 +150,14 @@ async function runRestore(role: 'restore-from' | 'restore-to'): Promise<void> {
   process.exit(0); // every message is written: nothing to wait for
 }
 
+/** `lb prune host:REPO` runs here; crash-safe wherever it stops, so a signal or lb going away just ends it. */
+async function runPruner(): Promise<void> {
+  for (const signal of STOP_SIGNALS) process.once(signal, () => process.exit(128 + constants.signals[signal]));
+  process.stdout.once('error', () => process.exit(1));
+  await pruneHere(process.stdin, process.stdout);
+  process.exit(0);
+}
+
 /** One function per role, by the kind of the first message. */
 const ROLES: Record<RoleKind, () => Promise<void> | void> = {
   hello: runRepositorySide,
@@ -157,6 +166,7 @@ const ROLES: Record<RoleKind, () => Promise<void> | void> = {
   'verify-backup': runBackupVerifier,
   'restore-from': () => runRestore('restore-from'),
   'restore-to': () => runRestore('restore-to'),
+  prune: runPruner,
 };
 
 /** Reads the first message without taking it, and hands the input to the role it names. */

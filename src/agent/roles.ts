@@ -8,7 +8,7 @@
 import { FRAME_JSON, ProtocolError, type Frame } from '../protocol/frames.js';
 
 /** The first message's kind for each role. */
-export const ROLE_KINDS = ['hello', 'pull', 'read', 'verify-backup', 'restore-from', 'restore-to'] as const;
+export const ROLE_KINDS = ['hello', 'pull', 'read', 'verify-backup', 'restore-from', 'restore-to', 'prune'] as const;
 export type RoleKind = (typeof ROLE_KINDS)[number];
 
 /** The role the first frame names; a ProtocolError (one line) for anything else. */

@@ -24,6 +24,7 @@ import { Interruption } from '../interrupt.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
 import { prune } from '../../repo/prune.js';
 import { report as pruneReport } from './prune.js';
+import { pruneRemote } from '../prune-remote.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
 export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions, KeepCommandOptions {
@@ -82,7 +83,6 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   const purpose = purposeFrom(opts);
   const keep = policyFrom(opts);
   if (keep && purpose !== 'backup') throw new UsageError('--keep-* prunes after a backup; --showfiles and --catalogonly make none');
-  if (keep && repository.kind === 'remote') throw new UsageError(`--keep-* prunes a local repository for now; prune ${repository.host}'s there (lb prune)`);
   const selection = selectionFrom(opts);
   // Warnings stay under --quiet: they name what a snapshot is missing, or damage found in the repository.
   // A clean run, FIFOs and sockets included, says nothing.
@@ -162,6 +162,9 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (missing?.unlistable) return EXIT.partial;
   const ended = runStatus(outcome);
   // The policy only after a backup that ended well: never after a failed, partial or incomplete one.
-  if (keep && ended === 'ok') pruneReport(out, prune(localRepository!, keep, { dryRun: false, now: new Date() }), true);
+  if (keep && ended === 'ok') {
+    const pruned = repository.kind === 'remote' ? await pruneRemote(repository, keep, false, ssh) : prune(localRepository!, keep, { dryRun: false, now: new Date() });
+    pruneReport(out, pruned, true);
+  }
   return EXIT_FOR[ended];
 }

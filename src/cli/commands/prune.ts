@@ -3,12 +3,15 @@
 // and what that frees.
 import type { Command } from 'commander';
 import { prune, type PruneOutcome } from '../../repo/prune.js';
-import { parseLocation } from '../../transport/address.js';
+import { parseLocation, type Location } from '../../transport/address.js';
+import { sshOptions, type SshCommandOptions } from '../backup/checks.js';
+import { pruneRemote } from '../prune-remote.js';
+import { addSshOptions } from './read-repository.js';
 import { formatBytes } from '../format.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
-interface PruneCommandOptions extends OutputOptions, KeepCommandOptions {
+interface PruneCommandOptions extends OutputOptions, KeepCommandOptions, SshCommandOptions {
   dryRun?: boolean;
 }
 
@@ -17,22 +20,25 @@ export function registerPrune(program: Command): void {
     .command('prune')
     .description("remove the snapshots a keep-policy does not keep (restic's --keep-* rules), then the objects no snapshot links")
     .configureOutput(oneLineErrors('usage: lb prune [options] REPOSITORY --keep-… (lb prune --help lists the options)'))
-    .argument('<repository>', 'lb repository (a local path)')
+    .argument('<repository>', 'lb repository: a local path or [user@]host:path')
     .option('--dry-run', 'remove nothing: list every snapshot with keep or remove and why, and what removing would free');
-  addOutputOptions(addKeepOptions(command), { verbose: 'list every snapshot with keep or remove and the rules that keep it', quiet: 'print nothing on success' }).action(async (repository: string, opts: PruneCommandOptions) => {
-    process.exitCode = pruneCommand(repository, opts);
+  addOutputOptions(addSshOptions(addKeepOptions(command)), { verbose: 'list every snapshot with keep or remove and the rules that keep it', quiet: 'print nothing on success' }).action(async (repository: string, opts: PruneCommandOptions) => {
+    process.exitCode = await pruneCommand(repository, opts);
   });
 }
 
-function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): number {
+async function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): Promise<number> {
   const policy = policyFrom(opts);
   if (policy === null) throw new UsageError('prune wants a policy: at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within');
-  const where = parseLocation(repositoryArg);
-  if (where.kind === 'remote') {
-    throw new UsageError(`lb prune works on a local repository for now; run it on ${where.host} (ssh ${where.host} lb prune ${where.path} …)`);
+  let where: Location;
+  try {
+    where = parseLocation(repositoryArg);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
   const out = new Output(opts);
-  const outcome = prune(where.path, policy, { dryRun: opts.dryRun ?? false, now: new Date() });
+  const dryRun = opts.dryRun ?? false;
+  const outcome = where.kind === 'remote' ? await pruneRemote(where, policy, dryRun, sshOptions(opts, out.warn)) : prune(where.path, policy, { dryRun, now: new Date() });
   report(out, outcome);
   return EXIT.ok;
 }
