@@ -55,6 +55,31 @@ function collectGarbage(repo: Repository): { objects: number; bytes: number } {
 export function prune(repositoryPath: string, policy: KeepPolicy, options: { dryRun: boolean; now: Date }): PruneOutcome {
   // Refuses a path that is no repository before anything is made or locked.
   const reader = RepositoryReader.open(repositoryPath);
+  if (options.dryRun) return decide(reader, policy, options);
+  const repo = Repository.open(repositoryPath, 'write');
+  const lock = RepositoryLock.acquire(repo.lbDir, 'prune');
+  try {
+    // Decided under the lock: no backup or other prune changes the snapshots meanwhile.
+    const outcome = decide(reader, policy, options);
+    repo.clearLeftovers(); // an earlier prune's trash too
+    mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 });
+    // All renames first: one step each, after which no reader sees the snapshot; then the slow part.
+    for (const name of outcome.removed) renameSync(repo.snapshotDir(name), join(repo.trashDir, name));
+    repo.clearLeftovers();
+    const collected = collectGarbage(repo);
+    rmSync(repo.partialDir, { recursive: true, force: true });
+    outcome.objectsRemoved = collected.objects;
+    outcome.bytesFreed = collected.bytes;
+    // The objects' link counts (and so their ctimes) changed by lb's own hand: no later backup must re-hash them for it.
+    markWritten(repo.lbDir);
+    return outcome;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Which snapshots go, and what that frees by du's accounting; `latest`'s snapshot is never one of them. */
+function decide(reader: RepositoryReader, policy: KeepPolicy, options: { dryRun: boolean; now: Date }): PruneOutcome {
   const latest = reader.latest();
   const verdicts: PruneVerdict[] = applyPolicy(reader.snapshots(), policy, options.now).map((v) =>
     v.name === latest && !v.keep ? { ...v, keep: true, reasons: ['latest'] } : v,
@@ -64,25 +89,5 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
     removed.map((name) => snapshotFilesOf(reader, name)),
     storeObjects(reader.root),
   );
-  const outcome: PruneOutcome = { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
-  if (options.dryRun) return outcome;
-
-  const repo = Repository.open(repositoryPath, 'write');
-  const lock = RepositoryLock.acquire(repo.lbDir, 'prune');
-  try {
-    repo.clearLeftovers(); // an earlier prune's trash too
-    mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 });
-    // All renames first: one step each, after which no reader sees the snapshot; then the slow part.
-    for (const name of removed) renameSync(repo.snapshotDir(name), join(repo.trashDir, name));
-    repo.clearLeftovers();
-    const collected = collectGarbage(repo);
-    rmSync(repo.partialDir, { recursive: true, force: true });
-    outcome.objectsRemoved = collected.objects;
-    outcome.bytesFreed = collected.bytes;
-    // The objects' link counts (and so their ctimes) changed by lb's own hand: no later backup must re-hash them for it.
-    markWritten(repo.lbDir);
-  } finally {
-    lock.release();
-  }
-  return outcome;
+  return { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
 }
