@@ -157,7 +157,7 @@ function lbIn(cwd: string, args: string[], env: Record<string, string>) {
 }
 
 describe('commands', () => {
-  const unknown = (word: string) => new RegExp(`^lb: unknown command '${word}' \\(and no file or directory of that name here\\); the commands are backup, list, ls, log, diff, du, verify, restore, dedupe \\(lb --help says more\\)\n$`);
+  const unknown = (word: string) => new RegExp(`^lb: unknown command '${word}' \\(and no file or directory of that name here\\); the commands are backup, list, ls, log, diff, du, verify, restore, prune, dedupe \\(lb --help says more\\)\n$`);
 
   it('refuses an unknown command in one line listing the commands, rather than taking it for a source', () => {
     const { work, env } = workWithSource();
@@ -194,9 +194,9 @@ describe('commands', () => {
     const help = lb(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(
-      /^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb list REPOSITORY \[options\]\n {7}lb ls REPOSITORY \[SNAPSHOT\] \[PATH\] \[options\]\n {7}lb log REPOSITORY \[PATH\] \[options\]\n {7}lb diff REPOSITORY \[OLD\] \[NEW\] \[options\]\n {7}lb du REPOSITORY \[options\]\n {7}lb verify REPOSITORY \[options\]\n {7}lb restore REPOSITORY \[SNAPSHOT\] TARGET \[options\]\n {7}lb dedupe DIR \[options\]\n/,
+      /^Usage: lb \[backup\] SOURCE REPOSITORY \[options\]\n {7}lb list REPOSITORY \[options\]\n {7}lb ls REPOSITORY \[SNAPSHOT\] \[PATH\] \[options\]\n {7}lb log REPOSITORY \[PATH\] \[options\]\n {7}lb diff REPOSITORY \[OLD\] \[NEW\] \[options\]\n {7}lb du REPOSITORY \[options\]\n {7}lb verify REPOSITORY \[options\]\n {7}lb restore REPOSITORY \[SNAPSHOT\] TARGET \[options\]\n {7}lb prune REPOSITORY \[options\]\n {7}lb dedupe DIR \[options\]\n/,
     );
-    for (const command of ['backup', 'list', 'ls', 'log', 'diff', 'du', 'verify', 'restore', 'dedupe']) {
+    for (const command of ['backup', 'list', 'ls', 'log', 'diff', 'du', 'verify', 'restore', 'prune', 'dedupe']) {
       const own = lb([command, '--help']);
       expect(own.status).toBe(0);
       expect(own.stdout).toMatch(new RegExp(`^Usage: lb ${command} \\[options\\]`));
