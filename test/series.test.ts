@@ -10,6 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { seriesNameProblem } from '../src/diff/series-name.js';
+import { ProtocolError } from '../src/protocol/frames.js';
+import { PROTOCOL_VERSION, decodeSourceMessage } from '../src/protocol/messages.js';
+import { decodeReadRequest } from '../src/protocol/read.js';
+import { decodeRestoreFromRequest } from '../src/protocol/restore-messages.js';
+import { decodeVerifyBackupRequest } from '../src/protocol/verify-backup.js';
 import { backup, lb, rsyncDifferences, tempDir } from './helpers.js';
 
 const FIXED_TIME = 1_700_000_000;
@@ -292,10 +298,32 @@ describe('the commands within a series', () => {
   });
 });
 
+const BAD_NAMES = ['', '.hidden', '.lb', '-x', 'latest', '2026.11.22-03.00.00', 'a/b', '..', 'x'.repeat(65), 'café', 'two words', 'nul\0'];
+
 describe('series names and places', () => {
+  it("holds a peer's series name to the same rule as the command line's, in every request that carries one", () => {
+    const options = { snapshotName: '2026.11.22-03.00.00', always: false, numericIds: false, verbose: false, quickCheck: false, sourceLabel: '/src', purpose: 'backup' };
+    const requests = (series: string) => [
+      () => decodeSourceMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: '/r', options: { ...options, series } }),
+      () => decodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: '/r', json: false, read: { command: 'list' }, series }),
+      () => decodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: '/r', paths: [], listOnly: false, series }),
+      () => decodeVerifyBackupRequest({ t: 'verify-backup', version: PROTOCOL_VERSION, repository: '/r', snapshot: null, publishedNow: false, series }),
+    ];
+    for (const name of BAD_NAMES) {
+      expect(seriesNameProblem(name), name).not.toBeNull();
+      for (const decode of requests(name)) expect(decode, name).toThrow(ProtocolError);
+    }
+    for (const name of ['web', 'x'.repeat(64), 'db_1.old-2', '_', '2026']) {
+      expect(seriesNameProblem(name), name).toBeNull();
+      for (const decode of requests(name)) expect(JSON.stringify(decode())).toContain(`"series":"${name}"`);
+    }
+    // Without one: no series field at all, as before series existed.
+    expect(decodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: '/r', json: false, read: { command: 'du' } })).not.toHaveProperty('series');
+  });
+
   it('refuses a bad series name in one line, before anything is written', () => {
     const s = twoSources();
-    const bad = ['', '.hidden', '-x', 'latest', '2026.11.22-03.00.00', 'a/b', '..', 'x'.repeat(65), 'café', 'two words'];
+    const bad = BAD_NAMES.filter((name) => !name.includes('\0')); // no NUL on a command line
     for (const name of bad) {
       const r = lb(['backup', s.a, s.repo, '--series', name, '--catalog', s.catalog]);
       expect([name, r.status, r.stdout]).toEqual([name, 2, '']);
