@@ -356,6 +356,18 @@ describe('series names and places', () => {
     expect(readdirSync(elsewhere)).toEqual([]);
   });
 
+  it('keeps one lock for the whole repository: a run holding it refuses a backup into any series', () => {
+    const s = twoSources();
+    seriesBackup(s.a, s, 'alpha');
+    const lock = join(s.repo, '.lb', 'lock');
+    writeFileSync(lock, JSON.stringify({ host: 'another-machine', pid: 4242, since: '2026-11-22T03:00:00.000Z', doing: 'backup' }));
+    const r = lb(['backup', s.b, s.repo, '--series', 'beta', '--catalog', s.catalog]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/^lb: repository is in use by another lb backup \(pid 4242 on another-machine, [^\n]*\n$/)]);
+    expect(readdirSync(s.repo).sort()).toEqual(['.lb', 'alpha']);
+    unlinkSync(lock);
+    expect(seriesBackup(s.b, s, 'beta').created).toBe(true);
+  });
+
   it('lb list on a repository that has only series says so, naming them; with a top level too it names them after the table', () => {
     const s = twoSources();
     seriesBackup(s.a, s, 'alpha');
