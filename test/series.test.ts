@@ -128,6 +128,13 @@ describe('two sources in two series of one repository', () => {
     expect(first.files).toMatchObject({ new: FILES, linked: 0 });
     const afterFirst = store(s.repo);
 
+    // --showfiles into a series not made yet: the store alone answers, and lacks beta's own files only.
+    const own = Array.from({ length: FILES - SHARED }, (_, k) => `usr/lib${(SHARED + k) % 10}/file${SHARED + k}`);
+    const missing = lb(['--showfiles', s.b, s.repo, '--series', 'beta', '--catalog', s.catalog]);
+    expect(missing.status, missing.stderr).toBe(0);
+    expect(missing.stdout.split('\n').filter((line) => line !== '').sort()).toEqual(own.sort());
+    expect(existsSync(join(s.repo, 'beta'))).toBe(false);
+
     const second = seriesBackup(s.b, s, 'beta');
     const afterSecond = store(s.repo);
     // Only beta's own files arrived: the shared ones link the objects alpha stored.
@@ -268,6 +275,12 @@ describe('the commands within a series', () => {
     }
     expect(rsyncDifferences(s.b, join(beta, 'latest', 'tree'))).toEqual([]);
     expect(lb(['verify', s.repo, '--read-data']).status).toBe(0);
+    // The cron line: a backup into one series with --keep-… prunes that series alone.
+    const cron = lb(['backup', s.a, s.repo, '--series', 'alpha', '--always', '--keep-last', '1', '--catalog', s.catalog]);
+    expect(cron.status, cron.stderr).toBe(0);
+    expect(cron.stdout).toMatch(/\nlb: removed 1 of 2 snapshot\(s\) and \d+ object\(s\), freeing [^\n]*\n$/);
+    expect(readdirSync(join(s.repo, 'alpha')).filter((name) => name !== 'latest')).toEqual([readlinkSync(join(s.repo, 'alpha', 'latest'))]);
+    expect(pathsAndInodes(beta)).toEqual(before);
     const unknown = lb(['prune', s.repo, '--series', 'gamma', '--keep-last', '1']);
     expect([unknown.status, unknown.stderr]).toEqual([2, `lb: no series gamma in ${s.repo}; it has series alpha, beta\n`]);
   });

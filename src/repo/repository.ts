@@ -22,7 +22,7 @@ import { removeTree } from './deep-path.js';
 import { FORMAT_TEXT, RepositoryError, RepositoryRefused, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { filesystemType, missingFeatures } from './probe.js';
 import { RepositoryReader } from './reader.js';
-import { checkSeriesName, checkSeriesWritable, seriesNames } from './series.js';
+import { checkSeriesName, checkSeriesWritable, makeSeriesDirectory, seriesNames } from './series.js';
 
 export { FORMAT_TEXT, RepositoryError, RepositoryRefused, SNAPSHOT_NAME } from './layout.js';
 
@@ -178,13 +178,7 @@ export class Repository {
 
   /** Before the first snapshot of a series is published: its directory, made here (never through a symlink). */
   makeSnapshotRoot(): void {
-    if (this.series === null) return;
-    try {
-      mkdirSync(this.snapshotRoot, { mode: 0o755 });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    checkSeriesWritable(this.root, this.series);
+    if (this.series !== null) makeSeriesDirectory(this.root, this.series);
   }
 
   /** A snapshot is usable as the base of the next one when it is complete. */

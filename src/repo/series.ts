@@ -3,7 +3,7 @@
 // repository's one object store, lock, tmp and trash in `REPO/.lb`. A directory
 // of REPO is a series when its name is a series name (diff/series-name.ts): never
 // a snapshot's, never `.lb` nor anything else beginning with a dot, never `latest`.
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSeriesName, seriesNameProblem } from '../diff/series-name.js';
 import { RepositoryError, RepositoryRefused } from './layout.js';
@@ -48,6 +48,16 @@ export function checkSeriesWritable(root: string, series: string): void {
   if (kind !== 'directory' && kind !== 'missing') {
     throw new RepositoryRefused(`${join(root, series)} is ${kind}, not a series directory; choose another --series name`);
   }
+}
+
+/** A series' directory, made before its first snapshot is renamed into it; a symlink or file there is refused. */
+export function makeSeriesDirectory(root: string, series: string): void {
+  try {
+    mkdirSync(join(root, series), { mode: 0o755 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  checkSeriesWritable(root, series);
 }
 
 function kindAt(path: string): 'missing' | 'directory' | 'a symbolic link' | 'a file' | 'a special file' {
