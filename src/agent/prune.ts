@@ -8,6 +8,7 @@ import { FRAME_JSON, FrameWriter, ProtocolError, readFirstFrame } from '../proto
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { decodePruneRequest, encodePruneReply, type PruneReply } from '../protocol/prune.js';
 import { prune } from '../repo/prune.js';
+import { SeriesNotFound } from '../repo/series.js';
 
 export async function pruneHere(input: Readable, output: Writable): Promise<void> {
   const first = await readFirstFrame(input);
@@ -15,9 +16,9 @@ export async function pruneHere(input: Readable, output: Writable): Promise<void
   const request = decodePruneRequest(first.message, PROTOCOL_VERSION);
   let reply: PruneReply;
   try {
-    reply = { t: 'pruned', outcome: prune(request.repository, request.policy, { dryRun: request.dryRun, now: new Date() }) };
+    reply = { t: 'pruned', outcome: prune(request.repository, request.policy, { dryRun: request.dryRun, now: new Date(), series: request.series ?? null }) };
   } catch (error) {
-    reply = { t: 'error', message: error instanceof Error ? error.message : String(error), usage: error instanceof PolicyError };
+    reply = { t: 'error', message: error instanceof Error ? error.message : String(error), usage: error instanceof PolicyError || error instanceof SeriesNotFound };
   }
   const writer = new FrameWriter(output);
   writer.post(encodePruneReply(reply));

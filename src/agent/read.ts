@@ -61,7 +61,7 @@ export async function readRepository(input: Readable, output: Writable, onPeerGo
   const writer = new FrameWriter(output);
   let last: ReadReply;
   try {
-    const exit = await runRead(openRepository(request.repository), request.read, new WireReport(writer, request.json));
+    const exit = await runRead(openRepository(request.repository, request.series ?? null), request.read, new WireReport(writer, request.json));
     last = { t: 'end', exit };
   } catch (error) {
     if (writer.broken) throw error; // lb is gone: nobody to tell

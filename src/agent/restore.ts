@@ -43,7 +43,7 @@ export async function restoreFrom(input: Readable, output: Writable, onPeerGone:
   const frames = new FrameWriter(output);
   let last: RestoreReply | null = null;
   try {
-    const reader = openRepository(request.repository);
+    const reader = openRepository(request.repository, request.series ?? null);
     const snapshot = resolveSnapshot(reader, request.snapshot);
     checkPathsInSnapshot(reader, snapshot, request.paths);
     await frames.send(encodeRestoreReply({ t: 'begin', snapshot, repository: repositoryIdentity(reader.root) }));

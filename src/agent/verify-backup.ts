@@ -29,7 +29,7 @@ export async function verifyBackupHere(input: Readable, output: Writable, onPeer
   const send = (reply: VerifyBackupReply) => writer.send(encodeVerifyReply(reply));
   let last: VerifyBackupReply = { t: 'end' };
   try {
-    const reader = openRepository(request.repository);
+    const reader = openRepository(request.repository, request.series ?? null);
     const snapshot = request.snapshot ?? reader.resolve('latest');
     await send({ t: 'verifying', snapshot, owners: repositorySideOwners(), repository: repositoryIdentity(reader.root) });
     const check = new RepositoryCheck(reader, snapshot, request.publishedNow);

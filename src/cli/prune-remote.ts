@@ -10,10 +10,10 @@ import type { SshOptions } from '../transport/ssh.js';
 import { UsageError } from './output.js';
 import { RemoteEnded, printable, withAgent, type Remote } from './remote-agent.js';
 
-export async function pruneRemote(where: Remote, policy: KeepPolicy, dryRun: boolean, ssh: SshOptions): Promise<PruneOutcome> {
+export async function pruneRemote(where: Remote, policy: KeepPolicy, dryRun: boolean, series: string | null, ssh: SshOptions): Promise<PruneOutcome> {
   return withAgent(where, ssh, 'the prune there may have stopped midway (it is crash-safe: the next prune or backup finishes it)', async (agent) => {
     const request = new FrameWriter(agent.output, false);
-    request.post(encodePruneRequest({ t: 'prune', version: PROTOCOL_VERSION, repository: where.path, policy, dryRun }));
+    request.post(encodePruneRequest({ t: 'prune', version: PROTOCOL_VERSION, repository: where.path, policy, dryRun, ...(series === null ? {} : { series }) }));
     request.flush();
     const decoder = new FrameDecoder();
     for await (const chunk of agent.input as AsyncIterable<Buffer>) {

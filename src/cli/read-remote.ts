@@ -13,10 +13,11 @@ import { UsageError, type Output } from './output.js';
 /** The largest --json value taken from a peer (its parts are joined before it is parsed). */
 const MAX_JSON_TEXT = 256 * 1024 * 1024;
 
-export async function readRemote(where: Remote, read: ReadCommand, out: Output, ssh: SshOptions): Promise<number> {
+export async function readRemote(where: Remote, read: ReadCommand, out: Output, ssh: SshOptions, series: string | null = null): Promise<number> {
   return withAgent(where, ssh, 'its output was cut short there', async (agent) => {
     const request = new FrameWriter(agent.output, false);
-    request.post(encodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: where.path, json: out.asJson, read }));
+    const inSeries = series === null ? {} : { series };
+    request.post(encodeReadRequest({ t: 'read', version: PROTOCOL_VERSION, repository: where.path, json: out.asJson, read, ...inSeries }));
     request.flush();
     return printReplies(agent.input, out);
   });

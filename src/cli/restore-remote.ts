@@ -111,10 +111,11 @@ function reply(frame: Frame, expected: RestoreReply['t'][]): RestoreReply {
 }
 
 /** `lb restore user@host:REPO [SNAPSHOT] TARGET`: the agent feeds, the target here (checked already, but for the repository) is written. */
-export function restoreFromRemote(where: Remote, snapshotWord: string | undefined, paths: Buffer[], target: { path: string; label: string; overwrite: boolean }, numericIds: boolean, sink: RestoreSink, ssh: SshOptions): Promise<RemoteRestore> {
+export function restoreFromRemote(where: Remote, snapshotWord: string | undefined, paths: Buffer[], target: { path: string; label: string; overwrite: boolean }, numericIds: boolean, sink: RestoreSink, ssh: SshOptions, series: string | null = null): Promise<RemoteRestore> {
   return withAgent(where, ssh, 'the restore stopped there', async (agent, session) => {
     const request = new FrameWriter(agent.output, false);
-    request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined }));
+    const inSeries = series === null ? {} : { series };
+    request.post(encodeRestoreFromRequest({ t: 'restore-from', version: PROTOCOL_VERSION, repository: where.path, snapshot: snapshotWord, paths, listOnly: sink.listed !== undefined, ...inSeries }));
     request.flush();
     const begin = reply(await firstFrame(agent.input), ['begin']) as Extract<RestoreReply, { t: 'begin' }>;
     const identity = begin.repository;

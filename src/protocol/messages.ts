@@ -4,7 +4,7 @@ import { ProtocolError } from './frames.js';
 import { decodeSelection, encodeSelection } from './selection.js';
 import { decodeZeros, type ZerosMessage } from './zeros.js';
 import type { SelectionSpec } from '../scan/selection.js';
-import { TEXT_LIMIT, bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, putBytes, snapshotName, str } from './validate.js';
+import { TEXT_LIMIT, bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, optionalSeries, putBytes, snapshotName, str } from './validate.js';
 
 export const PROTOCOL_VERSION = 7;
 
@@ -46,6 +46,8 @@ export interface BackupOptions {
    * (each as a `missing` event) and writes nothing; `catalogonly` stores content and makes no snapshot.
    */
   purpose: RunPurpose;
+  /** --series: the snapshots go to REPO/<series>/ (absent: the repository's top level). */
+  series?: string;
 }
 
 export type RunPurpose = 'backup' | 'showfiles' | 'catalogonly';
@@ -264,6 +266,7 @@ function decodeOptions(raw: unknown): BackupOptions {
     quickCheck: bool(o.quickCheck, 'option'),
     sourceLabel: str(o.sourceLabel, 'source label'),
     purpose: PURPOSES.includes(o.purpose as string) ? (o.purpose as RunPurpose) : fail('run purpose'),
+    ...optionalSeries(o.series),
   };
 }
 

@@ -5,7 +5,7 @@
 import type { KeepPolicy, KeepReason } from '../diff/retention.js';
 import type { PruneOutcome, PruneVerdict } from '../repo/prune.js';
 import { ProtocolError } from './frames.js';
-import { bool, fail, int, obj, snapshotName, str } from './validate.js';
+import { bool, fail, int, obj, optionalSeries, snapshotName, str } from './validate.js';
 
 export interface PruneRequest {
   t: 'prune';
@@ -13,6 +13,8 @@ export interface PruneRequest {
   repository: string;
   policy: KeepPolicy;
   dryRun: boolean;
+  /** --series: that series alone; absent, each series and the top level, each on its own. */
+  series?: string;
 }
 
 export type PruneReply = { t: 'pruned'; outcome: PruneOutcome } | { t: 'error'; message: string; usage: boolean };
@@ -55,23 +57,38 @@ export function decodePruneRequest(raw: unknown, version: number): PruneRequest 
   if (m.t !== 'prune') fail('prune request');
   const asked = int(m.version, 'version');
   if (asked !== version) throw new ProtocolError(`lb speaks protocol ${asked}, this agent speaks ${version}`);
-  return { t: 'prune', version: asked, repository: str(m.repository, 'repository path'), policy: decodePolicy(m.policy), dryRun: bool(m.dryRun, 'dry-run option') };
+  return {
+    t: 'prune',
+    version: asked,
+    repository: str(m.repository, 'repository path'),
+    policy: decodePolicy(m.policy),
+    dryRun: bool(m.dryRun, 'dry-run option'),
+    ...optionalSeries(m.series),
+  };
+}
+
+/** Removed snapshots as `NAME` or `SERIES/NAME`; each is checked against the verdicts after. */
+function labels(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length > MAX_SNAPSHOTS) fail('removed snapshots');
+  return v.map((label) => {
+    const text = str(label, 'removed snapshot', 100);
+    const slash = text.lastIndexOf('/');
+    if (slash >= 0) optionalSeries(text.slice(0, slash));
+    snapshotName(text.slice(slash + 1));
+    return text;
+  });
 }
 
 export function encodePruneReply(reply: PruneReply): object {
   return reply;
 }
 
-function names(v: unknown, what: string): string[] {
-  if (!Array.isArray(v) || v.length > MAX_SNAPSHOTS) fail(what);
-  return v.map((name) => snapshotName(name));
-}
 
 function decodeVerdict(raw: unknown): PruneVerdict {
   const v = obj(raw, 'verdict');
   if (!Array.isArray(v.reasons) || v.reasons.length > REASONS.length) fail('keep reasons');
   const reasons = v.reasons.map((r) => (REASONS.includes(r as string) ? (r as KeepReason | 'latest') : fail('keep reason')));
-  return { name: snapshotName(v.name), keep: bool(v.keep, 'verdict'), reasons };
+  return { name: snapshotName(v.name), keep: bool(v.keep, 'verdict'), reasons, ...optionalSeries(v.series) };
 }
 
 export function decodePruneReply(raw: unknown): PruneReply {
@@ -83,14 +100,14 @@ export function decodePruneReply(raw: unknown): PruneReply {
   const predicted = obj(o.predicted, 'prediction');
   const outcome: PruneOutcome = {
     verdicts: o.verdicts.map(decodeVerdict),
-    removed: names(o.removed, 'removed snapshots'),
+    removed: labels(o.removed),
     predicted: { objects: int(predicted.objects, 'count'), bytes: int(predicted.bytes, 'count') },
     objectsRemoved: int(o.objectsRemoved, 'count'),
     bytesFreed: int(o.bytesFreed, 'count'),
     dryRun: bool(o.dryRun, 'dry-run flag'),
   };
   // What it says it removed must be what its verdicts say goes.
-  const going = outcome.verdicts.filter((v) => !v.keep).map((v) => v.name);
+  const going = outcome.verdicts.filter((v) => !v.keep).map((v) => (v.series === undefined ? v.name : `${v.series}/${v.name}`));
   if (going.length !== outcome.removed.length || going.some((name, i) => name !== outcome.removed[i])) fail('list of removed snapshots');
   return { t: 'pruned', outcome };
 }

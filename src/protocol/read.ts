@@ -4,7 +4,7 @@
 // ended. Everything either side receives passes through a decode function here.
 import { ProtocolError } from './frames.js';
 import { PROTOCOL_VERSION } from './messages.js';
-import { bool, bytes, fail, int, isSafeRelativePath, obj, str } from './validate.js';
+import { bool, bytes, fail, int, isSafeRelativePath, obj, optionalSeries, str } from './validate.js';
 
 /** Which objects `verify --read-data` re-reads (repo/object-subset.ts). */
 export type WireSubset = { kind: 'all' } | { kind: 'share'; percent: number } | { kind: 'part'; part: number; parts: number };
@@ -26,6 +26,8 @@ export interface ReadRequest {
   /** --json */
   json: boolean;
   read: ReadCommand;
+  /** --series: read that series of the repository (absent: its top level, or all of it for du and verify). */
+  series?: string;
 }
 
 /** What the agent sends back, in this order: any of the first five, then `end` or `error`, once. */
@@ -110,7 +112,14 @@ export function decodeReadRequest(raw: unknown): ReadRequest {
   // Before any other field: another version may have other fields, and the version is what to report.
   const version = int(m.version, 'version');
   if (version !== PROTOCOL_VERSION) throw new ProtocolError(`lb speaks protocol ${version}, this agent speaks ${PROTOCOL_VERSION}`);
-  return { t: 'read', version, repository: str(m.repository, 'repository path'), json: bool(m.json, 'json option'), read: decodeReadCommand(m.read) };
+  return {
+    t: 'read',
+    version,
+    repository: str(m.repository, 'repository path'),
+    json: bool(m.json, 'json option'),
+    read: decodeReadCommand(m.read),
+    ...optionalSeries(m.series),
+  };
 }
 
 export function decodeReadReply(raw: unknown): ReadReply {

@@ -11,7 +11,7 @@
 import type { FeedProblem, RestoreRecord, RestoreTally } from '../repo/restore-record.js';
 import { FRAME_DATA, FRAME_JSON, ProtocolError, type Frame } from './frames.js';
 import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
-import { bool, bytes, fail, int, obj, putBytes, snapshotName, str } from './validate.js';
+import { bool, bytes, fail, int, obj, optionalSeries, putBytes, snapshotName, str } from './validate.js';
 import { decodeZeros } from './zeros.js';
 import { checkedPath, decodeEntryRecord, encodeEntryRecord, safePath } from './records.js';
 
@@ -25,6 +25,8 @@ export interface RestoreFromRequest {
   /** --path, as the user gave them (checked there against the snapshot). */
   paths: Buffer[];
   listOnly: boolean;
+  /** --series: the snapshot is one of that series (absent: of the repository's top level). */
+  series?: string;
 }
 
 /** lb asks the agent next to the target to write a restore there (with `dryRun`, only to check the target). */
@@ -107,6 +109,7 @@ export function decodeRestoreFromRequest(raw: unknown): RestoreFromRequest {
     // Only compared with the manifest's paths, never opened; still held to the rule for every path from a peer.
     paths: m.paths.map((p) => checkedPath(bytes(p, 'restore path'))),
     listOnly: bool(m.listOnly, 'list option'),
+    ...optionalSeries(m.series),
   };
   if (m.snapshot !== undefined) request.snapshot = str(m.snapshot, 'snapshot name', TEXT_LIMIT);
   return request;

@@ -77,6 +77,17 @@ export function snapshotName(v: unknown): string {
   return name;
 }
 
+/** The rule of diff/series-name.ts (protocol/ imports nothing): a peer's series name never climbs nor names `.lb`. */
+const SERIES_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+
+/** A message's optional series (--series): `{ series }` when named, else nothing (a field left out, not undefined). */
+export function optionalSeries(v: unknown): { series?: string } {
+  if (v === undefined) return {};
+  const name = str(v, 'series name', 64);
+  if (!SERIES_NAME.test(name) || name === 'latest' || SNAPSHOT_NAME.test(name)) fail('series name');
+  return { series: name };
+}
+
 
 /**
  * Names go as text when they are UTF-8 (as nearly all are: deflate then finds the prefixes

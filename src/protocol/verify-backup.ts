@@ -7,7 +7,7 @@ import { ProtocolError } from './frames.js';
 import type { EntryRecord } from '../diff/record.js';
 import { ID_MAX, decodeEntryRecord, encodeEntryRecord, safePath } from './records.js';
 import { PROTOCOL_VERSION, decodeIdentity, type RepositoryIdentity } from './messages.js';
-import { bool, fail, int, obj, putBytes, snapshotName, str } from './validate.js';
+import { bool, fail, int, obj, optionalSeries, putBytes, snapshotName, str } from './validate.js';
 
 /** lb's first and only message to the agent. */
 export interface VerifyBackupRequest {
@@ -18,6 +18,8 @@ export interface VerifyBackupRequest {
   snapshot: string | null;
   /** This run published the snapshot: the objects of its `new` and `copied` files are re-hashed. */
   publishedNow: boolean;
+  /** --series: the snapshot is one of that series. */
+  series?: string;
 }
 
 /** As the repository side maps owners (diff/plan.ts OwnerRule), with its account names when it runs as root. */
@@ -113,6 +115,7 @@ export function decodeVerifyBackupRequest(raw: unknown): VerifyBackupRequest {
     repository: str(m.repository, 'repository path'),
     snapshot: m.snapshot === null ? null : snapshotName(m.snapshot),
     publishedNow: bool(m.publishedNow, 'verify option'),
+    ...optionalSeries(m.series),
   };
 }
 

@@ -36,7 +36,7 @@ function snapshotsToCompare(reader: RepositoryReader, oldWord: string | undefine
   if (before === undefined) {
     throw new UsageError(
       names.length === 1
-        ? `nothing to compare: the repository ${reader.root} holds one snapshot only (${newer})`
+        ? `nothing to compare: ${reader.described} holds one snapshot only (${newer})`
         : `nothing to compare: no snapshot before ${newer}; name the older one (lb diff REPOSITORY OLD ${newer})`,
     );
   }

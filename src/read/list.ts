@@ -13,7 +13,7 @@ export async function listBody(reader: RepositoryReader, _args: unknown, out: Re
     return EXIT.ok;
   }
   if (rows.length === 0) {
-    await out.line(`lb: the repository ${reader.root} holds no snapshot yet`);
+    await out.line(`lb: ${reader.noSnapshot()}`);
     return EXIT.ok;
   }
   const table = [
@@ -35,5 +35,7 @@ export async function listBody(reader: RepositoryReader, _args: unknown, out: Re
     await out.line(row.map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
   }
   await out.line(`${rows.length} snapshot(s); * is latest`);
+  const series = reader.series === null ? reader.seriesNames() : [];
+  if (series.length > 0) await out.line(`the repository holds series too: ${series.join(', ')} (lb list REPOSITORY --series NAME)`);
   return EXIT.ok;
 }

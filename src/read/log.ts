@@ -46,7 +46,7 @@ export async function logBody(reader: RepositoryReader, args: LogArgs, out: Repo
   const snapshots = reader.snapshots();
   const states: SnapshotState[] = snapshots.map((snapshot) => ({ snapshot, record: recordIn(reader, snapshot, path) }));
   const history = pathHistory(states);
-  if (history.present === 0) throw new UsageError(`no ${displayName(path)} in any of the ${snapshots.length} snapshots of ${reader.root}`);
+  if (history.present === 0) throw new UsageError(`no ${displayName(path)} in any of the ${snapshots.length} snapshots of ${reader.where}`);
   const moves = new Map<HistoryEvent, Buffer>();
   for (const event of history.events) {
     if (event.event !== 'gone') continue;

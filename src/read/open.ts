@@ -7,9 +7,10 @@ import { displayName } from '../cli/names.js';
 import { UsageError } from '../cli/status.js';
 import { firstMissingPath } from '../repo/restore-feed.js';
 
-export function openRepository(path: string): RepositoryReader {
+/** With `series`, that series of it (refused in one line, naming the series there are, when it has none such). */
+export function openRepository(path: string, series: string | null = null): RepositoryReader {
   try {
-    return Repository.open(path, 'read');
+    return Repository.open(path, 'read', series);
   } catch (error) {
     throw error instanceof RepositoryError ? new UsageError(error.message) : error;
   }

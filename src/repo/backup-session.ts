@@ -61,7 +61,7 @@ export class BackupSession {
     /** This machine's ids for the source's owner names (root only maps them). */
     private readonly accounts: AccountLookup,
   ) {
-    this.repo = Repository.open(repositoryPath, 'write');
+    this.repo = Repository.open(repositoryPath, 'write', options.series ?? null);
     this.lock = RepositoryLock.acquire(this.repo.lbDir);
     const asRoot = process.getuid?.() === 0;
     this.owners = { asRoot, numericIds: options.numericIds, ownUid: process.getuid!(), ownGid: process.getgid!() };

@@ -25,13 +25,16 @@ export class HeldContent {
     this.objectsDir = join(lbDir, 'objects');
     // Only judges: a damaged object counts as not held (its file is listed), and stays where it is.
     this.guard = new ObjectGuard(lbDir, BigInt(Date.now()) * 1_000_000n, null);
-    const latest = repo.latest();
+    // A series not made yet has no latest snapshot: the store alone answers.
+    const series = options.series;
+    const scoped = series === undefined ? repo : repo.seriesNames().includes(series) ? repo.inSeries(series) : null;
+    const latest = scoped?.latest() ?? null;
     let source: string | null = null;
-    if (latest) {
-      this.previous = new ManifestReader(join(repo.snapshotDir(latest), 'manifest'));
+    if (scoped && latest) {
+      this.previous = new ManifestReader(join(scoped.snapshotDir(latest), 'manifest'));
       this.head = this.previous.nextPrevious();
       try {
-        source = readFileSync(join(repo.snapshotDir(latest), 'source'), 'utf8').replace(/\n$/, '');
+        source = readFileSync(join(scoped.snapshotDir(latest), 'source'), 'utf8').replace(/\n$/, '');
       } catch {
         // a snapshot from before sources were recorded vouches for nothing
       }

@@ -18,6 +18,9 @@ export const SNAPSHOT_NAME = /^[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]{2}\.[0-9]{2}\.
 
 export class RepositoryError extends Error {}
 
+/** The path given cannot hold a repository (or a series): the user must name another (exit status 2, as for any bad command line). */
+export class RepositoryRefused extends RepositoryError {}
+
 /** Snapshot directories under their final names, oldest first (names sort in creation order). */
 export function snapshotNames(root: string): string[] {
   return readdirSync(root)

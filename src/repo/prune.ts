@@ -5,8 +5,10 @@
 // but the store holds it, under the repository lock, so no backup can link it
 // meanwhile. A prune killed anywhere leaves every kept snapshot whole; the next
 // backup or prune empties the trash.
+// The policy applies within each series on its own, and to the top level as
+// one more, unless one series is named; garbage collection is the whole store's.
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { applyPolicy, type KeepPolicy, type KeepReason } from '../diff/retention.js';
 import { RepositoryLock } from './lock.js';
 import { markWritten } from './object-guard.js';
@@ -18,13 +20,16 @@ import { snapshotFilesOf, storeObjects } from './usage-scan.js';
 /** A snapshot's fate; `latest` names the snapshot `latest` points to when no rule keeps it (a hand-moved link). */
 export interface PruneVerdict {
   name: string;
+  /** The snapshot's series; absent at the repository's top level. */
+  series?: string;
   keep: boolean;
   reasons: (KeepReason | 'latest')[];
 }
 
 export interface PruneOutcome {
-  /** Every snapshot, newest first, with what keeps it; `latest` is always kept. */
+  /** Every snapshot, newest first (the top level's, then each series'), with what keeps it; each `latest` is always kept. */
   verdicts: PruneVerdict[];
+  /** The snapshots removed, by their paths in the repository: NAME, or SERIES/NAME. */
   removed: string[];
   /** What removing them frees, counted as `lb du` counts it, before anything is removed. */
   predicted: RemovalEstimate;
@@ -52,19 +57,61 @@ function collectGarbage(repo: Repository): { objects: number; bytes: number } {
   return { objects, bytes };
 }
 
-export function prune(repositoryPath: string, policy: KeepPolicy, options: { dryRun: boolean; now: Date }): PruneOutcome {
-  // Refuses a path that is no repository before anything is made or locked.
-  const reader = RepositoryReader.open(repositoryPath);
-  if (options.dryRun) return decide(reader, policy, options);
+/** The policy applied within one series (or the top level): its newest snapshot and its `latest` are kept. */
+function verdictsOf(part: RepositoryReader, policy: KeepPolicy, now: Date): PruneVerdict[] {
+  const latest = part.latest();
+  const series = part.series === null ? {} : { series: part.series };
+  return applyPolicy(part.snapshots(), policy, now).map((v) => ({ ...v, ...series, ...(v.name === latest && !v.keep ? { keep: true, reasons: ['latest' as const] } : {}) }));
+}
+
+interface Decision {
+  outcome: PruneOutcome;
+  going: { part: RepositoryReader; name: string }[];
+}
+
+/** Which snapshots go, and what that frees by du's accounting; each part's `latest` snapshot is never one of them. */
+function decide(reader: RepositoryReader, policy: KeepPolicy, options: PruneOptions): Decision {
+  const going: Decision['going'] = [];
+  const verdicts: PruneVerdict[] = [];
+  for (const part of reader.scope()) {
+    for (const verdict of verdictsOf(part, policy, options.now)) {
+      verdicts.push(verdict);
+      if (!verdict.keep) going.push({ part, name: verdict.name });
+    }
+  }
+  const removed = going.map(({ part, name }) => part.label(name));
+  const predicted = exclusiveOfSet(
+    going.map(({ part, name }) => snapshotFilesOf(part, name)),
+    storeObjects(reader.root),
+  );
+  return { outcome: { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun }, going };
+}
+
+export interface PruneOptions {
+  dryRun: boolean;
+  now: Date;
+  /** Prune that series alone; without it, each series and the top level, each on its own. */
+  series?: string | null;
+}
+
+export function prune(repositoryPath: string, policy: KeepPolicy, options: PruneOptions): PruneOutcome {
+  // Refuses a path that is no repository, or a series it does not have, before anything is made or locked.
+  const reader = RepositoryReader.open(repositoryPath, options.series ?? null);
+  if (options.dryRun) return decide(reader, policy, options).outcome;
   const repo = Repository.open(repositoryPath, 'write');
   const lock = RepositoryLock.acquire(repo.lbDir, 'prune');
   try {
     // Decided under the lock: no backup or other prune changes the snapshots meanwhile.
-    const outcome = decide(reader, policy, options);
+    const { outcome, going } = decide(reader, policy, options);
     repo.clearLeftovers(); // an earlier prune's trash too
     mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 });
     // All renames first: one step each, after which no reader sees the snapshot; then the slow part.
-    for (const name of outcome.removed) renameSync(repo.snapshotDir(name), join(repo.trashDir, name));
+    // A series' snapshot goes to trash/SERIES/NAME: series may hold snapshots of the same name.
+    for (const { part, name } of going) {
+      const trashed = join(repo.trashDir, part.label(name));
+      mkdirSync(dirname(trashed), { recursive: true, mode: 0o700 });
+      renameSync(part.snapshotDir(name), trashed);
+    }
     repo.clearLeftovers();
     const collected = collectGarbage(repo);
     rmSync(repo.partialDir, { recursive: true, force: true });
@@ -76,18 +123,4 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
   } finally {
     lock.release();
   }
-}
-
-/** Which snapshots go, and what that frees by du's accounting; `latest`'s snapshot is never one of them. */
-function decide(reader: RepositoryReader, policy: KeepPolicy, options: { dryRun: boolean; now: Date }): PruneOutcome {
-  const latest = reader.latest();
-  const verdicts: PruneVerdict[] = applyPolicy(reader.snapshots(), policy, options.now).map((v) =>
-    v.name === latest && !v.keep ? { ...v, keep: true, reasons: ['latest'] } : v,
-  );
-  const removed = verdicts.filter((v) => !v.keep).map((v) => v.name);
-  const predicted = exclusiveOfSet(
-    removed.map((name) => snapshotFilesOf(reader, name)),
-    storeObjects(reader.root),
-  );
-  return { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
 }

@@ -6,16 +6,29 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RepositoryError, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { ManifestReader, type ManifestRecord } from './manifest.js';
+import { checkSeriesExists, seriesNames, seriesOf } from './series.js';
 import { SummaryTally, parseSummary, type SnapshotSummary } from './summary.js';
 
 /** The user named no snapshot, or one that does not exist, or a prefix of several. */
 export class SnapshotNotFound extends RepositoryError {}
 
 export class RepositoryReader {
-  private constructor(readonly root: string) {}
+  /** Where this reader's snapshots and `latest` are: the repository itself, or its series' directory. */
+  readonly snapshotRoot: string;
 
-  /** Opens the repository at `root` after checking that it is one, of a format this lb reads. */
-  static open(root: string): RepositoryReader {
+  private constructor(
+    readonly root: string,
+    /** The series read (--series), or null for the snapshots at the repository's top level. */
+    readonly series: string | null = null,
+  ) {
+    this.snapshotRoot = series === null ? root : join(root, series);
+  }
+
+  /**
+   * Opens the repository at `root` after checking that it is one, of a format this lb reads;
+   * with `series`, to read that series (refused in one line when the repository has none such).
+   */
+  static open(root: string, series: string | null = null): RepositoryReader {
     let text: string;
     try {
       if (!lstatSync(root).isDirectory()) throw new RepositoryError(`${root} is not a directory, so not an lb repository`);
@@ -29,18 +42,53 @@ export class RepositoryReader {
     }
     // Format 1 (no hard-link groups) reads as format 2 with none.
     if (formatOf(text) === null) throw new RepositoryError(`${root} is an lb repository of a format this lb does not know; a newer lb reads it`);
-    return new RepositoryReader(root);
+    const reader = new RepositoryReader(root);
+    return series === null ? reader : reader.inSeries(series);
+  }
+
+  /** A reader of one series of this repository. */
+  inSeries(series: string): RepositoryReader {
+    checkSeriesExists(this.root, series);
+    return new RepositoryReader(this.root, series);
+  }
+
+  /** The repository's series, sorted. */
+  seriesNames(): string[] {
+    return seriesNames(this.root);
+  }
+
+  /**
+   * What a command over the whole repository (du, verify, prune) covers: this series alone when
+   * the user named one, else the top level and then every series.
+   */
+  scope(): RepositoryReader[] {
+    return this.series === null ? [this, ...this.seriesNames().map((name) => new RepositoryReader(this.root, name))] : [this];
+  }
+
+  /** A snapshot as shown to the user: its name at the top level, SERIES/NAME (its path in the repository) in a series. */
+  label(name: string): string {
+    return this.series === null ? name : `${this.series}/${name}`;
+  }
+
+  /** Where this reader reads, for messages: the repository's path, or `series NAME of PATH`. */
+  get where(): string {
+    return this.series === null ? this.root : `series ${this.series} of ${this.root}`;
+  }
+
+  /** The same with its article: `the repository PATH`, or `series NAME of the repository PATH`. */
+  get described(): string {
+    return this.series === null ? `the repository ${this.root}` : `series ${this.series} of the repository ${this.root}`;
   }
 
   /** Complete snapshots, oldest first. A snapshot directory without its manifest is not one. */
   snapshots(): string[] {
-    return snapshotNames(this.root).filter((name) => hasManifest(this.root, name));
+    return snapshotNames(this.snapshotRoot).filter((name) => hasManifest(this.snapshotRoot, name));
   }
 
   /** What `latest` names when that snapshot is complete; else the newest complete snapshot (a backup repairs the link). */
   latest(): string | null {
-    const linked = latestLink(this.root);
-    if (linked !== null && hasManifest(this.root, linked)) return linked;
+    const linked = latestLink(this.snapshotRoot);
+    if (linked !== null && hasManifest(this.snapshotRoot, linked)) return linked;
     return this.snapshots().at(-1) ?? null;
   }
 
@@ -50,7 +98,7 @@ export class RepositoryReader {
    */
   resolve(wanted = 'latest'): string {
     const names = this.snapshots();
-    if (names.length === 0) throw new SnapshotNotFound(`the repository ${this.root} holds no snapshot yet`);
+    if (names.length === 0) throw new SnapshotNotFound(this.noSnapshot());
     if (wanted === 'latest') return this.latest()!;
     const matching = names.filter((name) => name.startsWith(wanted));
     if (matching.length === 1) return matching[0]!;
@@ -59,11 +107,18 @@ export class RepositoryReader {
       const shown = matching.length > 6 ? [...matching.slice(0, 3), '…', ...matching.slice(-2)] : matching;
       throw new SnapshotNotFound(`${wanted} could be any of ${matching.length} snapshots (${shown.join(', ')}); give more of the name`);
     }
-    throw new SnapshotNotFound(`no snapshot ${wanted} in ${this.root}; ${nearest(names, wanted)}`);
+    throw new SnapshotNotFound(`no snapshot ${wanted} in ${this.where}; ${nearest(names, wanted)}`);
+  }
+
+  /** Why there is nothing to read: no snapshot yet, or (at the top level) only series holding them. */
+  noSnapshot(): string {
+    const series = this.series === null ? this.seriesNames() : [];
+    if (series.length === 0) return `${this.described} holds no snapshot yet`;
+    return `the repository ${this.root} holds no snapshot at its top level; ${seriesOf(this.root)} (name one with --series)`;
   }
 
   snapshotDir(name: string): string {
-    return join(this.root, name);
+    return join(this.snapshotRoot, name);
   }
 
   /** The snapshot's manifest, one record at a time, in canonical order; memory stays flat. */

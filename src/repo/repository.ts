@@ -2,6 +2,7 @@
 //   REPO/.lb/format, .lb/lock, .lb/objects/, .lb/tmp/, .lb/partial/ (interrupted transfers)
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
+//   REPO/<series>/ the same snapshots and latest for one series (--series), same .lb
 import { markWritten } from './object-guard.js';
 import {
   existsSync,
@@ -18,14 +19,12 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from './deep-path.js';
-import { FORMAT_TEXT, RepositoryError, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
+import { FORMAT_TEXT, RepositoryError, RepositoryRefused, formatOf, hasManifest, latestLink, snapshotNames } from './layout.js';
 import { filesystemType, missingFeatures } from './probe.js';
 import { RepositoryReader } from './reader.js';
+import { checkSeriesName, checkSeriesWritable, makeSeriesDirectory, seriesNames } from './series.js';
 
-export { FORMAT_TEXT, RepositoryError, SNAPSHOT_NAME } from './layout.js';
-
-/** The path given cannot hold a repository: the user must name another (exit status 2, as for any bad command line). */
-export class RepositoryRefused extends RepositoryError {}
+export { FORMAT_TEXT, RepositoryError, RepositoryRefused, SNAPSHOT_NAME } from './layout.js';
 
 export class Repository {
   readonly lbDir: string;
@@ -35,8 +34,15 @@ export class Repository {
   readonly partialDir: string;
   /** As `.lb/format` says; a format 1 repository becomes format 2 with its first new snapshot. */
   private format: 1 | 2 = 2;
+  /** Where this run's snapshots and `latest` are: the repository itself, or its series' directory. */
+  readonly snapshotRoot: string;
 
-  private constructor(readonly root: string) {
+  private constructor(
+    readonly root: string,
+    /** The series written (--series), or null for the top level. */
+    readonly series: string | null = null,
+  ) {
+    this.snapshotRoot = series === null ? root : join(root, series);
     this.lbDir = join(root, '.lb');
     this.objectsDir = join(this.lbDir, 'objects');
     this.tmpDir = join(this.lbDir, 'tmp');
@@ -47,15 +53,19 @@ export class Repository {
    * A repository opened to read (no lock, nothing written), or to write a backup
    * into (created if the directory is missing or empty).
    */
-  static open(root: string, mode: 'read'): RepositoryReader;
-  static open(root: string, mode: 'write'): Repository;
-  static open(root: string, mode: 'read' | 'write'): RepositoryReader | Repository {
-    return mode === 'read' ? RepositoryReader.open(root) : Repository.openOrCreate(root);
+  static open(root: string, mode: 'read', series?: string | null): RepositoryReader;
+  static open(root: string, mode: 'write', series?: string | null): Repository;
+  static open(root: string, mode: 'read' | 'write', series: string | null = null): RepositoryReader | Repository {
+    return mode === 'read' ? RepositoryReader.open(root, series) : Repository.openOrCreate(root, series);
   }
 
-  /** Open the repository at `root`, creating it if the directory is missing or empty. */
-  static openOrCreate(root: string): Repository {
-    const repo = new Repository(root);
+  /**
+   * Open the repository at `root`, creating it if the directory is missing or empty; with
+   * `series`, to write that series (its directory is made by its first snapshot).
+   */
+  static openOrCreate(root: string, series: string | null = null): Repository {
+    if (series !== null) checkSeriesName(series); // before anything is made
+    const repo = new Repository(root, series);
     let stat;
     try {
       stat = lstatSync(root);
@@ -67,6 +77,7 @@ export class Repository {
       const format = formatOf(readFileSync(join(repo.lbDir, 'format'), 'utf8'));
       if (format === null) throw new RepositoryError(`${root} is an lb repository of an unknown format`);
       repo.format = format;
+      if (series !== null) checkSeriesWritable(root, series);
       return repo;
     }
     if (stat && !holdsNothing(root)) {
@@ -107,7 +118,9 @@ export class Repository {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.tmpDir)) removeTree(join(this.tmpDir, name));
     this.emptyTrash();
-    for (const name of readdirSync(this.root)) if (name.startsWith('.latest-')) rmSync(join(this.root, name), { force: true });
+    for (const dir of [this.root, ...seriesNames(this.root).map((name) => join(this.root, name))]) {
+      for (const name of readdirSync(dir)) if (name.startsWith('.latest-')) rmSync(join(dir, name), { force: true });
+    }
     for (const name of readdirSync(this.lbDir)) if (name.startsWith('lock.stale-')) rmSync(join(this.lbDir, name), { force: true });
   }
 
@@ -151,20 +164,26 @@ export class Repository {
   }
 
   latest(): string | null {
-    return latestLink(this.root);
+    return latestLink(this.snapshotRoot);
   }
 
   snapshotDir(name: string): string {
-    return join(this.root, name);
+    return join(this.snapshotRoot, name);
   }
 
+  /** This run's snapshots; none in a series not made yet. */
   snapshotNames(): string[] {
-    return snapshotNames(this.root);
+    return this.series !== null && lstatOrNull(this.snapshotRoot) === null ? [] : snapshotNames(this.snapshotRoot);
+  }
+
+  /** Before the first snapshot of a series is published: its directory, made here (never through a symlink). */
+  makeSnapshotRoot(): void {
+    if (this.series !== null) makeSeriesDirectory(this.root, this.series);
   }
 
   /** A snapshot is usable as the base of the next one when it is complete. */
   private hasManifest(name: string): boolean {
-    return hasManifest(this.root, name);
+    return hasManifest(this.snapshotRoot, name);
   }
 
   /**
@@ -174,7 +193,7 @@ export class Repository {
    */
   baseSnapshot(warn: (line: string) => void): string | null {
     const linked = this.latest();
-    const hasLink = lstatOrNull(join(this.root, 'latest')) !== null;
+    const hasLink = lstatOrNull(join(this.snapshotRoot, 'latest')) !== null;
     if (linked !== null && this.hasManifest(linked)) return linked;
     const complete = this.snapshotNames().filter((name) => this.hasManifest(name));
     const base = complete[complete.length - 1] ?? null;
@@ -187,17 +206,17 @@ export class Repository {
       const was = linked === null ? 'is not a snapshot link' : existsSync(this.snapshotDir(linked)) ? `points to ${linked}, which has no manifest` : `points to ${linked}, which is gone`;
       warn(`latest ${was}; ${base ? `repaired to point to ${base}, the newest complete snapshot` : 'removed, as no complete snapshot is left'}`);
       if (base) this.pointLatestAt(base);
-      else rmSync(join(this.root, 'latest'), { force: true });
+      else rmSync(join(this.snapshotRoot, 'latest'), { force: true });
     }
     return base;
   }
 
   /** Move `latest` to `name` atomically: a new link, renamed over the old one. */
   pointLatestAt(name: string): void {
-    const link = join(this.root, `.latest-${process.pid}`);
+    const link = join(this.snapshotRoot, `.latest-${process.pid}`);
     rmSync(link, { force: true });
     symlinkSync(name, link);
-    renameSync(link, join(this.root, 'latest'));
+    renameSync(link, join(this.snapshotRoot, 'latest'));
   }
 
   /**
@@ -209,7 +228,7 @@ export class Repository {
     const names = this.snapshotNames();
     const newest = names[names.length - 1];
     let name = newest !== undefined && newest >= wanted ? nextSecond(newest) : wanted;
-    while (existsSync(join(this.root, name))) name = nextSecond(name);
+    while (existsSync(join(this.snapshotRoot, name))) name = nextSecond(name);
     return name;
   }
 }

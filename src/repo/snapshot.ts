@@ -108,6 +108,7 @@ export class SnapshotBuilder {
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.
     syncFilesystem(this.workDir, () => fsyncPath(this.workDir)); // without syncfs, at least its own entries
     this.repo.upgradeFormat(); // its manifest is format 2
+    this.repo.makeSnapshotRoot(); // a series' first snapshot makes its directory
     renameSync(this.workDir, this.repo.snapshotDir(this.name));
     this.repo.pointLatestAt(this.name);
   }

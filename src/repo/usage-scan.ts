@@ -36,7 +36,7 @@ function treeFile(stat: Stats): TreeFile {
 function snapshotFiles(reader: RepositoryReader, name: string): { files: SnapshotFiles; damage: TreeDamage } {
   const tree = Buffer.from(join(reader.snapshotDir(name), 'tree') + '/');
   const files: TreeFile[] = [];
-  const damage: TreeDamage = { snapshot: name, missing: 0, notRegular: 0, unlinked: 0 };
+  const damage: TreeDamage = { snapshot: reader.label(name), missing: 0, notRegular: 0, unlinked: 0 };
   for (const record of reader.records(name)) {
     if (record.type !== 'file') continue;
     const stat = lstatOrNull(Buffer.concat([tree, record.path]));
@@ -47,7 +47,7 @@ function snapshotFiles(reader: RepositoryReader, name: string): { files: Snapsho
       files.push(treeFile(stat));
     }
   }
-  return { files: { name, files }, damage };
+  return { files: { name, ...(reader.series === null ? {} : { series: reader.series }), files }, damage };
 }
 
 /** One snapshot's regular tree files (a damaged tree's missing files are simply not there). */
@@ -55,13 +55,24 @@ export function snapshotFilesOf(reader: RepositoryReader, name: string): Snapsho
   return snapshotFiles(reader, name).files;
 }
 
-/** Every snapshot's files, oldest first, one snapshot at a time; `onDamage` hears of each damaged tree. */
+/**
+ * Every snapshot's files, one snapshot at a time; `onDamage` hears of each damaged tree. All of the
+ * repository unless the reader is of one series: the top level's and every series' snapshots together,
+ * oldest first (by name, then the top level before the series), so what each added is what it linked first.
+ */
 export function* allSnapshotFiles(reader: RepositoryReader, onDamage: (damage: TreeDamage) => void): Generator<SnapshotFiles> {
-  for (const name of reader.snapshots()) {
-    const { files, damage } = snapshotFiles(reader, name);
+  const all = reader.scope().flatMap((part) => part.snapshots().map((name) => ({ part, name })));
+  all.sort((a, b) => (a.name !== b.name ? (a.name < b.name ? -1 : 1) : (a.part.series ?? '') < (b.part.series ?? '') ? -1 : 1));
+  for (const { part, name } of all) {
+    const { files, damage } = snapshotFiles(part, name);
     if (damage.missing + damage.notRegular + damage.unlinked > 0) onDamage(damage);
     yield files;
   }
+}
+
+/** The store's objects no tree links (link count 1): what a prune collects, whichever series are looked at. */
+export function* unlinkedObjects(root: string): Generator<StoreObject> {
+  for (const object of storeObjects(root)) if (object.nlink === 1) yield object;
 }
 
 /** The regular files of `.lb/objects/<fan-out>/`: primaries, variants and twins. Quarantined objects are elsewhere. */

@@ -28,6 +28,8 @@ export interface TreeFile {
 
 export interface SnapshotFiles {
   name: string;
+  /** The snapshot's series; absent at the repository's top level. */
+  series?: string;
   files: TreeFile[];
 }
 
@@ -41,6 +43,7 @@ export interface StoreObject {
 
 export interface SnapshotUsage {
   name: string;
+  series?: string;
   /** What deleting this snapshot (and collecting the objects left unlinked) frees. */
   exclusiveBytes: number;
   /** The objects this snapshot links first, oldest snapshot first. */
@@ -98,7 +101,7 @@ export function accountUsage(snapshots: Iterable<SnapshotFiles>, store: Iterable
       }
     }
     linkedBytes += addedBytes;
-    rows.push({ name: snapshot.name, exclusiveBytes, addedBytes, files: snapshot.files.length });
+    rows.push({ name: snapshot.name, ...(snapshot.series === undefined ? {} : { series: snapshot.series }), exclusiveBytes, addedBytes, files: snapshot.files.length });
   }
   let unreferencedObjects = 0;
   let unreferencedBytes = 0;

@@ -48,7 +48,7 @@ export class RepositoryCheck {
 
   *problems(): Generator<Problem> {
     const root = this.reader.root;
-    yield* new SnapshotCheck(root, this.snapshot, join(root, '.lb', 'objects'), new Map()).problems();
+    yield* new SnapshotCheck(this.reader.snapshotRoot, this.snapshot, join(root, '.lb', 'objects'), new Map()).problems();
     if (!this.publishedNow) return;
     try {
       yield* this.storedObjects();

@@ -4,6 +4,8 @@
 // with --read-data the chosen objects re-hashed, each read once), then every
 // complete snapshot, manifest against tree (verify-snapshot.ts), and last the
 // damaged objects with every path that links to them, found on that walk.
+// Without --series the top level and every series are checked (a series'
+// snapshots are named SERIES/NAME), and the store they share once.
 // Like every reader it takes no lock and writes nothing: a backup running
 // meanwhile only adds complete objects and snapshots, which are not problems.
 import { lstatSync, readlinkSync } from 'node:fs';
@@ -70,12 +72,14 @@ export class Verification {
 
   *problems(): Generator<Problem> {
     const root = this.reader.root;
-    const snapshots = this.reader.snapshots();
-    yield* latestProblems(root, snapshots.length > 0);
-    for (const name of snapshotNames(root)) {
-      // One published since the list was taken is complete: not a problem, only not checked this time.
-      if (!snapshots.includes(name) && !hasManifest(root, name)) {
-        yield { kind: 'snapshot', snapshot: name, detail: 'named as a snapshot but has no manifest (or one without its header line): not a complete snapshot' };
+    const parts = this.reader.scope().map((part) => ({ part, snapshots: part.snapshots() }));
+    for (const { part, snapshots } of parts) {
+      yield* latestProblems(part.snapshotRoot, part.label('latest'), snapshots.length > 0);
+      for (const name of snapshotNames(part.snapshotRoot)) {
+        // One published since the list was taken is complete: not a problem, only not checked this time.
+        if (!snapshots.includes(name) && !hasManifest(part.snapshotRoot, name)) {
+          yield { kind: 'snapshot', snapshot: part.label(name), detail: 'named as a snapshot but has no manifest (or one without its header line): not a complete snapshot' };
+        }
       }
     }
     const objectsDir = join(root, '.lb', 'objects');
@@ -83,17 +87,21 @@ export class Verification {
     const takes = subset === null ? null : (hash: string) => subsetTakes(subset, hash, this.options.random);
     const store = new StoreCheck(objectsDir, takes, this.checked);
     yield* store.problems();
-    for (const name of snapshots) {
-      const check = new SnapshotCheck(root, name, objectsDir, store.damaged);
-      yield* check.problems();
-      this.checked.snapshots++;
-      this.checked.entries += check.records;
+    for (const { part, snapshots } of parts) {
+      for (const name of snapshots) {
+        // A series' label is its path in the repository: SERIES/NAME.
+        const check = new SnapshotCheck(root, part.label(name), objectsDir, store.damaged);
+        yield* check.problems();
+        this.checked.snapshots++;
+        this.checked.entries += check.records;
+      }
     }
     for (const damaged of store.damaged.values()) yield damaged;
   }
 }
 
-function* latestProblems(root: string, anySnapshot: boolean): Generator<Problem> {
+/** `shown`: the link as named to the user, `latest` or SERIES/latest. */
+function* latestProblems(root: string, shown: string, anySnapshot: boolean): Generator<Problem> {
   const link = join(root, 'latest');
   let target: string;
   try {
@@ -101,12 +109,12 @@ function* latestProblems(root: string, anySnapshot: boolean): Generator<Problem>
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      if (anySnapshot) yield { kind: 'latest', detail: 'latest is missing; it should point to the newest snapshot' };
+      if (anySnapshot) yield { kind: 'latest', detail: `${shown} is missing; it should point to the newest snapshot` };
     } else if (code === 'EINVAL') {
-      yield { kind: 'latest', detail: `latest is a ${lstatSync(link).isDirectory() ? 'directory' : 'file'}, not a symbolic link to a snapshot` };
-    } else yield { kind: 'unreadable', detail: `latest cannot be read: ${(error as Error).message}` };
+      yield { kind: 'latest', detail: `${shown} is a ${lstatSync(link).isDirectory() ? 'directory' : 'file'}, not a symbolic link to a snapshot` };
+    } else yield { kind: 'unreadable', detail: `${shown} cannot be read: ${(error as Error).message}` };
     return;
   }
-  if (!SNAPSHOT_NAME.test(target)) yield { kind: 'latest', detail: `latest points to ${JSON.stringify(target)}, which is not a snapshot name` };
-  else if (!hasManifest(root, target)) yield { kind: 'latest', detail: `latest points to ${target}, which is not a complete snapshot` };
+  if (!SNAPSHOT_NAME.test(target)) yield { kind: 'latest', detail: `${shown} points to ${JSON.stringify(target)}, which is not a snapshot name` };
+  else if (!hasManifest(root, target)) yield { kind: 'latest', detail: `${shown} points to ${target}, which is not a complete snapshot` };
 }

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { describeFailure } from '../../agent/failure.js';
 import { sourceProblemLine } from '../../agent/source-root.js';
 import { RepositoryRefused, holdsNothing, refuseMissingParent } from '../../repo/repository.js';
+import { checkSeriesWritable } from '../../repo/series.js';
 import { checkListable } from '../../scan/walk.js';
 import type { RunPurpose } from '../../protocol/messages.js';
 import type { SshOptions } from '../../transport/ssh.js';
@@ -48,7 +49,7 @@ function isWithin(path: string, directory: string): boolean {
   return rest === '' || (rest !== '..' && !rest.startsWith('../') && !isAbsolute(rest));
 }
 
-export function checkRepository(repository: string, source: string | null, purpose: RunPurpose = 'backup'): string {
+export function checkRepository(repository: string, source: string | null, purpose: RunPurpose = 'backup', series: string | null = null): string {
   const absolute = resolve(repository);
   // --showfiles reads a repository that must already be one (a read-only one will do).
   if (purpose === 'showfiles') {
@@ -71,6 +72,13 @@ export function checkRepository(repository: string, source: string | null, purpo
     if (!stat.isDirectory()) throw new UsageError(`repository ${repository} exists and is not a directory; ${REPOSITORY_CHOICE}`);
     if (!existsSync(resolve(absolute, '.lb', 'format')) && !holdsNothing(absolute)) {
       throw new UsageError(`repository ${repository} is not empty and not an lb repository, so lb will not write there; ${REPOSITORY_CHOICE}`);
+    }
+    if (series !== null) {
+      try {
+        checkSeriesWritable(absolute, series);
+      } catch (error) {
+        throw error instanceof RepositoryRefused ? new UsageError(error.message) : error;
+      }
     }
   } else {
     try {

@@ -24,9 +24,16 @@ export interface RunFacts {
   /** As recorded in the catalog and printed: the resolved local path, or `[user@]host:path`. */
   source: string;
   repository: string;
+  /** --series, when given. */
+  series?: string;
   seconds: number;
   /** --minutes as given, for the line saying that the budget ran out. */
   minutes: string | undefined;
+}
+
+/** `series NAME of ` before the repository, with --series. */
+function inSeries(facts: RunFacts): string {
+  return facts.series === undefined ? '' : `series ${facts.series} of `;
 }
 
 export function printSummary(out: Output, outcome: Outcome, facts: RunFacts): void {
@@ -41,6 +48,7 @@ export function printSummary(out: Output, outcome: Outcome, facts: RunFacts): vo
       created: result.created,
       source: facts.source,
       repository: facts.repository,
+      ...(facts.series === undefined ? {} : { series: facts.series }),
       files: { new: c.newFiles, copied: c.copiedFiles, linked: c.linkedFiles, total: c.newFiles + c.copiedFiles + c.linkedFiles },
       directories: c.directories,
       symlinks: c.symlinks,
@@ -64,7 +72,7 @@ export function printSummary(out: Output, outcome: Outcome, facts: RunFacts): vo
     );
     out.line(`  transferred ${formatBytes(transferred)} in ${formatSeconds(seconds)}`);
   } else if (result.created) {
-    out.line(`lb: snapshot ${result.snapshot} of ${facts.source} in ${facts.repository}`);
+    out.line(`lb: snapshot ${result.snapshot} of ${facts.source} in ${inSeries(facts)}${facts.repository}`);
     out.line(
       `  files: ${c.newFiles} new, ${c.copiedFiles} copied, ${c.linkedFiles} linked` +
         ` (${c.newFiles + c.copiedFiles + c.linkedFiles} files${stats ? ', ' + formatBytes(stats.bytesScanned) : ''}; ${c.directories} directories, ${c.symlinks} symlinks)`,
@@ -75,7 +83,7 @@ export function printSummary(out: Output, outcome: Outcome, facts: RunFacts): vo
         ` in ${formatSeconds(seconds)}`,
     );
   } else {
-    out.line(`lb: nothing changed since the latest snapshot in ${facts.repository}; none made (--always makes one anyway)`);
+    out.line(`lb: nothing changed since the latest snapshot in ${inSeries(facts)}${facts.repository}; none made (--always makes one anyway)`);
   }
   if (result.skipCounts.special > 0) out.line(`  ${specialFilesLine(result.skipCounts.special)}`);
   if (wire) out.line(`  on the wire: ${formatBytes(wire.sent)} sent, ${formatBytes(wire.received)} received`);

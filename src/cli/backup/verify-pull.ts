@@ -39,9 +39,9 @@ export class PulledVerification {
   ) {}
 
   /** Once the agent says it is ready; null when there is no snapshot to compare with. */
-  static async start(pulled: PulledSource, repositoryPath: string, snapshot: string | null, publishedNow: boolean): Promise<PulledVerification | null> {
+  static async start(pulled: PulledSource, repositoryPath: string, snapshot: string | null, publishedNow: boolean, series: string | null = null): Promise<PulledVerification | null> {
     try {
-      const reader = Repository.open(repositoryPath, 'read');
+      const reader = Repository.open(repositoryPath, 'read', series);
       const name = snapshot ?? reader.latest();
       if (name === null) return null;
       const replies = new MessageReader(pulled.agent.input, decodeVerifySourceReply, 'the lb agent on the remote ended before the comparison did');

@@ -24,6 +24,8 @@ export interface RemoteVerifySetup {
   ssh: SshOptions;
   /** The repository's path on the remote, as the push named it. */
   repositoryPath: string;
+  /** --series: the snapshot is one of that series. */
+  series?: string;
   sourceRoot: string;
   numericIds: boolean;
   selection: Selection | undefined;
@@ -53,7 +55,8 @@ export class RemoteVerification {
     const agent = await startRemoteAgent(setup.session, setup.ssh, []);
     try {
       const request = new FrameWriter(agent.output, false);
-      request.post({ t: 'verify-backup', version: PROTOCOL_VERSION, repository: setup.repositoryPath, snapshot: setup.snapshot, publishedNow: setup.options.publishedNow });
+      const inSeries = setup.series === undefined ? {} : { series: setup.series };
+      request.post({ t: 'verify-backup', version: PROTOCOL_VERSION, repository: setup.repositoryPath, snapshot: setup.snapshot, publishedNow: setup.options.publishedNow, ...inSeries });
       request.flush();
       const replies = new MessageReader(agent.input, decodeVerifyBackupReply, 'the lb agent on the remote ended before the comparison did');
       const first = await refusing(setup.session, () => replies.next());

@@ -36,6 +36,8 @@ export type VerifySetup = {
   /** Here, or on the remote the push reached. */
   repositoryPath: string;
   numericIds: boolean;
+  /** --series: the snapshot is one of that series. */
+  series?: string;
 } & (
   | {
       /** The source is here, and what this run read of it. */
@@ -102,21 +104,21 @@ async function compare(out: Output, outcome: Outcome, setup: VerifySetup): Promi
 
 /** Where each part runs: the source's where the source and the run's read log are, the repository's where it is. */
 async function start(setup: VerifySetup, snapshot: string | null, publishedNow: boolean): Promise<Verification | null> {
-  if ('pulled' in setup) return PulledVerification.start(setup.pulled, setup.repositoryPath, snapshot, publishedNow);
+  if ('pulled' in setup) return PulledVerification.start(setup.pulled, setup.repositoryPath, snapshot, publishedNow, setup.series ?? null);
   const options: BackupVerifyOptions = {
     publishedNow,
     wasRead: setup.readLog.recordReads(),
     excused: (path) => setup.readLog.isExcused(path),
   };
   if (setup.remote) {
-    return RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, selection: setup.selection, snapshot, options });
+    return RemoteVerification.start({ ...setup.remote, repositoryPath: setup.repositoryPath, series: setup.series, sourceRoot: setup.sourceRoot, numericIds: setup.numericIds, selection: setup.selection, snapshot, options });
   }
   return localVerification(setup, snapshot, options);
 }
 
 /** Both parts here; null when there is no snapshot to compare with. */
-function localVerification(setup: { repositoryPath: string; sourceRoot: string; numericIds: boolean; selection?: Selection }, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
-  const reader = Repository.open(setup.repositoryPath, 'read');
+function localVerification(setup: { repositoryPath: string; series?: string; sourceRoot: string; numericIds: boolean; selection?: Selection }, snapshot: string | null, options: BackupVerifyOptions): Verification | null {
+  const reader = Repository.open(setup.repositoryPath, 'read', setup.series ?? null);
   const name = snapshot ?? reader.latest();
   if (name === null) return null;
   const repository = lstatSync(setup.repositoryPath, { bigint: true });

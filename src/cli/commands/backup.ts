@@ -26,8 +26,9 @@ import { prune } from '../../repo/prune.js';
 import { report as pruneReport } from './prune.js';
 import { pruneRemote } from '../prune-remote.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
+import { seriesFrom, type SeriesCommandOptions } from '../series-option.js';
 
-export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions, KeepCommandOptions {
+export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions, KeepCommandOptions, SeriesCommandOptions {
   always?: boolean;
   numericIds?: boolean;
   catalog?: string;
@@ -46,7 +47,8 @@ export function registerBackup(program: Command): void {
     .argument('<repository>', 'lb repository (created when missing or empty): a local path or [user@]host:path')
     .option('--always', 'make a snapshot even when nothing changed since the latest one')
     .option('--numeric-ids', 'keep numeric owner and group ids instead of mapping them by name (root only)')
-    .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)');
+    .option('--catalog <path>', 'hash cache database (default $XDG_STATE_HOME/lb/catalog.sqlite)')
+    .option('--series <name>', "put the snapshots in REPOSITORY/NAME/, one series of many sharing the repository's store (default: at its top level)");
   addOutputOptions(command, {
     verbose: 'list what happens to every entry',
     quiet: 'print only errors and warnings (nothing on a clean run)',
@@ -81,6 +83,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
     throw new UsageError('source and repository cannot both be remote; run lb on one of the two hosts');
   }
   const purpose = purposeFrom(opts);
+  const series = seriesFrom(opts);
   const keep = policyFrom(opts);
   if (keep && purpose !== 'backup') throw new UsageError('--keep-* prunes after a backup; --showfiles and --catalogonly make none');
   const selection = selectionFrom(opts);
@@ -94,7 +97,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   const localSource = source.kind === 'local' ? checkSource(source.path) : null;
   refuseSelectionOnStore(purpose, selection, localSource);
   if (localSource) checkListedPaths(selection, localSource, opts.filelist);
-  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource, purpose) : null;
+  const localRepository = repository.kind === 'local' ? checkRepository(repository.path, localSource, purpose, series) : null;
   const options: BackupOptions = {
     snapshotName: snapshotNameFor(new Date(started)),
     always: opts.always ?? false,
@@ -103,6 +106,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
     quickCheck: false,
     sourceLabel: localSource ?? describeLocation(source),
     purpose,
+    ...(series === null ? {} : { series }),
   };
 
   let outcome: Outcome;
@@ -150,12 +154,12 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   });
   catalog?.close();
 
-  const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), seconds, minutes: opts.minutes };
+  const facts = { source: options.sourceLabel, repository: localRepository ?? describeLocation(repository), series: options.series, seconds, minutes: opts.minutes };
   if (purpose !== 'backup' && !result.incomplete) printSeedingSummary(out, outcome, facts.repository, seconds, missing);
   else if (opts.verify) {
     const remote = outcome.session && { session: outcome.session, ssh };
     const source = outcome.pulled ? { pulled: outcome.pulled } : { sourceRoot: localSource!, readLog: readLog!, remote, selection: new Selection(selection) };
-    await verifyBackup(out, outcome, facts, { repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, ...source });
+    await verifyBackup(out, outcome, facts, { repositoryPath: localRepository ?? repository.path, numericIds: options.numericIds, series: options.series, ...source });
   } else printSummary(out, outcome, facts);
   // The repository side had finished before it heard of the signal: what it did stands, and is reported as usual.
   if (interruption.signal) out.warn(`${interruption.signal} came too late to stop this run, which had finished as reported`);
@@ -163,7 +167,7 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   const ended = runStatus(outcome);
   // The policy only after a backup that ended well: never after a failed, partial or incomplete one.
   if (keep && ended === 'ok') {
-    const pruned = repository.kind === 'remote' ? await pruneRemote(repository, keep, false, ssh) : prune(localRepository!, keep, { dryRun: false, now: new Date() });
+    const pruned = repository.kind === 'remote' ? await pruneRemote(repository, keep, false, series, ssh) : prune(localRepository!, keep, { dryRun: false, now: new Date(), series });
     pruneReport(out, pruned, true);
   }
   return EXIT_FOR[ended];

@@ -2,6 +2,7 @@
 // moves. The command line here; the comparison is read/diff.ts, run where the repository is.
 import type { Command } from 'commander';
 import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 export function registerDiff(program: Command): void {
@@ -12,7 +13,7 @@ export function registerDiff(program: Command): void {
     .argument('<repository>', 'lb repository: a local path or [user@]host:path')
     .argument('[old]', 'the older snapshot: a name, a unique prefix of one, or latest (default: the snapshot before NEW)')
     .argument('[new]', 'the newer snapshot, named the same way (default: latest)');
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, older: string | undefined, newer: string | undefined, opts: ReadCommandOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'top level'), {}).action(async (repository: string, older: string | undefined, newer: string | undefined, opts: ReadCommandOptions) => {
     process.exitCode = await readCommand(repository, { command: 'diff', old: older, new: newer }, opts);
   });
 }

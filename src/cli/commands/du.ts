@@ -2,6 +2,7 @@
 // accounting is read/du.ts, run where the repository is.
 import type { Command } from 'commander';
 import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 export function registerDu(program: Command): void {
@@ -10,7 +11,7 @@ export function registerDu(program: Command): void {
     .description('space used: what each snapshot alone holds and what it added, what the repository stores in all')
     .configureOutput(oneLineErrors('usage: lb du [options] REPOSITORY (lb du --help lists the options)'))
     .argument('<repository>', 'lb repository: a local path or [user@]host:path');
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, opts: ReadCommandOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'whole repository'), {}).action(async (repository: string, opts: ReadCommandOptions) => {
     process.exitCode = await readCommand(repository, { command: 'du' }, opts);
   });
 }

@@ -2,6 +2,7 @@
 // listing is read/list.ts, run where the repository is.
 import type { Command } from 'commander';
 import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 export function registerList(program: Command): void {
@@ -10,7 +11,7 @@ export function registerList(program: Command): void {
     .description('list the snapshots of REPOSITORY: files, size, how files arrived, status')
     .configureOutput(oneLineErrors('usage: lb list [options] REPOSITORY (lb list --help lists the options)'))
     .argument('<repository>', 'lb repository: a local path or [user@]host:path');
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, opts: ReadCommandOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'top level'), {}).action(async (repository: string, opts: ReadCommandOptions) => {
     process.exitCode = await readCommand(repository, { command: 'list' }, opts);
   });
 }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { displayName } from '../names.js';
 import { UsageError, addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 interface LogOptions extends ReadCommandOptions {
@@ -17,7 +18,7 @@ export function registerLog(program: Command): void {
     .argument('<repository>', 'lb repository: a local path or [user@]host:path')
     .argument('[path]', 'a path inside the snapshots (a file, directory or symlink)')
     .option('--path-base64 <b64>', 'the path as base64 of its bytes, for a name that is not UTF-8 (instead of PATH)');
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, path: string | undefined, opts: LogOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'top level'), {}).action(async (repository: string, path: string | undefined, opts: LogOptions) => {
     // The path first: a bad one is said before any connection is made.
     const wanted = wantedPath(path, opts.pathBase64);
     process.exitCode = await readCommand(repository, { command: 'log', path: wanted }, opts);

@@ -2,6 +2,7 @@
 // line here; the listing is read/ls.ts, run where the repository is.
 import type { Command } from 'commander';
 import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 export { insidePath } from '../../read/ls.js';
@@ -21,7 +22,7 @@ export function registerLs(program: Command): void {
     .argument('[path]', 'a path inside the snapshot')
     .option('-l, --long', 'type, mode, owner, size, mtime and how each file arrived')
     .option('-R, --recursive', 'everything beneath PATH, not only what it holds directly');
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, first: string | undefined, second: string | undefined, opts: LsOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'top level'), {}).action(async (repository: string, first: string | undefined, second: string | undefined, opts: LsOptions) => {
     const [snapshot, path] = second !== undefined || first === undefined || SNAPSHOT_WORD.test(first) ? [first, second] : [undefined, first];
     const ls = { command: 'ls', snapshot, path, long: opts.long ?? false, recursive: opts.recursive ?? false } as const;
     process.exitCode = await readCommand(repository, ls, opts);

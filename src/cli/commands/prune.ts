@@ -10,8 +10,10 @@ import { addSshOptions } from './read-repository.js';
 import { formatBytes } from '../format.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
+import { seriesFrom, type SeriesCommandOptions } from '../series-option.js';
+import { SeriesNotFound } from '../../repo/series.js';
 
-interface PruneCommandOptions extends OutputOptions, KeepCommandOptions, SshCommandOptions {
+interface PruneCommandOptions extends OutputOptions, KeepCommandOptions, SshCommandOptions, SeriesCommandOptions {
   dryRun?: boolean;
 }
 
@@ -21,7 +23,8 @@ export function registerPrune(program: Command): void {
     .description("remove the snapshots a keep-policy does not keep (restic's --keep-* rules), then the objects no snapshot links")
     .configureOutput(oneLineErrors('usage: lb prune [options] REPOSITORY --keep-… (lb prune --help lists the options)'))
     .argument('<repository>', 'lb repository: a local path or [user@]host:path')
-    .option('--dry-run', 'remove nothing: list every snapshot with keep or remove and why, and what removing would free');
+    .option('--dry-run', 'remove nothing: list every snapshot with keep or remove and why, and what removing would free')
+    .option('--series <name>', 'apply the policy to series NAME alone (default: within each series, and the top level, each on its own)');
   addOutputOptions(addSshOptions(addKeepOptions(command)), { verbose: 'list every snapshot with keep or remove and the rules that keep it', quiet: 'print nothing on success' }).action(async (repository: string, opts: PruneCommandOptions) => {
     process.exitCode = await pruneCommand(repository, opts);
   });
@@ -29,6 +32,7 @@ export function registerPrune(program: Command): void {
 
 async function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): Promise<number> {
   const policy = policyFrom(opts);
+  const series = seriesFrom(opts);
   if (policy === null) throw new UsageError('prune wants a policy: at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within');
   let where: Location;
   try {
@@ -38,7 +42,12 @@ async function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): P
   }
   const out = new Output(opts);
   const dryRun = opts.dryRun ?? false;
-  const outcome = where.kind === 'remote' ? await pruneRemote(where, policy, dryRun, sshOptions(opts, out.warn)) : prune(where.path, policy, { dryRun, now: new Date() });
+  let outcome: PruneOutcome;
+  try {
+    outcome = where.kind === 'remote' ? await pruneRemote(where, policy, dryRun, series, sshOptions(opts, out.warn)) : prune(where.path, policy, { dryRun, now: new Date(), series });
+  } catch (error) {
+    throw error instanceof SeriesNotFound ? new UsageError(error.message) : error; // as every command says it
+  }
   report(out, outcome);
   return EXIT.ok;
 }
@@ -57,7 +66,7 @@ export function report(out: Output, outcome: PruneOutcome, afterBackup = false):
     return;
   }
   if (outcome.dryRun || (out.verbose && !afterBackup)) {
-    for (const v of verdicts) out.line(`${v.keep ? 'keep  ' : 'remove'} ${v.name}${v.keep ? `  (${v.reasons.join(', ')})` : ''}`);
+    for (const v of verdicts) out.line(`${v.keep ? 'keep  ' : 'remove'} ${v.series === undefined ? '' : `${v.series}/`}${v.name}${v.keep ? `  (${v.reasons.join(', ')})` : ''}`);
   }
   const freeing = `${formatBytes(predicted.bytes)} in ${predicted.objects} object(s)`;
   if (outcome.dryRun) out.line(`lb: would remove ${removed.length} of ${verdicts.length} snapshot(s), freeing ${freeing}`);

@@ -9,10 +9,11 @@ import { parseLocation, type Location } from '../../transport/address.js';
 import { sshOptions, type SshCommandOptions } from '../backup/checks.js';
 import { Output, UsageError, type OutputOptions } from '../output.js';
 import { readRemote } from '../read-remote.js';
+import { seriesFrom, type SeriesCommandOptions } from '../series-option.js';
 
 export { resolveSnapshot } from '../../read/open.js';
 
-export interface ReadCommandOptions extends OutputOptions, SshCommandOptions {}
+export interface ReadCommandOptions extends OutputOptions, SshCommandOptions, SeriesCommandOptions {}
 
 /** The options that reach SSH, as `lb backup` has them, for a repository on another machine. */
 export function addSshOptions(command: Command): Command {
@@ -36,6 +37,7 @@ function location(repositoryArg: string): Location {
 export async function readCommand(repositoryArg: string, read: ReadCommand, opts: ReadCommandOptions): Promise<number> {
   const out = new Output(opts);
   const where = location(repositoryArg);
-  if (where.kind === 'local') return runRead(openRepository(where.path), read, out);
-  return readRemote(where, read, out, sshOptions(opts, out.warn));
+  const series = seriesFrom(opts);
+  if (where.kind === 'local') return runRead(openRepository(where.path, series), read, out);
+  return readRemote(where, read, out, sshOptions(opts, out.warn), series);
 }

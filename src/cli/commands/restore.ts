@@ -17,8 +17,9 @@ import { restoreFromRemote, restoreToRemote, type RemoteRestore, type RestoreSin
 import { Interrupted, Interruption } from '../interrupt.js';
 import { insidePath } from './ls.js';
 import { addSshOptions } from './read-repository.js';
+import { addSeriesOption, seriesFrom, type SeriesCommandOptions } from '../series-option.js';
 
-interface RestoreOptions extends OutputOptions, SshCommandOptions {
+interface RestoreOptions extends OutputOptions, SshCommandOptions, SeriesCommandOptions {
   path?: string[];
   overwrite?: boolean;
   dryRun?: boolean;
@@ -44,7 +45,7 @@ export function registerRestore(program: Command): void {
   checked.missingArgument = (name) => {
     if (name !== 'target' || command.args.length < 2) missingArgument(name);
   };
-  addOutputOptions(addSshOptions(command), {}).action(async (repository: string, first: string, second: string | undefined, opts: RestoreOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'top level'), {}).action(async (repository: string, first: string, second: string | undefined, opts: RestoreOptions) => {
     process.exitCode = second === undefined ? await restoreCommand(repository, undefined, first, opts) : await restoreCommand(repository, first, second, opts);
   });
 }
@@ -58,6 +59,7 @@ async function restoreCommand(repositoryArg: string, snapshotWord: string | unde
   const from = location(repositoryArg);
   const to = location(targetArg);
   const paths = (opts.path ?? []).map(insidePath);
+  const series = seriesFrom(opts);
   const overwrite = opts.overwrite ?? false;
   const problems: Record<string, string>[] = [];
   const sink: RestoreSink = {
@@ -74,13 +76,13 @@ async function restoreCommand(repositoryArg: string, snapshotWord: string | unde
     const target = { path: to.path, label: targetArg, overwrite };
     if (opts.dryRun) {
       const listing = new Listing(out);
-      const { snapshot } = await restoreFromRemote(from, snapshotWord, paths, target, opts.numericIds ?? false, { ...sink, listed: (_name, record) => listing.add(record) }, ssh);
+      const { snapshot } = await restoreFromRemote(from, snapshotWord, paths, target, opts.numericIds ?? false, { ...sink, listed: (_name, record) => listing.add(record) }, ssh, series);
       return listing.end(snapshot);
     }
-    const restored = await restoreFromRemote(from, snapshotWord, paths, target, opts.numericIds ?? false, sink, ssh);
+    const restored = await restoreFromRemote(from, snapshotWord, paths, target, opts.numericIds ?? false, sink, ssh, series);
     return summarize(out, restored.snapshot, targetArg, restored.tally, problems, restored.wire);
   }
-  const reader = openRepository(from.path);
+  const reader = openRepository(from.path, series);
   const snapshot = resolveSnapshot(reader, snapshotWord);
   checkPathsInSnapshot(reader, snapshot, paths);
   if (to.kind === 'remote') {

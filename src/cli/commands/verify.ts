@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { parseObjectSubset, SubsetError, type ObjectSubset } from '../../repo/object-subset.js';
 import { addOutputOptions, oneLineErrors } from '../output.js';
+import { addSeriesOption } from '../series-option.js';
 import { addSshOptions, readCommand, type ReadCommandOptions } from './read-repository.js';
 
 interface VerifyOptions extends ReadCommandOptions {
@@ -32,7 +33,7 @@ export function registerVerify(program: Command): void {
   checked.missingArgument = (name) => {
     if (!(command.opts<VerifyOptions>().readData instanceof NotASubset)) missingArgument(name);
   };
-  addOutputOptions(addSshOptions(command), {}).action(async (repositoryArg: string | undefined, opts: VerifyOptions) => {
+  addOutputOptions(addSeriesOption(addSshOptions(command), 'whole repository'), {}).action(async (repositoryArg: string | undefined, opts: VerifyOptions) => {
     let repository = repositoryArg;
     let subset = opts.readData;
     if (subset instanceof NotASubset) {
