@@ -90,6 +90,25 @@ describe('lb prune over SSH', () => {
     expect(snapshots(repo)).toHaveLength(1);
   });
 
+  it('prunes one series there, leaving the top level and naming what went as SERIES/NAME', () => {
+    const { repo, src } = datedRepository();
+    const catalog = join(tempDir(), 'c.sqlite');
+    for (const content of ['one', 'two']) {
+      writeFileSync(join(src, 'own'), content);
+      const r = lb(['backup', src, at(repo), '--series', 'jail1', '-q', '--catalog', catalog, ...ssh()], sshd.env);
+      expect(r.stderr).toBe('');
+    }
+    const older = snapshots(join(repo, 'jail1'))[0]!;
+    const r = lb(['prune', at(repo), '--series', 'jail1', '--keep-last', '1', '--json', ...ssh()], sshd.env);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).removed).toEqual([`jail1/${older}`]);
+    expect(snapshots(join(repo, 'jail1'))).toHaveLength(1);
+    expect(snapshots(repo)).toHaveLength(5);
+    const unknown = lb(['prune', at(repo), '--series', 'jail9', '--keep-last', '1', ...ssh()], sshd.env);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^lb: [^\n]*jail9[^\n]*jail1[^\n]*\n$/);
+  });
+
   it('says what is wrong there in one line: no repository, a bad policy never leaves here', () => {
     const missing = lb(['prune', at(join(work, 'nothing-here')), '--keep-last', '1', ...ssh()], sshd.env);
     expect(missing.status).toBe(1);
