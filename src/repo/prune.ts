@@ -11,7 +11,7 @@ import { applyPolicy, type KeepPolicy, type KeepReason } from '../diff/retention
 import { RepositoryLock } from './lock.js';
 import { markWritten } from './object-guard.js';
 import { RepositoryReader } from './reader.js';
-import { Repository } from './repository.js';
+import { Repository, RepositoryError } from './repository.js';
 import { exclusiveOfSet, type RemovalEstimate } from './usage.js';
 import { snapshotFilesOf, storeObjects } from './usage-scan.js';
 
@@ -52,6 +52,25 @@ function collectGarbage(repo: Repository): { objects: number; bytes: number } {
   return { objects, bytes };
 }
 
+/** Why a repository refuses the lock file, which is lb's first write: nothing is removed yet. */
+const CANNOT_LOCK: Record<string, string> = {
+  EROFS: 'is read-only (a read-only filesystem), so nothing can be pruned there',
+  EACCES: 'is not writable by this user (permission denied), so nothing can be pruned there; prune as the user who writes its backups',
+  EPERM: 'is not writable by this user (operation not permitted), so nothing can be pruned there; prune as the user who writes its backups',
+  ENOSPC: 'is on a full filesystem, too full for even the lock file; free a few kB there (root may write into ext4\'s reserve) and prune again',
+  EDQUOT: 'is over its disk quota, too far for even the lock file; free a few kB there and prune again',
+};
+
+function lockForPrune(repo: Repository, repositoryPath: string): RepositoryLock {
+  try {
+    return RepositoryLock.acquire(repo.lbDir, 'prune');
+  } catch (error) {
+    const why = CANNOT_LOCK[(error as NodeJS.ErrnoException).code ?? ''];
+    if (why === undefined) throw error;
+    throw new RepositoryError(`${repositoryPath} ${why}; nothing was removed`);
+  }
+}
+
 export function prune(repositoryPath: string, policy: KeepPolicy, options: { dryRun: boolean; now: Date }): PruneOutcome {
   // Refuses a path that is no repository before anything is made or locked.
   const reader = RepositoryReader.open(repositoryPath);
@@ -68,7 +87,7 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
   if (options.dryRun) return outcome;
 
   const repo = Repository.open(repositoryPath, 'write');
-  const lock = RepositoryLock.acquire(repo.lbDir, 'prune');
+  const lock = lockForPrune(repo, repositoryPath);
   try {
     repo.clearLeftovers(); // an earlier prune's trash too
     mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 });
