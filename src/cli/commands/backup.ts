@@ -22,8 +22,7 @@ import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/s
 import { verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
-import { prune } from '../../repo/prune.js';
-import { report as pruneReport } from './prune.js';
+import { pruneAfterBackup } from './prune.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 
 export interface BackupCommandOptions extends OutputOptions, SshCommandOptions, SelectionCommandOptions, SeedingCommandOptions, KeepCommandOptions {
@@ -162,6 +161,6 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (missing?.unlistable) return EXIT.partial;
   const ended = runStatus(outcome);
   // The policy only after a backup that ended well: never after a failed, partial or incomplete one.
-  if (keep && ended === 'ok') pruneReport(out, prune(localRepository!, keep, { dryRun: false, now: new Date() }), true);
+  if (keep && ended === 'ok') return pruneAfterBackup(out, localRepository!, keep);
   return EXIT_FOR[ended];
 }

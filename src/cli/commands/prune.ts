@@ -2,6 +2,7 @@
 // the objects no snapshot links (repo/prune.ts); `--dry-run` shows what would go
 // and what that frees.
 import type { Command } from 'commander';
+import type { KeepPolicy } from '../../diff/retention.js';
 import { prune, type PruneOutcome } from '../../repo/prune.js';
 import { parseLocation } from '../../transport/address.js';
 import { formatBytes } from '../format.js';
@@ -34,6 +35,22 @@ function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): number 
   const out = new Output(opts);
   const outcome = prune(where.path, policy, { dryRun: opts.dryRun ?? false, now: new Date() });
   report(out, outcome);
+  return EXIT.ok;
+}
+
+/**
+ * `lb backup --keep-…`: the prune after a backup that ended well. One that cannot run (another run took the lock
+ * meanwhile) leaves the snapshot made: one line saying both, exit 1, and under --json no second JSON value.
+ */
+export function pruneAfterBackup(out: Output, repositoryPath: string, policy: KeepPolicy): number {
+  let outcome: PruneOutcome;
+  try {
+    outcome = prune(repositoryPath, policy, { dryRun: false, now: new Date() });
+  } catch (error) {
+    out.warn(`the backup ended well, but nothing was pruned: ${error instanceof Error ? error.message : String(error)}`);
+    return EXIT.error;
+  }
+  report(out, outcome, true);
   return EXIT.ok;
 }
 
