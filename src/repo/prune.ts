@@ -14,6 +14,7 @@ import { RepositoryReader } from './reader.js';
 import { Repository, RepositoryError } from './repository.js';
 import { exclusiveOfSet, type RemovalEstimate } from './usage.js';
 import { snapshotFilesOf, storeObjects } from './usage-scan.js';
+import { trashFiles } from './trash-scan.js';
 
 /** A snapshot's fate; `latest` names the snapshot `latest` points to when no rule keeps it (a hand-moved link). */
 export interface PruneVerdict {
@@ -80,7 +81,7 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
   );
   const removed = verdicts.filter((v) => !v.keep).map((v) => v.name);
   const predicted = exclusiveOfSet(
-    removed.map((name) => snapshotFilesOf(reader, name)),
+    [...removed.map((name) => snapshotFilesOf(reader, name)), trashFiles(reader.root)],
     storeObjects(reader.root),
   );
   const outcome: PruneOutcome = { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
