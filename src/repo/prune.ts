@@ -27,8 +27,8 @@ export interface PruneOutcome {
   /** Every snapshot, newest first, with what keeps it; `latest` is always kept. */
   verdicts: PruneVerdict[];
   removed: string[];
-  /** What removing them frees, counted as `lb du` counts it, before anything is removed. */
-  predicted: RemovalEstimate;
+  /** A dry run's: what removing them would free, counted as `lb du` counts it. */
+  predicted?: RemovalEstimate;
   /** What was freed: objects collected (those the removed snapshots alone held, and any no snapshot linked). */
   objectsRemoved: number;
   bytesFreed: number;
@@ -80,12 +80,15 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: { dry
     v.name === latest && !v.keep ? { ...v, keep: true, reasons: ['latest'] } : v,
   );
   const removed = verdicts.filter((v) => !v.keep).map((v) => v.name);
-  const predicted = exclusiveOfSet(
-    [...removed.map((name) => snapshotFilesOf(reader, name)), trashFiles(reader.root)],
-    storeObjects(reader.root),
-  );
-  const outcome: PruneOutcome = { verdicts, removed, predicted, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
-  if (options.dryRun) return outcome;
+  const outcome: PruneOutcome = { verdicts, removed, objectsRemoved: 0, bytesFreed: 0, dryRun: options.dryRun };
+  if (options.dryRun) {
+    // Only a dry run predicts: an lstat of every file of the trees removed, which cost a prune a third of its time.
+    outcome.predicted = exclusiveOfSet(
+      [...removed.map((name) => snapshotFilesOf(reader, name)), trashFiles(reader.root)],
+      storeObjects(reader.root),
+    );
+    return outcome;
+  }
 
   const repo = Repository.open(repositoryPath, 'write');
   const lock = lockForPrune(repo, repositoryPath);

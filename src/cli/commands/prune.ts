@@ -62,16 +62,14 @@ export function report(out: Output, outcome: PruneOutcome, afterBackup = false):
       dryRun: outcome.dryRun,
       snapshots: verdicts,
       removed,
-      predicted,
-      ...(outcome.dryRun ? {} : { freed: { objects: outcome.objectsRemoved, bytes: outcome.bytesFreed } }),
+      ...(predicted ? { predicted } : { freed: { objects: outcome.objectsRemoved, bytes: outcome.bytesFreed } }),
     });
     return;
   }
   if (outcome.dryRun || (out.verbose && !afterBackup)) {
     for (const v of verdicts) out.line(`${v.keep ? 'keep  ' : 'remove'} ${v.name}${v.keep ? `  (${v.reasons.join(', ')})` : ''}`);
   }
-  const freeing = `${formatBytes(predicted.bytes)} in ${predicted.objects} object(s)`;
-  if (outcome.dryRun) out.line(`lb: would remove ${removed.length} of ${verdicts.length} snapshot(s), freeing ${freeing}`);
+  if (predicted) out.line(`lb: would remove ${removed.length} of ${verdicts.length} snapshot(s), freeing ${formatBytes(predicted.bytes)} in ${predicted.objects} object(s)`);
   else if (removed.length === 0 && outcome.objectsRemoved === 0) out.line(`lb: nothing to remove: the policy keeps all ${verdicts.length} snapshot(s)`);
   else out.line(`lb: removed ${removed.length} of ${verdicts.length} snapshot(s) and ${outcome.objectsRemoved} object(s), freeing ${formatBytes(outcome.bytesFreed)}`);
 }
