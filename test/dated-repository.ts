@@ -1,12 +1,12 @@
 // Repositories for the prune tests. Retention reads snapshot names, so snapshots need chosen dates:
 // each is a real backup whose directory is then renamed to the chosen (past) name, with `latest`
-// moved by an atomic rename as lb moves it. The source as it was at each snapshot is kept (`cp -a`)
+// moved by an atomic rename as lb moves it. The source as it was at each snapshot is kept (`rsync -aH`)
 // for the rsync oracle. And the checks every prune must pass.
 import { spawnSync } from 'node:child_process';
 import { lstatSync, readdirSync, readlinkSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { backup, lb, rsyncDifferences, snapshots } from './helpers.js';
+import { backup, lb, rsync, rsyncDifferences, snapshots } from './helpers.js';
 
 export class DatedRepository {
   readonly src: string;
@@ -34,7 +34,8 @@ export class DatedRepository {
     const made = readlinkSync(join(this.repo, 'latest'));
     renameSync(join(this.repo, made), join(this.repo, name));
     pointLatest(this.repo, name);
-    copyTree(this.src, join(this.copies, name));
+    // rsync, not cp: it works relative to the copy's root, so source paths near PATH_MAX fit there too.
+    rsync(['-aH', this.src + '/', join(this.copies, name) + '/']);
   }
 
   /** The same repository and source copies in `work` (cp -a of the whole repository keeps its hard links). */
@@ -72,13 +73,11 @@ export function storeObjects(repo: string): Map<string, { ino: number; nlink: nu
   return objects;
 }
 
-/** The inodes of every regular file under `tree`. */
+/** The inodes of every regular file under `tree` (find: it walks relative to directories, so any depth). */
 export function fileInodes(tree: string): Set<number> {
-  const inodes = new Set<number>();
-  for (const entry of readdirSync(tree, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) inodes.add(lstatSync(join(entry.parentPath, entry.name)).ino);
-  }
-  return inodes;
+  const r = spawnSync('find', [tree, '-type', 'f', '-printf', '%i\\n'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`find failed: ${r.stderr}`);
+  return new Set(r.stdout.split('\n').filter((line) => line !== '').map(Number));
 }
 
 /** `du -sb`: apparent bytes, each inode once. */

@@ -4,13 +4,13 @@
 // The retention rules themselves are unit-tested in retention.test.ts.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../src/cli/format.js';
 import { DatedRepository, apparentBytes, copyTree, expectPrunedTo, storeObjects, storedBytes } from './dated-repository.js';
-import { LB, lb, mountOrSkip, run, skipBecause, snapshots, tempDir, umount } from './helpers.js';
+import { LB, deepFile, lb, mountOrSkip, run, skipBecause, snapshots, tempDir, umount } from './helpers.js';
 import { lstatState } from './seeding-oracles.js';
 import { TracedRun, holdAt } from './traced-run.js';
 
@@ -96,7 +96,7 @@ function fresh(): DatedRepository {
   return fixture.copyTo(tempDir());
 }
 
-function pruneJson(repo: string, args: string[]): { snapshots: { name: string; keep: boolean; reasons: string[] }[]; removed: string[]; predicted: { objects: number; bytes: number }; freed?: { objects: number; bytes: number } } {
+function pruneJson(repo: string, args: string[]): { snapshots: { name: string; keep: boolean; reasons: string[] }[]; removed: string[]; predicted?: { objects: number; bytes: number }; freed?: { objects: number; bytes: number } } {
   const r = lb(['prune', repo, ...args, '--json']);
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout);
@@ -119,7 +119,7 @@ describe('lb prune --dry-run', () => {
       { name: S1, keep: false, reasons: [] },
     ]);
     expect(dry.removed).toEqual([S5, S3, S2, S1]);
-    expect(dry.predicted.objects).toBe(exclusive.length);
+    expect(dry.predicted!.objects).toBe(exclusive.length);
     expect(text.stdout).toBe(
       [
         `keep   ${S6}  (newest, last, monthly)`,
@@ -128,7 +128,7 @@ describe('lb prune --dry-run', () => {
         `remove ${S3}`,
         `remove ${S2}`,
         `remove ${S1}`,
-        `lb: would remove 4 of 6 snapshot(s), freeing ${formatBytes(dry.predicted.bytes)} in ${exclusive.length} object(s)`,
+        `lb: would remove 4 of 6 snapshot(s), freeing ${formatBytes(dry.predicted!.bytes)} in ${exclusive.length} object(s)`,
         '',
       ].join('\n'),
     );
@@ -138,8 +138,9 @@ describe('lb prune --dry-run', () => {
     const done = pruneJson(repo, POLICY);
     expect(done.removed).toEqual(dry.removed);
     expect(done.freed).toEqual(dry.predicted);
-    expect(stored - storedBytes(repo)).toBe(dry.predicted.bytes);
-    expect(store - apparentBytes(join(repo, '.lb', 'objects'))).toBe(dry.predicted.bytes);
+    expect(done).not.toHaveProperty('predicted'); // only a dry run pays for the prediction
+    expect(stored - storedBytes(repo)).toBe(dry.predicted!.bytes);
+    expect(store - apparentBytes(join(repo, '.lb', 'objects'))).toBe(dry.predicted!.bytes);
   });
 });
 
@@ -251,6 +252,62 @@ describe('lb prune', () => {
     } finally {
       umount(full);
     }
+  });
+
+  it("empties read-only directories of another user than root: that user's prune removes them, and so does the backup after a killed one", () => {
+    const work = tempDir();
+    const repository = new DatedRepository(work);
+    const { src, repo, catalog } = repository;
+    const asNobody = (args: string[]) => {
+      const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, LB, ...args], { encoding: 'utf8' });
+      return { status: r.status, stderr: r.stderr };
+    };
+    // A source directory of mode 0555, as many are (a Go module cache, a copied CD): its snapshot's copy is 0555 too.
+    mkdirSync(join(src, 'read-only'));
+    writeFileSync(join(src, 'read-only', 'file'), 'kept read-only');
+    spawnSync('chown', ['-R', '65534:65534', work]);
+    chmodSync(join(src, 'read-only'), 0o555);
+    const names = ['2025.07.01-08.00.00', '2025.07.02-08.00.00', '2025.07.03-08.00.00'];
+    for (const name of names) {
+      writeFileSync(join(src, 'changing'), name);
+      chownSync(join(src, 'changing'), 65534, 65534); // the user's own, as the snapshot's copy will be
+      const r = asNobody(['backup', src, repo, '--catalog', catalog, '--quiet']);
+      expect(r.stderr).toBe('');
+      repository.adopt(name);
+    }
+    expect(lstatSync(join(repo, names[0]!, 'tree', 'read-only')).mode & 0o777).toBe(0o555);
+    // A prune killed right after its rename left the oldest in the trash: the next backup empties it.
+    const trash = join(repo, '.lb', 'trash');
+    mkdirSync(trash, { mode: 0o700 });
+    spawnSync('chown', ['65534:65534', trash]);
+    renameSync(join(repo, names[0]!), join(trash, names[0]!));
+    const backup = asNobody(['backup', src, repo, '--catalog', catalog, '--quiet']);
+    expect(backup).toEqual({ status: 0, stderr: '' });
+    expect(readdirSync(trash)).toEqual([]);
+    const pruned = asNobody(['prune', repo, '--keep-last', '1', '--quiet']);
+    expect(pruned).toEqual({ status: 0, stderr: '' });
+    expectPrunedTo(repository, [names[2]!]);
+  });
+
+  it('removes snapshots holding paths longer than PATH_MAX, and predicts what they free', () => {
+    const repository = new DatedRepository(tempDir());
+    const { src, repo } = repository;
+    rmSync(src, { recursive: true });
+    // A file whose source path is 4,080 bytes: under REPO/<name>/tree/ (and .lb/trash/<name>/tree/) beyond PATH_MAX.
+    const { parts, file } = deepFile(src, 4080);
+    const deep = join(src, ...parts, file);
+    const names = ['2025.08.01-08.00.00', '2025.08.02-08.00.00', '2025.08.03-08.00.00'];
+    for (const name of names) {
+      spawnSync('sh', ['-c', 'cd -P "$1" && printf %s "$2" > "$3"', 'sh', join(src, ...parts), name.repeat(100), file]);
+      repository.backupAs(name);
+    }
+    expect(Buffer.byteLength(join(repo, names[0]!, 'tree', ...parts, file))).toBeGreaterThan(4096);
+    expect(deep.length).toBe(4080);
+    const dry = pruneJson(repo, ['--keep-last', '1', '--dry-run']);
+    expect(dry.predicted).toEqual({ objects: 2, bytes: 2 * 1900 });
+    const done = pruneJson(repo, ['--keep-last', '1']);
+    expect(done.freed).toEqual(dry.predicted);
+    expectPrunedTo(repository, [names[2]!]);
   });
 
   it('holds the lock: a backup started meanwhile is refused in one line naming the prune', async () => {
