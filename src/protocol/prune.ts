@@ -97,15 +97,19 @@ export function decodePruneReply(raw: unknown): PruneReply {
   if (m.t !== 'pruned') fail('prune reply');
   const o = obj(m.outcome, 'prune outcome');
   if (!Array.isArray(o.verdicts) || o.verdicts.length > MAX_SNAPSHOTS) fail('verdicts');
-  const predicted = obj(o.predicted, 'prediction');
   const outcome: PruneOutcome = {
     verdicts: o.verdicts.map(decodeVerdict),
     removed: labels(o.removed),
-    predicted: { objects: int(predicted.objects, 'count'), bytes: int(predicted.bytes, 'count') },
     objectsRemoved: int(o.objectsRemoved, 'count'),
     bytesFreed: int(o.bytesFreed, 'count'),
     dryRun: bool(o.dryRun, 'dry-run flag'),
   };
+  // Only a dry run predicts what it would free.
+  if (o.predicted !== undefined) {
+    const predicted = obj(o.predicted, 'prediction');
+    outcome.predicted = { objects: int(predicted.objects, 'count'), bytes: int(predicted.bytes, 'count') };
+  }
+  if ((outcome.predicted !== undefined) !== outcome.dryRun) fail('prune outcome');
   // What it says it removed must be what its verdicts say goes.
   const going = outcome.verdicts.filter((v) => !v.keep).map((v) => (v.series === undefined ? v.name : `${v.series}/${v.name}`));
   if (going.length !== outcome.removed.length || going.some((name, i) => name !== outcome.removed[i])) fail('list of removed snapshots');

@@ -7,7 +7,7 @@
 // other code of this process sees the working directory change; the calls on
 // libuv's thread pool (temporary files made ahead) use absolute paths.
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, rmdirSync, unlinkSync, type Dirent, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Comfortably below Linux's PATH_MAX of 4096, so each chdir step is accepted. */
@@ -63,16 +63,78 @@ function chdirBytes(part: Buffer): void {
 }
 
 /**
- * Remove a directory tree however deep it is: rmSync walks it by path and fails
- * past PATH_MAX, where coreutils' rm (which works relative to directory
- * descriptors) does not.
+ * Remove a directory tree (or a file) however deep it is and whatever its directories' permission bits. A
+ * snapshot of a read-only source directory (0555) holds one, which even its owner must make writable again
+ * before it can empty it: as another user than root, rmSync (and rm) failed there, so a prune stopped, and
+ * then every backup, emptying the trash first, stopped too. Past PATH_MAX, where calls by path fail,
+ * coreutils' rm (which works relative to directory descriptors) removes the rest.
  */
 export function removeTree(path: string): void {
   try {
-    rmSync(path, { recursive: true, force: true });
+    const top = Buffer.from(path);
+    // lstat: a symlink is removed, never followed (below, readdir's entry types say the same).
+    if (lstatOrNull(top)?.isDirectory()) removeWalking(top);
+    else withinWritable(parentOf(top), () => unlinkSync(top));
   } catch (error) {
     if (!tooLong(error)) throw error;
     const r = spawnSync('rm', ['-rf', '--', path], { stdio: 'ignore' });
     if (r.error || r.status !== 0) throw error;
+  }
+}
+
+function lstatOrNull(path: Buffer): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if (code(error) === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+function code(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException).code;
+}
+
+/** Each entry's type from readdir, so no lstat per file (what rm -rf does too); a missing path is nothing to do. */
+function removeWalking(path: Buffer): void {
+  let entries: Dirent<Buffer>[];
+  try {
+    entries = readdirSync(path, { withFileTypes: true, encoding: 'buffer' });
+  } catch (error) {
+    if (code(error) === 'ENOENT') return;
+    if (code(error) !== 'EACCES') throw error;
+    widen(path, error);
+    entries = readdirSync(path, { withFileTypes: true, encoding: 'buffer' });
+  }
+  for (const entry of entries) {
+    const child = Buffer.concat([path, Buffer.from('/'), entry.name]);
+    if (entry.isDirectory()) removeWalking(child);
+    else withinWritable(path, () => unlinkSync(child));
+  }
+  withinWritable(parentOf(path), () => rmdirSync(path));
+}
+
+function parentOf(path: Buffer): Buffer {
+  return Buffer.from(dirname(path.toString('latin1')), 'latin1'); // latin1: every byte through unchanged
+}
+
+/** Runs `remove`, which needs write permission on `dir`; on EACCES, gives the owner that permission and tries again. */
+function withinWritable(dir: Buffer, remove: () => void): void {
+  try {
+    remove();
+  } catch (error) {
+    if (code(error) === 'ENOENT') return;
+    if (code(error) !== 'EACCES') throw error;
+    widen(dir, error);
+    remove();
+  }
+}
+
+/** rwx for the owner on a directory of a tree being removed; the original error when that is not ours to change. */
+function widen(dir: Buffer, original: unknown): void {
+  try {
+    chmodSync(dir, 0o700);
+  } catch {
+    throw original;
   }
 }

@@ -22,9 +22,7 @@ import { EXIT_FOR, bytesTransferred, printSummary, runStatus } from '../backup/s
 import { verifyBackup } from '../backup/verify.js';
 import { Interruption } from '../interrupt.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
-import { prune } from '../../repo/prune.js';
-import { report as pruneReport } from './prune.js';
-import { pruneRemote } from '../prune-remote.js';
+import { pruneAfterBackup } from './prune.js';
 import { EXIT, Output, UsageError, addOutputOptions, oneLineErrors, type OutputOptions } from '../output.js';
 import { seriesFrom, type SeriesCommandOptions } from '../series-option.js';
 
@@ -166,9 +164,6 @@ async function backupCommand(sourceArg: string, repositoryArg: string, opts: Bac
   if (missing?.unlistable) return EXIT.partial;
   const ended = runStatus(outcome);
   // The policy only after a backup that ended well: never after a failed, partial or incomplete one.
-  if (keep && ended === 'ok') {
-    const pruned = repository.kind === 'remote' ? await pruneRemote(repository, keep, false, series, ssh) : prune(localRepository!, keep, { dryRun: false, now: new Date(), series });
-    pruneReport(out, pruned, true);
-  }
+  if (keep && ended === 'ok') return pruneAfterBackup(out, repository.kind === 'remote' ? { remote: repository, ssh } : { local: localRepository! }, keep, series);
   return EXIT_FOR[ended];
 }

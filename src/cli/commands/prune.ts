@@ -2,10 +2,13 @@
 // the objects no snapshot links (repo/prune.ts); `--dry-run` shows what would go
 // and what that frees.
 import type { Command } from 'commander';
+import type { KeepPolicy } from '../../diff/retention.js';
 import { prune, type PruneOutcome } from '../../repo/prune.js';
 import { parseLocation, type Location } from '../../transport/address.js';
 import { sshOptions, type SshCommandOptions } from '../backup/checks.js';
 import { pruneRemote } from '../prune-remote.js';
+import type { Remote } from '../remote-agent.js';
+import type { SshOptions } from '../../transport/ssh.js';
 import { addSshOptions } from './read-repository.js';
 import { formatBytes } from '../format.js';
 import { addKeepOptions, policyFrom, type KeepCommandOptions } from '../keep-options.js';
@@ -52,6 +55,27 @@ async function pruneCommand(repositoryArg: string, opts: PruneCommandOptions): P
   return EXIT.ok;
 }
 
+/**
+ * `lb backup --keep-…`: the prune after a backup that ended well. One that cannot run (another run took the lock
+ * meanwhile) leaves the snapshot made: one line saying both, exit 1, and under --json no second JSON value.
+ */
+export async function pruneAfterBackup(
+  out: Output,
+  where: { local: string } | { remote: Remote; ssh: SshOptions },
+  policy: KeepPolicy,
+  series: string | null,
+): Promise<number> {
+  let outcome: PruneOutcome;
+  try {
+    outcome = 'local' in where ? prune(where.local, policy, { dryRun: false, now: new Date(), series }) : await pruneRemote(where.remote, policy, false, series, where.ssh);
+  } catch (error) {
+    out.warn(`the backup ended well, but nothing was pruned: ${error instanceof Error ? error.message : String(error)}`);
+    return EXIT.error;
+  }
+  report(out, outcome, true);
+  return EXIT.ok;
+}
+
 /** `afterBackup`: only the closing line, as text (on stderr under the backup's --json, whose object is out already). */
 export function report(out: Output, outcome: PruneOutcome, afterBackup = false): void {
   const { verdicts, removed, predicted } = outcome;
@@ -60,16 +84,14 @@ export function report(out: Output, outcome: PruneOutcome, afterBackup = false):
       dryRun: outcome.dryRun,
       snapshots: verdicts,
       removed,
-      predicted,
-      ...(outcome.dryRun ? {} : { freed: { objects: outcome.objectsRemoved, bytes: outcome.bytesFreed } }),
+      ...(predicted ? { predicted } : { freed: { objects: outcome.objectsRemoved, bytes: outcome.bytesFreed } }),
     });
     return;
   }
   if (outcome.dryRun || (out.verbose && !afterBackup)) {
     for (const v of verdicts) out.line(`${v.keep ? 'keep  ' : 'remove'} ${v.series === undefined ? '' : `${v.series}/`}${v.name}${v.keep ? `  (${v.reasons.join(', ')})` : ''}`);
   }
-  const freeing = `${formatBytes(predicted.bytes)} in ${predicted.objects} object(s)`;
-  if (outcome.dryRun) out.line(`lb: would remove ${removed.length} of ${verdicts.length} snapshot(s), freeing ${freeing}`);
+  if (predicted) out.line(`lb: would remove ${removed.length} of ${verdicts.length} snapshot(s), freeing ${formatBytes(predicted.bytes)} in ${predicted.objects} object(s)`);
   else if (removed.length === 0 && outcome.objectsRemoved === 0) out.line(`lb: nothing to remove: the policy keeps all ${verdicts.length} snapshot(s)`);
   else out.line(`lb: removed ${removed.length} of ${verdicts.length} snapshot(s) and ${outcome.objectsRemoved} object(s), freeing ${formatBytes(outcome.bytesFreed)}`);
 }
