@@ -101,7 +101,7 @@ describe('runs killed at random moments', () => {
       checkSnapshots(`generation ${generation}, completed`, copy);
       expect(rsyncDifferences(src, join(repo, 'latest', 'tree')), context(`generation ${generation}: latest`)).toEqual([]);
       expect(readdirSync(join(repo, '.lb', 'tmp'))).toEqual([]);
-      expect(readdirSync(join(repo, '.lb')).sort()).toEqual(['format', 'last-write', 'objects', 'tmp']);
+      expect(readdirSync(join(repo, '.lb')).sort()).toEqual(['format', 'last-write', 'objects', 'reserve', 'tmp', 'trash']);
       expect(readdirSync(repo).filter((n) => !SNAPSHOT.test(n)).sort()).toEqual(['.lb', 'latest']);
     }
 

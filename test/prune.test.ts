@@ -162,7 +162,7 @@ describe('lb prune', () => {
     expect([...objectsAfter.keys()].filter((name) => name.includes('.600.'))).toEqual([]); // the variant
     expect(objectsAfter.size).toBe(objectsBefore.size - exclusive.length);
     expect(existsSync(join(repo, '.lb', 'partial'))).toBe(false);
-    expect(readdirSync(join(repo, '.lb')).sort()).toEqual(['format', 'last-write', 'objects', 'tmp', 'trash']);
+    expect(readdirSync(join(repo, '.lb')).sort()).toEqual(['format', 'last-write', 'objects', 'reserve', 'tmp', 'trash']);
     // Nothing left to do: a second run says so and frees nothing.
     const again = lb(['prune', repo, ...POLICY]);
     expect(again).toMatchObject({ status: 0, stdout: 'lb: nothing to remove: the policy keeps all 2 snapshot(s)\n', stderr: '' });
@@ -243,6 +243,8 @@ describe('lb prune', () => {
       const onFull = join(full, 'repo');
       copyTree(repo, onFull);
       const snapshotsBefore = snapshots(onFull);
+      // A repository without the reserve block (made before lb kept one): the lock cannot be written.
+      rmSync(join(onFull, '.lb', 'reserve'), { force: true });
       const fill = spawnSync('sh', ['-c', `head -c 4000000 /dev/zero > ${join(full, 'filler')}`], { encoding: 'utf8' });
       expect(fill.stderr).toMatch(/No space left on device/);
       const r = lb(['prune', onFull, '--keep-last', '1']);
@@ -279,7 +281,7 @@ describe('lb prune', () => {
     expect(lstatSync(join(repo, names[0]!, 'tree', 'read-only')).mode & 0o777).toBe(0o555);
     // A prune killed right after its rename left the oldest in the trash: the next backup empties it.
     const trash = join(repo, '.lb', 'trash');
-    mkdirSync(trash, { mode: 0o700 });
+    expect(existsSync(trash)).toBe(true); // made with the repository
     spawnSync('chown', ['65534:65534', trash]);
     renameSync(join(repo, names[0]!), join(trash, names[0]!));
     const backup = asNobody(['backup', src, repo, '--catalog', catalog, '--quiet']);

@@ -1,9 +1,9 @@
 // The repository lock: a file created exclusively, naming its holder. A lock
 // whose holder is gone from this host (no such process, or a process that
 // started after the lock was taken: the pid was reused) is stale and taken over.
-import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { RepositoryError } from './repository.js';
 
 interface Holder {
@@ -65,6 +65,36 @@ function inUse(other: Holder, path: string): RepositoryError {
   );
 }
 
+/** The lock file needs one block; this many bytes are kept in `.lb/reserve` to make room for it on a full disk. */
+const RESERVE_BYTES = 4096;
+
+function noSpace(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** Frees the reserve block; false when there was none. */
+function giveUpReserve(lbDir: string): boolean {
+  try {
+    unlinkSync(join(lbDir, 'reserve'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Made again once a run ends, when the disk has room for it (never at the cost of the run). */
+export function keepReserve(lbDir: string): void {
+  const path = join(lbDir, 'reserve');
+  if (existsSync(path)) return;
+  try {
+    writeFileSync(path, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+  } catch (error) {
+    if (!noSpace(error)) return; // a read-only repository, say: the lock would not have been taken either
+    rmSync(path, { force: true }); // a part-written reserve frees nothing useful
+  }
+}
+
 export class RepositoryLock {
   private constructor(private readonly path: string, private readonly holder: Holder) {}
 
@@ -123,6 +153,8 @@ export class RepositoryLock {
     } catch (error) {
       closeSync(fd);
       unlinkSync(path);
+      // A full disk: the block kept in reserve makes room for the lock, so a prune can still free space.
+      if (noSpace(error) && giveUpReserve(dirname(path))) return RepositoryLock.create(path, holder);
       throw error;
     }
     closeSync(fd);
@@ -132,5 +164,6 @@ export class RepositoryLock {
   release(): void {
     const current = readHolder(this.path);
     if (current && current.pid === this.holder.pid && current.host === this.holder.host) unlinkSync(this.path);
+    keepReserve(dirname(this.path));
   }
 }

@@ -8,12 +8,12 @@
 // The policy applies within each series on its own, and to the top level as
 // one more, unless one series is named; garbage collection is the whole store's.
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { applyPolicy, type KeepPolicy, type KeepReason } from '../diff/retention.js';
 import { RepositoryLock } from './lock.js';
 import { markWritten } from './object-guard.js';
 import { RepositoryReader } from './reader.js';
-import { Repository, RepositoryError } from './repository.js';
+import { Repository, RepositoryError, withSpaceOrNot } from './repository.js';
 import { exclusiveOfSet, type RemovalEstimate } from './usage.js';
 import { snapshotFilesOf, storeObjects } from './usage-scan.js';
 import { trashFiles } from './trash-scan.js';
@@ -128,21 +128,18 @@ export function prune(repositoryPath: string, policy: KeepPolicy, options: Prune
     // Decided under the lock: no backup or other prune changes the snapshots meanwhile.
     const { outcome, going } = decide(reader, policy, options);
     repo.clearLeftovers(); // an earlier prune's trash too
-    mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 });
+    mkdirSync(repo.trashDir, { recursive: true, mode: 0o700 }); // there already, unless the repository predates prune
     // All renames first: one step each, after which no reader sees the snapshot; then the slow part.
-    // A series' snapshot goes to trash/SERIES/NAME: series may hold snapshots of the same name.
-    for (const { part, name } of going) {
-      const trashed = join(repo.trashDir, part.label(name));
-      mkdirSync(dirname(trashed), { recursive: true, mode: 0o700 });
-      renameSync(part.snapshotDir(name), trashed);
-    }
+    // A series' snapshot goes to trash/SERIES@NAME (series may hold snapshots of the same name; no
+    // series or snapshot name holds '@'), one level, so no directory is made on a full disk.
+    for (const { part, name } of going) renameSync(part.snapshotDir(name), join(repo.trashDir, part.label(name).replace('/', '@')));
     repo.clearLeftovers();
     const collected = collectGarbage(repo);
     rmSync(repo.partialDir, { recursive: true, force: true });
     outcome.objectsRemoved = collected.objects;
     outcome.bytesFreed = collected.bytes;
     // The objects' link counts (and so their ctimes) changed by lb's own hand: no later backup must re-hash them for it.
-    markWritten(repo.lbDir);
+    withSpaceOrNot(() => markWritten(repo.lbDir));
     return outcome;
   } finally {
     lock.release();

@@ -3,6 +3,7 @@
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
 //   REPO/<series>/ the same snapshots and latest for one series (--series), same .lb
+import { keepReserve } from './lock.js';
 import { markWritten } from './object-guard.js';
 import {
   existsSync,
@@ -93,6 +94,10 @@ export class Repository {
       refuseUnsuitableFilesystem(root, join(building, 'probe'));
       mkdirSync(join(building, 'objects'), { mode: 0o755 });
       mkdirSync(join(building, 'tmp'), { mode: 0o700 });
+      // Made now, while there is space: a prune of a full disk needs no new directory to free it,
+      // and the reserve makes room for its lock file.
+      mkdirSync(join(building, 'trash'), { mode: 0o700 });
+      keepReserve(building);
       writeFileSync(join(building, 'format'), FORMAT_TEXT, { mode: 0o644 });
       // Renamed into place last: a directory with .lb/format is a complete repository.
       renameSync(building, repo.lbDir);
@@ -118,6 +123,8 @@ export class Repository {
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(this.tmpDir)) removeTree(join(this.tmpDir, name));
     this.emptyTrash();
+    // For a repository made before prune: the trash is there before a full disk needs a prune.
+    withSpaceOrNot(() => mkdirSync(this.trashDir, { recursive: true, mode: 0o700 }));
     for (const dir of [this.root, ...seriesNames(this.root).map((name) => join(this.root, name))]) {
       for (const name of readdirSync(dir)) if (name.startsWith('.latest-')) rmSync(join(dir, name), { force: true });
     }
@@ -151,7 +158,7 @@ export class Repository {
     }
     for (const name of names) removeTree(join(this.trashDir, name));
     // Unlinking tree files changed their objects' ctimes, by lb's own hand: no backup must re-hash them for it.
-    if (names.length > 0) markWritten(this.lbDir);
+    if (names.length > 0) withSpaceOrNot(() => markWritten(this.lbDir));
   }
 
   partialPath(hash: string): string {
@@ -243,6 +250,19 @@ function lstatOrNull(path: string) {
 
 /** Where a new repository's .lb is built, then renamed into place: a run killed meanwhile leaves only this behind. */
 const CREATING = '.lb.creating';
+
+/**
+ * Runs a write that only saves later work (a mark, a directory made ahead), whose failure on a full
+ * disk must not stop what frees space: without it, a later run re-checks or makes it itself.
+ */
+export function withSpaceOrNot(write: () => void): void {
+  try {
+    write();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw error;
+  }
+}
 
 /** Empty, or holding only what a creation killed midway left: a directory a repository may be created in. */
 export function holdsNothing(dir: string): boolean {
