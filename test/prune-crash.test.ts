@@ -63,17 +63,25 @@ function history(random: () => number): { repository: DatedRepository; names: st
   return { repository, names };
 }
 
-/** lb prune, killed: after `delay` ms, or by strace at the `when`-th call of `syscall`. */
+/**
+ * lb prune, killed: with every process it started (the `rm` emptying the trash), after `delay` ms, as a
+ * power cut would; or by strace (following children) at the `when`-th call of `syscall`, in whichever
+ * process makes it: lb renaming, or its `rm` unlinking, which lb then reports as the end of the prune.
+ */
 async function killedPrune(repo: string, policy: string[], kill: { delay: number } | { syscall: string; when: number }): Promise<void> {
   const args = [LB, 'prune', repo, ...policy, '--quiet'];
   const child =
     'delay' in kill
-      ? spawn(process.execPath, args, { stdio: 'ignore' })
-      : spawn('strace', ['-qq', '-o', '/dev/null', '-e', `trace=${kill.syscall}`, '-e', `inject=${kill.syscall}:signal=SIGKILL:when=${kill.when}`, process.execPath, ...args], { stdio: 'ignore' });
+      ? spawn(process.execPath, args, { stdio: 'ignore', detached: true })
+      : spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${kill.syscall}`, '-e', `inject=${kill.syscall}:signal=SIGKILL:when=${kill.when}`, process.execPath, ...args], { stdio: 'ignore' });
   const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
   if ('delay' in kill) {
     await new Promise((r) => setTimeout(r, kill.delay));
-    child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // ended already
+    }
   }
   await closed;
 }
@@ -98,12 +106,12 @@ describe('lb prune killed at random moments', () => {
       const removing = present.length - keep;
       const kill =
         round % 2 === 0
-          ? { delay: Math.floor(random() * 700) }
+          ? { delay: 150 + Math.floor(random() * 250) } // past node's start, within the work
           : [
               { syscall: 'rename', when: 1 + Math.floor(random() * removing) },
-              { syscall: 'unlink', when: 1 + Math.floor(random() * removing * FILES) },
-              { syscall: 'rmdir', when: 1 + Math.floor(random() * removing * DIRS) },
-            ][Math.floor(random() * 3)]!;
+              // rm unlinks files and removes directories with unlinkat
+              { syscall: 'unlinkat', when: 1 + Math.floor(random() * removing * (FILES + DIRS)) },
+            ][Math.floor(random() * 2)]!;
       const what = context(`round ${round}, --keep-last ${keep}, killed ${JSON.stringify(kill)}`);
       await killedPrune(repo, policy, kill);
 

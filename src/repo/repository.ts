@@ -3,6 +3,7 @@
 //   REPO/YYYY.MM.DD-HH.MM.SS/{tree/,manifest,log}
 //   REPO/latest -> newest snapshot
 //   REPO/<series>/ the same snapshots and latest for one series (--series), same .lb
+import { spawnSync } from 'node:child_process';
 import { keepReserve } from './lock.js';
 import { markWritten } from './object-guard.js';
 import {
@@ -156,7 +157,15 @@ export class Repository {
     } catch {
       return; // no prune has run here
     }
-    for (const name of names) removeTree(join(this.trashDir, name));
+    const paths = names.map((name) => join(this.trashDir, name));
+    // coreutils' rm is the floor for deleting trees (it works relative to directory descriptors); what it
+    // cannot remove (a read-only directory, as another user than root) removeTree makes writable and removes.
+    if (paths.length > 0) {
+      const rm = spawnSync('rm', ['-rf', '--', ...paths], { stdio: 'ignore' });
+      // Killed, it stops the run as a kill of lb would: the trash is emptied by the next.
+      if (rm.signal) throw new Error(`rm was stopped by ${rm.signal} while emptying the trash; the next run empties it`);
+    }
+    for (const path of paths) removeTree(path);
     // Unlinking tree files changed their objects' ctimes, by lb's own hand: no backup must re-hash them for it.
     if (names.length > 0) withSpaceOrNot(() => markWritten(this.lbDir));
   }
