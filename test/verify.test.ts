@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseObjectSubset, subsetTakes } from '../src/repo/object-subset.js';
 import { parseObjectName } from '../src/repo/verify-store.js';
 import { backup, lb, mountOrSkip, openedPaths, run, tempDir, umount } from './helpers.js';
+import { flipByte } from './seeding-oracles.js';
 
 const LATIN1 = Buffer.from('caf\xe9', 'latin1');
 const X = 'x'.repeat(2000);
@@ -101,17 +102,6 @@ function verifyJson(repo: string, ...extra: string[]): { status: number; report:
 /** A problem's path as exact bytes, in hex, as the oracle gives it. */
 function hexPath(p: { path?: string; pathBase64?: string }): string {
   return p.pathBase64 !== undefined ? Buffer.from(p.pathBase64, 'base64').toString('hex') : Buffer.from(p.path!).toString('hex');
-}
-
-/** Flip one byte of a file and give it back its mtime, so only re-reading it can tell. */
-function flipByte(path: string): void {
-  python(`
-import os, sys
-p = sys.argv[1]; st = os.lstat(p)
-with open(p, 'r+b') as f:
-    b = f.read(1); f.seek(0); f.write(bytes([b[0] ^ 1]))
-os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-`, path);
 }
 
 describe('lb verify on a sound repository', () => {
