@@ -93,12 +93,17 @@ describe('lb prune over SSH', () => {
   it('prunes one series there, leaving the top level and naming what went as SERIES/NAME', () => {
     const { repo, src } = datedRepository();
     const catalog = join(tempDir(), 'c.sqlite');
-    for (const content of ['one', 'two']) {
+    // Named in the past, as datedRepository does: two runs in one second get a name a second ahead, which a prune keeps as future.
+    for (const [i, content] of ['one', 'two'].entries()) {
       writeFileSync(join(src, 'own'), content);
-      const r = lb(['backup', src, at(repo), '--series', 'jail1', '-q', '--catalog', catalog, ...ssh()], sshd.env);
+      const r = lb(['backup', src, at(repo), '--series', 'jail1', '--json', '--catalog', catalog, ...ssh()], sshd.env);
       expect(r.stderr).toBe('');
+      const made = (JSON.parse(r.stdout) as { snapshot: string }).snapshot;
+      renameSync(join(repo, 'jail1', made), join(repo, 'jail1', `2026.02.0${i + 1}-12.00.00`));
+      unlinkSync(join(repo, 'jail1', 'latest'));
+      symlinkSync(`2026.02.0${i + 1}-12.00.00`, join(repo, 'jail1', 'latest'));
     }
-    const older = snapshots(join(repo, 'jail1'))[0]!;
+    const older = '2026.02.01-12.00.00';
     const r = lb(['prune', at(repo), '--series', 'jail1', '--keep-last', '1', '--json', ...ssh()], sshd.env);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout).removed).toEqual([`jail1/${older}`]);
