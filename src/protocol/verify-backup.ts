@@ -152,6 +152,12 @@ function decodeProblem(raw: unknown): WireProblem {
   return problem;
 }
 
+/** A `records` message's batch: one to RECORDS_PER_MESSAGE records. */
+export function decodeRecordBatch(raw: unknown): WireRecord[] {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > RECORDS_PER_MESSAGE) fail('record batch');
+  return raw.map(decodeRecord);
+}
+
 export function decodeRecord(raw: unknown): WireRecord {
   const w = obj(raw, 'manifest record');
   const how = HOWS.find((h) => h === w.w) ?? fail('record origin');
@@ -168,8 +174,7 @@ export function decodeVerifyBackupReply(raw: unknown): VerifyBackupReply {
     case 'stored':
       return { t: 'stored', objectsReread: int(m.objectsReread, 'object count'), bytesRead: int(m.bytesRead, 'byte count') };
     case 'records':
-      if (!Array.isArray(m.records) || m.records.length === 0 || m.records.length > RECORDS_PER_MESSAGE) fail('record batch');
-      return { t: 'records', records: m.records.map(decodeRecord) };
+      return { t: 'records', records: decodeRecordBatch(m.records) };
     case 'end':
       return { t: 'end' };
     case 'error':

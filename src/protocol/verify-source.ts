@@ -6,7 +6,7 @@
 import { ProtocolError } from './frames.js';
 import { decodeIdentity, type RepositoryIdentity } from './messages.js';
 import { fail, getBytes, int, isSafeRelativePath, obj, putBytes, str } from './validate.js';
-import { RECORDS_PER_MESSAGE, decodeOwners, decodeRecord, encodeRecord, type WireOwners, type WireRecord } from './verify-backup.js';
+import { decodeOwners, decodeRecordBatch, encodeRecord, type WireOwners, type WireRecord } from './verify-backup.js';
 
 /**
  * What lb sends, in this order, after the agent's `verify-ready`: `verify-source`, any `records`,
@@ -57,8 +57,7 @@ export function decodeVerifySourceRequest(raw: unknown): VerifySourceRequest {
     case 'verify-source':
       return { t: 'verify-source', owners: decodeOwners(m.owners), ...(m.repository !== undefined ? { repository: decodeIdentity(m.repository) } : {}) };
     case 'records':
-      if (!Array.isArray(m.records) || m.records.length === 0 || m.records.length > RECORDS_PER_MESSAGE) fail('record batch');
-      return { t: 'records', records: m.records.map(decodeRecord) };
+      return { t: 'records', records: decodeRecordBatch(m.records) };
     case 'end':
       return { t: 'end' };
     case 'error':

@@ -5,7 +5,8 @@
 // receiver, speaking the protocol) gives it records in canonical order with
 // each file's content already placed in the store; what to build follows the
 // planner's rules (diff/plan.ts).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { snapshotSource } from './layout.js';
 import { join } from 'node:path';
 import { IdenticalTree, arrival, ownerFor, type AccountLookup, type OwnerRule } from '../diff/plan.js';
 import { comparePaths } from '../diff/order.js';
@@ -80,7 +81,7 @@ export class BackupSession {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
         this.previousHead = this.previous.nextPrevious();
       }
-      this.quickCheck = options.quickCheck && this.previousName !== null && this.sourceOf(this.previousName) === options.sourceLabel;
+      this.quickCheck = options.quickCheck && this.previousName !== null && snapshotSource(this.repo.snapshotDir(this.previousName)) === options.sourceLabel;
       this.tree = new IdenticalTree(this.previous !== null, options.always, (prefix) => this.replay(prefix));
       // --catalogonly: content goes to the store, no tree is built.
       if (this.catalogOnly) this.tree.abandon();
@@ -88,15 +89,6 @@ export class BackupSession {
     } catch (error) {
       this.lock.release();
       throw error;
-    }
-  }
-
-  /** The source a snapshot was taken from, as recorded in it; null for snapshots that predate the record. */
-  private sourceOf(name: string): string | null {
-    try {
-      return readFileSync(join(this.repo.snapshotDir(name), 'source'), 'utf8').replace(/\n$/, '');
-    } catch {
-      return null;
     }
   }
 

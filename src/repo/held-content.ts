@@ -2,7 +2,7 @@
 // records (in step with the incoming entries, to vouch for unchanged files)
 // and the object store. It takes no lock and writes nothing: it works on a
 // read-only repository and beside a running backup, which only adds objects.
-import { readFileSync } from 'node:fs';
+import { snapshotSource } from './layout.js';
 import { join } from 'node:path';
 import { comparePaths } from '../diff/order.js';
 import type { BackupOptions } from '../protocol/messages.js';
@@ -33,11 +33,7 @@ export class HeldContent {
     if (scoped && latest) {
       this.previous = new ManifestReader(join(scoped.snapshotDir(latest), 'manifest'));
       this.head = this.previous.nextPrevious();
-      try {
-        source = readFileSync(join(scoped.snapshotDir(latest), 'source'), 'utf8').replace(/\n$/, '');
-      } catch {
-        // a snapshot from before sources were recorded vouches for nothing
-      }
+      source = snapshotSource(scoped.snapshotDir(latest)); // none recorded (an old snapshot): it vouches for nothing
     }
     this.quickCheck = options.quickCheck && source === options.sourceLabel;
   }

@@ -1,7 +1,7 @@
 // What every reader and writer of a repository agrees on: the format file, the
 // shape of snapshot names, and how to tell a complete snapshot. docs/FORMAT.md
 // describes the same for people.
-import { closeSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { MANIFEST_HEADERS } from './manifest.js';
 
@@ -51,5 +51,14 @@ export function hasManifest(root: string, name: string): boolean {
     }
   } catch {
     return false;
+  }
+}
+
+/** The source a snapshot was taken from, as recorded in it; null for snapshots that predate the record. */
+export function snapshotSource(snapshotDir: string): string | null {
+  try {
+    return readFileSync(join(snapshotDir, 'source'), 'utf8').replace(/\n$/, '');
+  } catch {
+    return null;
   }
 }
