@@ -234,7 +234,8 @@ export class Receiver {
     const slot = r.slot;
     let object: string;
     try {
-      object = r.file.end(facts.hash, facts.size, { ...slot.meta, mtimeNs: facts.mtimeNs });
+      // The store had no such content when asked, and only this transfer could have made it since.
+      object = r.file.end(facts.hash, facts.size, { ...slot.meta, mtimeNs: facts.mtimeNs }, facts.hash === slot.hash);
     } catch (error) {
       if (error instanceof TransferMismatch) throw new ProtocolError(`data for entry ${index} does not match its hash: corrupted in transit`);
       throw error;
@@ -323,11 +324,21 @@ export class Receiver {
   }
 
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
-  abort(): void {
+  async abort(): Promise<void> {
     try {
       if (this.receiving) this.closeIncoming(true);
     } finally {
-      this.session.abort();
+      await this.session.abort();
     }
+  }
+
+  /** Between two pieces of input: let the repository side's writes catch up where they must. */
+  pause(): Promise<void> {
+    return this.session.pause();
+  }
+
+  /** Every write done, before finish(). */
+  settle(): Promise<void> {
+    return this.session.settle();
   }
 }

@@ -1,6 +1,7 @@
 // The repository side's message loop: frames in from the source, requests and
-// the result out. Work on each frame is synchronous, so reading the next frame
-// waits for the disk: backpressure reaches the source through the pipe.
+// the result out. Work on each frame is synchronous; the writes it starts run on
+// the thread pool, and the next piece of input is read only while few enough are
+// in flight: backpressure reaches the source through the pipe.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, FrameWriter, FRAME_DATA, ProtocolError } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, decodeSourceMessage, encodeAgentMessage, type BackupOptions, type RunEvent, type RunResult, type SourceProblem } from '../protocol/messages.js';
@@ -105,6 +106,7 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
             break;
         }
         if (receiver.complete) {
+          if (receiver instanceof Receiver) await receiver.settle();
           const result = receiver.finish();
           receiver = null;
           writer.post({ t: 'done', result });
@@ -112,11 +114,12 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           return { result, error: null, failure: null };
         }
       }
+      if (receiver instanceof Receiver) await receiver.pause();
     }
     throw new SourceGone('the source disconnected before the end of the backup');
   } catch (error) {
     try {
-      receiver?.abort();
+      await receiver?.abort();
     } catch {
       // The failure that stopped the run is the one to report; the next run clears what is left.
     }

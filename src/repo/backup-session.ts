@@ -18,6 +18,7 @@ import { ObjectGuard, filesystemNow } from './object-guard.js';
 import { ObjectStore } from './objects.js';
 import { Repository } from './repository.js';
 import { SnapshotBuilder } from './snapshot.js';
+import { WritePool } from './write-pool.js';
 
 /** Where a file's content is in the store: an object to link, or one of the same content to copy with this file's metadata. */
 export interface Placement {
@@ -35,6 +36,8 @@ export function noCounts(): RunCounts {
 export class BackupSession {
   readonly repo: Repository;
   readonly store: ObjectStore;
+  /** The writes of new objects and of the tree, in flight together. */
+  private readonly pool = new WritePool();
   readonly name: string;
   /** The previous snapshot was taken from this very source, so its records may vouch for unchanged files. */
   readonly quickCheck: boolean;
@@ -75,7 +78,7 @@ export class BackupSession {
       this.guard = new ObjectGuard(this.repo.lbDir, filesystemNow(incomingDir), (damage) =>
         this.notice(`${damage.reason}: moved to ${damage.quarantined}; this run stores that content anew`),
       );
-      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, asRoot, this.guard);
+      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, asRoot, this.guard, this.pool);
       this.previousName = this.repo.baseSnapshot((line) => this.notice(line));
       if (this.previousName) {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
@@ -93,7 +96,22 @@ export class BackupSession {
   }
 
   private newBuilder(): SnapshotBuilder {
-    return new SnapshotBuilder(this.repo, this.name, this.owners.asRoot, (object, tree) => this.store.linkInto(object, tree));
+    return new SnapshotBuilder(this.repo, this.name, this.owners.asRoot, (object, tree) => this.store.linkInto(object, tree), this.pool);
+  }
+
+  /**
+   * Between two pieces of input: completed directories get their metadata once written into, a due batch
+   * of objects is published, and the input waits while too many writes are in flight.
+   */
+  async pause(): Promise<void> {
+    this.builder?.settle();
+    if (this.store.publishDue) await this.store.publish();
+    await this.pool.room();
+  }
+
+  /** Before finish(): every write done (a failure among them stops the run here). */
+  async settle(): Promise<void> {
+    await this.pool.drain();
   }
 
   /** The owner an entry gets in the snapshot. */
@@ -226,7 +244,7 @@ export class BackupSession {
     try {
       if (this.previousHead) this.tree.differ(); // entries were removed at the end
       this.previous?.close();
-      this.store.publish();
+      this.store.publishNow();
       this.counts.bytesStored = this.store.bytesStored;
       const outcome = {
         counts: this.counts,
@@ -269,12 +287,16 @@ export class BackupSession {
     ].join('\n');
   }
 
-  /** Give up: nothing published, objects already synced stay in the store for the next run. */
-  abort(): void {
+  /**
+   * Give up: nothing published, objects already synced stay in the store for the next run. The writes in
+   * flight end first; an object whose writes failed stays out.
+   */
+  async abort(): Promise<void> {
     try {
+      await this.pool.quiesce();
       this.builder?.abandon();
       this.previous?.close();
-      this.store.publish();
+      this.store.publishNow();
     } finally {
       this.release();
     }

@@ -9,6 +9,7 @@ import { closeSync, constants, ftruncateSync, openSync, readSync, unlinkSync } f
 import type { ObjectMeta, ObjectStore } from './objects.js';
 import type { Repository } from './repository.js';
 import { SparseWriter, hashZeros } from './sparse-write.js';
+import { discardFile, writeAllAt } from './write-pool.js';
 
 /** Transfers this large are written where an interrupted run leaves them, to resume from. */
 export const RESUMABLE = 8 * 1024 * 1024;
@@ -26,6 +27,9 @@ export class TransferMismatch extends Error {}
 
 export class IncomingFile {
   private readonly writer: SparseWriter;
+  /** A staging file's data writes in flight on the store's pool (a partial transfer is written at once). */
+  private readonly writes: Promise<void>[] = [];
+  private writeFailed = false;
 
   private constructor(
     private readonly fd: number,
@@ -36,7 +40,22 @@ export class IncomingFile {
     private readonly partial: boolean,
     private readonly store: ObjectStore,
   ) {
-    this.writer = new SparseWriter(fd);
+    this.writer = partial
+      ? new SparseWriter(fd)
+      : new SparseWriter(fd, (data, position) => this.writes.push(store.pool.start(() => this.writeAt(data, position), undefined, data.length)));
+  }
+
+  private async writeAt(data: Buffer, position: number): Promise<void> {
+    try {
+      await writeAllAt(this.fd, data, position);
+    } catch (error) {
+      this.writeFailed = true;
+      throw error;
+    }
+  }
+
+  private written(): Promise<void> {
+    return Promise.all(this.writes).then(() => undefined);
   }
 
   /**
@@ -96,9 +115,25 @@ export class IncomingFile {
     this.size += length;
   }
 
-  /** The content is complete: adopted as the object (hash, meta) when it is what the source says; returns the object's name. */
-  end(hash: string, size: number, meta: ObjectMeta): string {
+  /**
+   * The content is complete: adopted as the object (hash, meta) when it is what the source says; returns
+   * the object's name. `knownAbsent` as for ObjectStore.adopt.
+   */
+  end(hash: string, size: number, meta: ObjectMeta, knownAbsent = false): string {
     const sound = this.hasher.digest('hex') === hash && this.size === size;
+    if (!this.partial) {
+      // The store finishes and closes the file once its writes are done; nothing closes it before.
+      if (!sound) {
+        this.store.pool.start(() => discardFile(this.fd, this.path), this.written());
+        throw new TransferMismatch('does not match its hash');
+      }
+      return this.store.adopt(this.path, hash, meta, size, knownAbsent, {
+        fd: this.fd,
+        written: this.written(),
+        failed: () => this.writeFailed,
+        sizeToSet: this.writer.sizeToSet(size),
+      });
+    }
     try {
       // Sized only once checked: a peer's size could be anything.
       if (sound) this.writer.finish(size);
@@ -109,13 +144,16 @@ export class IncomingFile {
       unlinkSync(this.path);
       throw new TransferMismatch('does not match its hash');
     }
-    return this.store.adopt(this.partial ? this.store.stage(this.path) : this.path, hash, meta, size);
+    return this.store.adopt(this.store.stage(this.path), hash, meta, size, knownAbsent);
   }
 
   /** Stop receiving; a partial transfer is kept for the next run when `keepPartial`. */
   close(keepPartial: boolean): void {
+    if (!this.partial) {
+      this.store.pool.start(() => discardFile(this.fd, this.path), this.written());
+      return;
+    }
     closeSync(this.fd);
-    if (!this.partial) this.store.discardTemp(this.path);
-    else if (!keepPartial) unlinkSync(this.path);
+    if (!keepPartial) unlinkSync(this.path);
   }
 }

@@ -32,6 +32,8 @@ import { basename, dirname, join } from 'node:path';
 import type { StoreFinding } from '../diff/plan.js';
 import type { ObjectGuard } from './object-guard.js';
 import { copySparse } from './sparse-write.js';
+import { atPath } from './deep-path.js';
+import { closeAsync, discardFile, fchmodAsync, fchownAsync, ftruncateAsync, futimesAsync, linkAsync, type WritePool } from './write-pool.js';
 
 export interface ObjectMeta {
   mode: number;
@@ -84,18 +86,32 @@ function hasMeta(stat: BigIntStats, meta: ObjectMeta): boolean {
 
 /** The lstat of `path`, or null when nothing is there. */
 export function lstatOrNull(path: string): BigIntStats | null {
-  try {
-    return lstatSync(path, { bigint: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  // Without a throw for ENOENT: a first backup asks after thousands of absent objects, and each
+  // thrown error costs more than the lstat itself.
+  return lstatSync(path, { bigint: true, throwIfNoEntry: false }) ?? null;
+}
+
+/** A new object's file, still open, whose data writes are in flight. */
+export interface OpenObjectFile {
+  fd: number;
+  /** Settles when every data write is done. */
+  written: Promise<void>;
+  /** A data write failed: the file is not the content. */
+  failed(): boolean;
+  /** The size to set at the end (it ends in a hole), or null when the writes made it. */
+  sizeToSet: number | null;
 }
 
 interface Staged {
+  /** Where it waits, under a temporary name: publishing gives it its name in the store. */
   path: string;
+  name: string;
   meta: ObjectMeta;
 }
+
+/** Ours, asked once: applyMeta chowns only to another owner. */
+const OWN_UID = process.getuid?.() ?? -1;
+const OWN_GID = process.getgid?.() ?? -1;
 
 export class ObjectStore {
   /** Objects made this run and not yet published, by content hash. */
@@ -111,6 +127,10 @@ export class ObjectStore {
   private readonly readyTemps: { path: string; fd: number }[] = [];
   private tempsInFlight = 0;
   private closed = false;
+  /** Staged objects whose writes are in flight, by path: whatever uses one waits for them. */
+  private readonly writing = new Map<string, Promise<void>>();
+  /** Staged objects whose writes failed: never published (the run stops; they go with its leftovers). */
+  private readonly untrusted = new Set<string>();
   bytesStored = 0;
 
   constructor(
@@ -120,7 +140,16 @@ export class ObjectStore {
     private readonly setOwner: boolean,
     /** Checks a stored object before it is reused; quarantines a damaged one. */
     private readonly guard: ObjectGuard,
+    /** Where new objects are written and linked, concurrently. */
+    readonly pool: WritePool,
   ) {}
+
+  private track(path: string, done: Promise<void>): void {
+    this.writing.set(path, done);
+    void done.then(() => {
+      if (this.writing.get(path) === done) this.writing.delete(path);
+    });
+  }
 
   private storeDir(hash: string): string {
     return join(this.objectsDir, hash.slice(0, 2));
@@ -139,9 +168,14 @@ export class ObjectStore {
   /** The name of a sound object with this content and metadata, or null. */
   private exact(hash: string, meta: ObjectMeta, size: number): string | null {
     const staged = this.unpublished.get(hash)?.find((s) => sameMeta(s.meta, meta));
-    if (staged) return basename(staged.path);
+    if (staged) return staged.name;
     const stat = this.soundStat(this.primaryPath(hash), hash, size);
     if (stat !== null && hasMeta(stat, meta)) return hash;
+    return this.exactVariant(hash, meta, size);
+  }
+
+  /** The name of a sound variant object with this content and metadata, or null. */
+  private exactVariant(hash: string, meta: ObjectMeta, size: number): string | null {
     const variant = variantName(hash, meta);
     const path = join(this.storeDir(hash), variant);
     const variantStat = this.soundStat(path, hash, size);
@@ -155,16 +189,23 @@ export class ObjectStore {
   /** The name of any sound object with this content, whatever its metadata, or null. */
   private anyWithContent(hash: string, size: number): string | null {
     const staged = this.unpublished.get(hash);
-    if (staged?.length) return basename(staged[0]!.path);
+    if (staged?.length) return staged[0]!.name;
     return this.soundStat(this.primaryPath(hash), hash, size) ? hash : null;
   }
 
   /** What the store holds for this content: asked once per file, the answer names an object for the whole run. */
   find(hash: string, meta: ObjectMeta, size: number): StoreFinding {
-    const exact = this.exact(hash, meta, size);
-    if (exact !== null) return { kind: 'exact', object: exact };
-    const any = this.anyWithContent(hash, size);
-    return any === null ? { kind: 'absent' } : { kind: 'content', object: any };
+    const staged = this.unpublished.get(hash);
+    if (staged?.length) {
+      const same = staged.find((s) => sameMeta(s.meta, meta));
+      return same ? { kind: 'exact', object: same.name } : { kind: 'content', object: staged[0]!.name };
+    }
+    // One lstat of the primary answers both questions, unless it is absent or has other metadata.
+    const primary = this.soundStat(this.primaryPath(hash), hash, size);
+    if (primary !== null && hasMeta(primary, meta)) return { kind: 'exact', object: hash };
+    const variant = this.exactVariant(hash, meta, size);
+    if (variant !== null) return { kind: 'exact', object: variant };
+    return primary === null ? { kind: 'absent' } : { kind: 'content', object: hash };
   }
 
   /** The path of a sound object with this content and metadata, or null. */
@@ -176,7 +217,7 @@ export class ObjectStore {
   /** Where a named object lies now: in staging until its batch is published, in the store after. */
   pathOf(object: string): string {
     const hash = object.slice(0, 64);
-    const staged = this.unpublished.get(hash)?.find((s) => basename(s.path) === object);
+    const staged = this.unpublished.get(hash)?.find((s) => s.name === object);
     return staged ? staged.path : join(this.storeDir(hash), object);
   }
 
@@ -221,10 +262,6 @@ export class ObjectStore {
     return join(dir, `tmp-${n}`);
   }
 
-  discardTemp(tempPath: string): void {
-    unlinkSync(tempPath);
-  }
-
   /** Move a file from elsewhere in the repository (a completed partial transfer) into staging. */
   stage(path: string): string {
     const staged = this.tempPath();
@@ -232,17 +269,27 @@ export class ObjectStore {
     return staged;
   }
 
-  /** Adopt a verified temporary file as the object (hash, meta); returns the object's name (pathOf says where it lies). */
-  adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number): string {
-    const existing = this.exact(hash, meta, size);
-    if (existing !== null) {
-      unlinkSync(tempPath);
-      return existing;
+  /**
+   * Adopt a verified temporary file as the object (hash, meta); returns the object's name (pathOf says
+   * where it lies). `knownAbsent`: the caller found no object of this content this run and no other
+   * could have been made since (one transfer per content at a time), so the store is not asked again.
+   */
+  adopt(tempPath: string, hash: string, meta: ObjectMeta, size: number, knownAbsent = false, open?: OpenObjectFile): string {
+    let name: string;
+    if (knownAbsent && !this.unpublished.has(hash)) name = hash;
+    else {
+      const existing = this.exact(hash, meta, size);
+      if (existing !== null) {
+        if (open) this.pool.start(() => discardFile(open.fd, tempPath), open.written);
+        else unlinkSync(tempPath);
+        return existing;
+      }
+      name = this.nameFor(hash, meta, size);
     }
-    this.applyMeta(tempPath, meta);
-    const path = join(dirname(tempPath), this.nameFor(hash, meta, size));
-    renameSync(tempPath, path);
-    return this.noteUnpublished(hash, path, meta, size);
+    if (open) this.track(tempPath, this.pool.start(() => this.finishFile(tempPath, open, meta), open.written));
+    else this.applyMeta(tempPath, meta);
+    // It keeps its temporary name until publish renames it into the store: one rename, not two.
+    return this.noteUnpublished(hash, tempPath, name, meta, size);
   }
 
   /**
@@ -250,10 +297,22 @@ export class ObjectStore {
    * filesystem can, holes kept. Returns the new object's name.
    */
   copyFrom(source: string, hash: string, meta: ObjectMeta, size: number): string {
-    const path = join(dirname(this.tempPath()), this.nameFor(hash, meta, size));
-    copySparse(this.pathOf(source), path);
-    this.applyMeta(path, meta);
-    return this.noteUnpublished(hash, path, meta, size);
+    const from = this.pathOf(source);
+    const path = this.tempPath();
+    const copy = () => {
+      try {
+        copySparse(from, path);
+        this.applyMeta(path, meta);
+      } catch (error) {
+        this.untrusted.add(path);
+        throw error;
+      }
+    };
+    // A source still being written is copied once it is complete.
+    const sourceWriting = this.writing.get(from);
+    if (sourceWriting) this.track(path, this.pool.start(copy, sourceWriting));
+    else copy();
+    return this.noteUnpublished(hash, path, this.nameFor(hash, meta, size), meta, size);
   }
 
   /**
@@ -262,6 +321,20 @@ export class ObjectStore {
    * the entry links to a twin instead: a copy of the object named `<object>+N`.
    */
   linkInto(objectPath: string, treePath: Buffer): void {
+    const link = async () => {
+      try {
+        await linkAsync(this.twins.get(objectPath) ?? objectPath, treePath);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EMLINK' && code !== 'ENAMETOOLONG') throw error;
+        atPath(treePath, (path) => this.linkIntoNow(objectPath, path));
+      }
+    };
+    this.pool.start(link, this.writing.get(objectPath));
+  }
+
+  /** linkInto, synchronously: with a twin at the link limit; `treePath` may be relative to a deep working directory. */
+  private linkIntoNow(objectPath: string, treePath: Buffer): void {
     try {
       linkSync(this.twins.get(objectPath) ?? objectPath, treePath);
       return;
@@ -296,30 +369,64 @@ export class ObjectStore {
   }
 
   /** Returns the object's name; the batch is published when it is due. */
-  private noteUnpublished(hash: string, path: string, meta: ObjectMeta, size: number): string {
+  private noteUnpublished(hash: string, path: string, name: string, meta: ObjectMeta, size: number): string {
     const staged = this.unpublished.get(hash);
-    if (staged) staged.push({ path, meta });
-    else this.unpublished.set(hash, [{ path, meta }]);
+    if (staged) staged.push({ path, name, meta });
+    else this.unpublished.set(hash, [{ path, name, meta }]);
     this.unpublishedCount++;
     this.unpublishedBytes += size;
     this.bytesStored += size;
-    if (this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || Date.now() - this.publishedAt >= FLUSH_MS) {
-      this.publish();
+    return name;
+  }
+
+  /** A batch is due for publishing: the session publishes it at its next pause. */
+  get publishDue(): boolean {
+    return this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || (this.unpublishedCount > 0 && Date.now() - this.publishedAt >= FLUSH_MS);
+  }
+
+  private chownFor(meta: ObjectMeta): boolean {
+    return this.setOwner && (meta.uid !== OWN_UID || meta.gid !== OWN_GID);
+  }
+
+  /** Size, owner, mode and mtime of a new object's open file, then close it. */
+  private async finishFile(path: string, open: OpenObjectFile, meta: ObjectMeta): Promise<void> {
+    try {
+      if (open.failed()) {
+        this.untrusted.add(path);
+        return;
+      }
+      if (open.sizeToSet !== null) await ftruncateAsync(open.fd, open.sizeToSet);
+      if (this.chownFor(meta)) await fchownAsync(open.fd, meta.uid, meta.gid);
+      // After chown: changing the owner clears set-id bits.
+      await fchmodAsync(open.fd, meta.mode);
+      const seconds = toSeconds(meta.mtimeNs);
+      await futimesAsync(open.fd, seconds, seconds);
+    } catch (error) {
+      this.untrusted.add(path);
+      throw error;
+    } finally {
+      await closeAsync(open.fd);
     }
-    return basename(path);
   }
 
   private applyMeta(path: string, meta: ObjectMeta): void {
-    if (this.setOwner && (meta.uid !== process.getuid!() || meta.gid !== process.getgid!())) chownSync(path, meta.uid, meta.gid);
+    if (this.chownFor(meta)) chownSync(path, meta.uid, meta.gid);
     // After chown: changing the owner clears set-id bits.
     chmodSync(path, meta.mode);
     const seconds = toSeconds(meta.mtimeNs);
     utimesSync(path, seconds, seconds);
   }
 
-  /** Sync what was written, then move this run's new objects into the store. */
-  publish(): void {
+  /** Once every write is done: sync what was written, then move this run's new objects into the store. */
+  async publish(): Promise<void> {
+    await this.pool.drain();
+    this.publishNow();
+  }
+
+  /** publish(), when the writes are known to be done (the pool is idle). */
+  publishNow(): void {
     if (this.unpublishedCount === 0) return;
+    if (!this.pool.idle) throw new Error('objects published with writes in flight');
     syncFilesystem(this.incomingDir, () => {
       for (const staged of this.unpublished.values()) for (const s of staged) fsyncPath(s.path);
     });
@@ -329,7 +436,7 @@ export class ObjectStore {
         mkdirSync(dir, { recursive: true, mode: 0o755 }); // no error when it exists
         this.madeDirs.add(dir);
       }
-      for (const s of staged) renameSync(s.path, join(dir, basename(s.path)));
+      for (const s of staged) if (!this.untrusted.has(s.path)) renameSync(s.path, join(dir, s.name));
     }
     this.unpublished.clear();
     this.guard.markWritten();

@@ -21,6 +21,7 @@ import { ManifestWriter, type ManifestRecord } from './manifest.js';
 import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
 import { SummaryTally, formatSummary, type SnapshotStatus } from './summary.js';
 import type { Repository } from './repository.js';
+import type { WritePool } from './write-pool.js';
 
 export class SnapshotBuilder {
   readonly workDir: string;
@@ -28,6 +29,8 @@ export class SnapshotBuilder {
   private readonly manifest: ManifestWriter;
   /** Directories whose subtree is still being filled, outermost first. */
   private readonly open: ManifestRecord[] = [];
+  /** Directories whose subtree is complete, deepest first, waiting for the writes into them to end. */
+  private closing: ManifestRecord[] = [];
   private readonly tally = new SummaryTally();
 
   constructor(
@@ -36,6 +39,8 @@ export class SnapshotBuilder {
     private readonly setOwner: boolean,
     /** Hard-links a tree path to a stored object (the store knows what to do at the link limit). */
     private readonly linkObject: (objectPath: string, treePath: Buffer) => void,
+    /** Where the links are made: a directory's own metadata waits for them. */
+    private readonly pool: WritePool,
   ) {
     this.workDir = join(repo.tmpDir, name);
     mkdirSync(this.workDir, { mode: 0o700 });
@@ -80,8 +85,19 @@ export class SnapshotBuilder {
 
   private closeDirectoriesBefore(path: Buffer): void {
     while (this.open.length > 0 && !isInside(path, this.open[this.open.length - 1]!.path)) {
-      this.closeDirectory(this.open.pop()!);
+      this.closing.push(this.open.pop()!);
     }
+  }
+
+  /**
+   * At a pause: the directories completed since the last one get their mode and mtime once every write
+   * so far is done (a link made later would change the mtime; a read-only mode would refuse it).
+   */
+  settle(): void {
+    if (this.closing.length === 0) return;
+    const complete = this.closing;
+    this.closing = [];
+    this.pool.start(() => complete.forEach((dir) => this.closeDirectory(dir)), this.pool.barrier());
   }
 
   private closeDirectory(dir: ManifestRecord): void {
@@ -98,6 +114,8 @@ export class SnapshotBuilder {
    * and move the snapshot to its final name; `latest` follows.
    */
   publish(log: string, source: string, status: SnapshotStatus): void {
+    if (!this.pool.idle) throw new Error('snapshot published with writes in flight');
+    for (const dir of this.closing.splice(0)) this.closeDirectory(dir);
     while (this.open.length > 0) this.closeDirectory(this.open.pop()!);
     this.manifest.close();
     writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
@@ -119,6 +137,8 @@ export class SnapshotBuilder {
     } catch {
       // already closed or never written; the directory goes anyway
     }
-    removeTree(this.workDir);
+    // Once the writes into it are done, or they would land in a tree being removed.
+    if (this.pool.idle) removeTree(this.workDir);
+    else this.pool.start(() => removeTree(this.workDir), this.pool.barrier());
   }
 }

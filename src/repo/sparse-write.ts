@@ -62,20 +62,33 @@ export function hashZeros(hasher: Hash, length: number): void {
  */
 export class SparseWriter {
   private end = 0;
+  /** Where the last bytes actually written end: the file's size unless it ends in a hole. */
+  private dataEnd = 0;
 
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    /** How a run of data is written; at once unless told otherwise (the repository side's pool). */
+    private readonly writeAt: (data: Buffer, position: number) => void = (data, position) => writeFully(fd, data, position),
+  ) {}
 
   write(chunk: Buffer, position: number): void {
     if (position < this.end) throw new Error(`sparse write at ${position}, behind ${this.end} already written`);
     this.end = position + chunk.length;
     for (const run of zeroBlockRuns(chunk, position)) {
-      if (!run.zero) writeFully(this.fd, chunk.subarray(run.start, run.end), position + run.start);
+      if (run.zero) continue;
+      this.writeAt(chunk.subarray(run.start, run.end), position + run.start);
+      this.dataEnd = position + run.end;
     }
   }
 
   /** The file's logical size: holes skipped at its end are in it, nothing beyond it is. */
   finish(size: number): void {
-    ftruncateSync(this.fd, size);
+    if (this.sizeToSet(size) !== null) ftruncateSync(this.fd, size);
+  }
+
+  /** The size finish() would set, or null when the writes already made the file that long. */
+  sizeToSet(size: number): number | null {
+    return this.dataEnd === size ? null : size;
   }
 }
 
