@@ -185,7 +185,7 @@ function actAsRepository(): void {
       const message = decodeSourceMessage(frame.message);
       if (message.t !== 'entries') continue;
       attacked = true;
-      const file = message.entries.findIndex((e) => e.type === 'file');
+      const file = message.entries.findIndex((e) => 'type' in e && e.type === 'file');
       switch (plan.attack) {
         case 'want-unlisted':
           send({ t: 'want', hash: [], data: [message.first + message.entries.length + 1000], resume: [] });

@@ -5,7 +5,8 @@
 // ever asked for, no lock taken, nothing written (repo/held-content.ts).
 import { knownHash } from '../diff/plan.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, RunResult, SkipKind } from '../protocol/messages.js';
+import type { BackupOptions, Entry, EntryItem, FileFacts, RunResult, SkipKind } from '../protocol/messages.js';
+import { wholeEntries } from './previous-runs.js';
 import { HeldContent } from '../repo/held-content.js';
 import { Skips, firstListed, oneLine } from '../repo/skips.js';
 import { noCounts } from '../repo/backup-session.js';
@@ -43,10 +44,10 @@ export class MissingContent {
     this.settledReports = new SettledReports((upTo) => events.settled(upTo));
   }
 
-  addEntries(first: number, entries: Entry[]): void {
+  addEntries(first: number, items: EntryItem[]): void {
     if (this.ended) throw new ProtocolError('peer sent entries after the end');
     if (first !== this.nextIndex) throw new ProtocolError('peer sent entries out of sequence');
-    for (const entry of entries) {
+    for (const entry of wholeEntries(items)) {
       this.order.check(entry);
       const item: Pending = { index: this.nextIndex++, entry, hashing: false, missing: false };
       this.pending.push(item);

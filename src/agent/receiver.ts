@@ -8,13 +8,14 @@
 // and bounds memory by the window of unsettled entries.
 import { fileAction, knownHash, type StoreFinding } from '../diff/plan.js';
 import { ProtocolError } from '../protocol/frames.js';
-import type { BackupOptions, Entry, FileFacts, ResumeOffer, RunEvent, RunResult, SkipKind } from '../protocol/messages.js';
+import { isPreviousRun, type BackupOptions, type Entry, type EntryItem, type FileFacts, type ResumeOffer, type RunEvent, type RunResult, type SkipKind } from '../protocol/messages.js';
 import { BackupSession, type Placement } from '../repo/backup-session.js';
 import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incoming.js';
 import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
 import type { ObjectMeta } from '../repo/objects.js';
 import { Accounts } from '../scan/accounts.js';
 import { EntryOrder } from './entry-order.js';
+import { PreviousRuns } from './previous-runs.js';
 import { SettledReports } from './settled-reports.js';
 import { ReceivedLinkGroups } from './received-links.js';
 
@@ -64,6 +65,7 @@ export class Receiver {
   private ended = false;
   private wantHash: number[] = [];
   private wantData: number[] = [];
+  private readonly previousRuns: PreviousRuns;
 
   constructor(
     repositoryPath: string,
@@ -72,6 +74,12 @@ export class Receiver {
   ) {
     this.session = new BackupSession(repositoryPath, options, (event) => events.event(event), new Accounts());
     this.settledReports = new SettledReports((upTo) => events.settled(upTo));
+    this.previousRuns = new PreviousRuns(this.session);
+  }
+
+  /** At the source's hello: true when it may send runs of the latest snapshot, the stream its digest names. */
+  acceptStream(offered: string | undefined, options: BackupOptions): boolean {
+    return this.previousRuns.accept(offered, options);
   }
 
   get name(): string {
@@ -80,19 +88,24 @@ export class Receiver {
 
   // ---- entries ----
 
-  addEntries(first: number, entries: Entry[]): void {
+  addEntries(first: number, entries: EntryItem[]): void {
     if (this.ended) throw new ProtocolError('peer sent entries after the end');
     if (first !== this.nextIndex) throw new ProtocolError('peer sent entries out of sequence');
-    for (const entry of entries) this.addEntry(entry);
+    for (const item of entries) {
+      if (!isPreviousRun(item)) this.addEntry(item);
+      else for (const { entry, previous } of this.previousRuns.entries(item)) this.addEntry(entry, previous);
+    }
     this.flushRequests();
     this.finalizeReady();
   }
 
-  private addEntry(entry: Entry): void {
+  /** `referenced`: the entry is that record of the previous snapshot, its owner already this side's. */
+  private addEntry(entry: Entry, referenced?: PreviousRecord): void {
     this.order.check(entry);
     this.linkGroups.arrived(this.nextIndex, entry);
-    const meta: ObjectMeta = { mode: entry.mode, ...this.session.ownerOf(entry), mtimeNs: entry.mtimeNs };
-    const slot: Slot = { index: this.nextIndex++, entry, meta, previous: this.session.previousAt(entry.path), state: 'ready' };
+    const owner = referenced ? { uid: entry.uid, gid: entry.gid } : this.session.ownerOf(entry);
+    const meta: ObjectMeta = { mode: entry.mode, ...owner, mtimeNs: entry.mtimeNs };
+    const slot: Slot = { index: this.nextIndex++, entry, meta, previous: referenced ?? this.session.previousAt(entry.path), state: 'ready' };
     this.slots.push(slot);
     if (entry.type !== 'file') return;
     const quickCheck = this.session.quickCheck;

@@ -11,6 +11,7 @@ import {
   encodeSourceMessage,
   type BackupOptions,
   type Entry,
+  type EntryItem,
   type RepositoryIdentity,
   type RunEvent,
   type RunResult,
@@ -23,6 +24,7 @@ import type { Selection } from '../scan/selection.js';
 import { checkListable, walk, type ScanEntry, type Skipped } from '../scan/walk.js';
 import { objectHash, storeOf } from './store-source.js';
 import { ContentAnswers, type PendingFile } from './content-answers.js';
+import { appendItem, type SentMemory } from './sent-memory.js';
 import { bootId } from './machine.js';
 import type { ReadLog } from './read-log.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
@@ -30,6 +32,8 @@ import { SourceRootError, sourceRootProblem } from './source-root.js';
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
 const WINDOW = 16384;
 const BATCH = 512;
+/** Entries one batch may stand for when runs of the previous snapshot make it small. */
+const BATCH_ENTRIES = 2048;
 /**
  * After a failure, how long to wait for the repository side to abort (it removes
  * its work in progress and releases the repository lock) before giving up on it.
@@ -66,6 +70,8 @@ export interface SenderSetup {
   readLog?: ReadLog;
   /** Excludes, tags, --one-file-system, --filelist. */
   selection?: Selection;
+  /** The stream last sent to this repository: unchanged entries go as runs of its latest snapshot (sent-memory.ts). */
+  memory?: SentMemory;
 }
 
 export class AgentError extends Error {
@@ -166,7 +172,8 @@ export class Sender {
     const reading = this.readReplies().catch((error: Error) => this.fail(error));
     try {
       checkListable(this.setup.sourceRoot);
-      await this.send({ t: 'hello', version: PROTOCOL_VERSION, repository: this.setup.repository, options: this.setup.options });
+      const stream = this.setup.memory?.offered;
+      await this.send({ t: 'hello', version: PROTOCOL_VERSION, repository: this.setup.repository, options: this.setup.options, ...(stream ? { stream } : {}) });
       await this.sendEntries();
       await this.send({ t: 'end', incomplete: this.stoppedEarly });
     } catch (error) {
@@ -183,6 +190,8 @@ export class Sender {
     await Promise.race([ended, abandoned]);
     clearTimeout(budgetTimer);
     clearTimeout(grace);
+    // Kept only after a published snapshot: a failed or aborted run leaves the remembered stream as it was.
+    this.setup.memory?.finish(this.failure ? null : this.result);
     if (this.failure) throw this.failure;
     if (!this.result) throw new AgentError('the repository side ended without a result');
     return this.result;
@@ -219,6 +228,7 @@ export class Sender {
   }
 
   private async send(message: SourceMessage): Promise<void> {
+    this.setup.memory?.observe(message);
     await this.writer.send(encodeSourceMessage(message));
   }
 
@@ -258,7 +268,9 @@ export class Sender {
   private async sendEntries(): Promise<void> {
     await this.greeting;
     if (this.failure) throw this.failure;
-    let batch: Entry[] = [];
+    let batch: EntryItem[] = [];
+    /** Entries the batch stands for: a run of the previous snapshot is one item for many. */
+    let batchEntries = 0;
     let first = 0;
     const stats = this.stats;
     const prune = this.repositoryPrune();
@@ -273,7 +285,7 @@ export class Sender {
         this.stoppedEarly = true;
         break;
       }
-      const index = first + batch.length;
+      const index = first + batchEntries;
       const entry = this.toEntry(scanned);
       if (entry.type === 'file') {
         const link = linkGroups.place(scanned.stat, index);
@@ -289,18 +301,21 @@ export class Sender {
           gid: entry.gid,
         });
       }
-      batch.push(entry);
-      if (batch.length >= BATCH) {
+      if (this.setup.memory) appendItem(batch, this.setup.memory.item(entry));
+      else batch.push(entry);
+      batchEntries++;
+      if (batch.length >= BATCH || batchEntries >= BATCH_ENTRIES) {
         // Counted as sent before the write completes: the repository side may settle them before it does.
         const sending = this.send({ t: 'entries', first, entries: batch });
-        first += batch.length;
+        first += batchEntries;
         this.sent = first;
         batch = [];
+        batchEntries = 0;
         await sending;
         while (this.sent - this.settled > WINDOW && !this.failure && !this.timeUp()) await new Promise<void>((r) => (this.wake = r));
       }
     }
-    this.sent = first + batch.length;
+    this.sent = first + batchEntries;
     if (batch.length) await this.send({ t: 'entries', first, entries: batch });
     for (const { path, kind, reason } of skips) await this.send({ t: 'skipped', path, kind, reason });
     stats.scanDone = true;
@@ -329,6 +344,7 @@ export class Sender {
             }
             this.helloHeard = true;
             this.repositoryRoot = message.repository;
+            this.setup.memory?.useReferences(message.references === true);
             this.greeted();
             break;
           case 'want':
@@ -344,6 +360,7 @@ export class Sender {
             if (message.upTo < this.settled || message.upTo > this.sent) throw new ProtocolError('the repository side settled entries never sent');
             for (let i = this.settled; i < message.upTo; i++) this.pending.delete(i);
             this.settled = message.upTo;
+            this.setup.memory?.settled(message.upTo);
             this.wakeUp();
             break;
           case 'event':

@@ -68,8 +68,10 @@ export async function serve(input: Readable, output: Writable, hooks: ServeHooks
           };
           // --showfiles only looks: no lock, nothing written.
           receiver = options.purpose === 'showfiles' ? new MissingContent(message.repository, options, events) : new Receiver(message.repository, options, events);
+          // Version 8: runs of the latest snapshot only when it is exactly the stream the source remembers.
+          const references = receiver instanceof Receiver && receiver.acceptStream(message.stream, options);
           // Once the repository exists (this run may have made it): the source's walk must not enter it.
-          writer.post(encodeAgentMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: repositoryIdentity(message.repository) }));
+          writer.post(encodeAgentMessage({ t: 'hello', version: PROTOCOL_VERSION, repository: repositoryIdentity(message.repository), ...(references ? { references } : {}) }));
           continue;
         }
         switch (message.t) {

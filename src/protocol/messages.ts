@@ -6,7 +6,7 @@ import { decodeZeros, type ZerosMessage } from './zeros.js';
 import type { SelectionSpec } from '../scan/selection.js';
 import { TEXT_LIMIT, bool, fail, getBytes, hash, int, isSafeRelativePath, nanoseconds, obj, optionalSeries, putBytes, snapshotName, str } from './validate.js';
 
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -31,6 +31,30 @@ export interface Entry {
    */
   link?: 'first' | number;
 }
+
+/**
+ * In an `entries` batch (version 8), in place of `count` entries: the next records of the repository's
+ * latest snapshot, unchanged, after passing over `over` of its records (gone from the source, or sent in
+ * full). Only after the repository side's hello accepted the stream the source's hello named.
+ */
+export interface PreviousRun {
+  count: number;
+  over: number;
+}
+
+export type EntryItem = Entry | PreviousRun;
+
+export function isPreviousRun(item: EntryItem): item is PreviousRun {
+  return (item as PreviousRun).count !== undefined && (item as Entry).path === undefined;
+}
+
+/** Entries an item stands for. */
+export function itemCount(item: EntryItem): number {
+  return isPreviousRun(item) ? item.count : 1;
+}
+
+/** At most this many entries in one `entries` message, whether sent whole or as runs of the previous snapshot. */
+export const MAX_BATCH_ENTRIES = 100000;
 
 export interface BackupOptions {
   /** Snapshot name chosen by the invoking side, YYYY.MM.DD-HH.MM.SS. */
@@ -78,10 +102,11 @@ export interface FileFacts {
 }
 
 export type SourceMessage =
-  | { t: 'hello'; version: number; repository: string; options: BackupOptions }
+  /** `stream` (version 8): the stream digest of the snapshot the source remembers sending (repo/stream-digest.ts). */
+  | { t: 'hello'; version: number; repository: string; options: BackupOptions; stream?: string }
   /** Sent instead of hello when the source root is unusable: the run ends before the repository is touched. */
   | { t: 'bad-source'; problem: SourceProblem }
-  | { t: 'entries'; first: number; entries: Entry[] }
+  | { t: 'entries'; first: number; entries: EntryItem[] }
   | { t: 'hashed'; index: number; facts: FileFacts }
   /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
   | { t: 'data-begin'; index: number; from: number }
@@ -152,7 +177,8 @@ export type RunEvent =
   | { kind: 'missing'; path: Buffer; size: number };
 
 export type AgentMessage =
-  | { t: 'hello'; version: number; repository?: RepositoryIdentity }
+  /** `references` (version 8): the latest snapshot is the stream the source named; it may send runs of it. */
+  | { t: 'hello'; version: number; repository?: RepositoryIdentity; references?: boolean }
   | { t: 'want'; hash: number[]; data: number[]; resume: ResumeOffer[] }
   | { t: 'settled'; upTo: number }
   | { t: 'event'; event: RunEvent }
@@ -180,6 +206,11 @@ export function encodeEntry(e: Entry): object {
   return wire;
 }
 
+/** A run of the previous snapshot: `r` records, after passing over `o` (omitted when 0). */
+export function encodeRun(run: PreviousRun): object {
+  return run.over === 0 ? { r: run.count } : { r: run.count, o: run.over };
+}
+
 export function encodeFacts(f: FileFacts): object {
   return { h: f.hash, s: f.size, m: f.mtimeNs.toString() };
 }
@@ -188,7 +219,7 @@ export function encodeFacts(f: FileFacts): object {
 export function encodeSourceMessage(m: SourceMessage): object {
   switch (m.t) {
     case 'entries':
-      return { t: m.t, first: m.first, entries: m.entries.map(encodeEntry) };
+      return { t: m.t, first: m.first, entries: m.entries.map((item) => (isPreviousRun(item) ? encodeRun(item) : encodeEntry(item))) };
     case 'hashed':
     case 'data-end':
       return { t: m.t, index: m.index, facts: encodeFacts(m.facts) };
@@ -214,7 +245,7 @@ export function encodeAgentMessage(m: AgentMessage): object {
   if (m.t === 'event') return { t: m.t, event: encodeEvent(m.event) };
   if (m.t !== 'hello' || !m.repository) return m;
   const { boot, dev, ino } = m.repository;
-  return { t: m.t, version: m.version, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
+  return { ...m, repository: { boot, dev: dev.toString(), ino: ino.toString() } };
 }
 
 // ---- validation ----
@@ -249,6 +280,14 @@ export function decodeEntry(raw: unknown): Entry {
     entry.link = w.ln === 'first' ? 'first' : int(w.ln, 'hard link');
   }
   return entry;
+}
+
+function decodeItem(raw: unknown): EntryItem {
+  const w = obj(raw, 'entry');
+  if (w.r === undefined) return decodeEntry(w);
+  const count = int(w.r, 'run of the previous snapshot', MAX_BATCH_ENTRIES);
+  if (count === 0) fail('run of the previous snapshot');
+  return { count, over: w.o === undefined ? 0 : int(w.o, 'records passed over') };
 }
 
 function decodeFacts(raw: unknown): FileFacts {
@@ -322,16 +361,22 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
         version: int(m.version, 'version'),
         repository: str(m.repository, 'repository path'),
         options: decodeOptions(m.options),
+        ...(m.stream === undefined ? {} : { stream: hash(m.stream, 'stream digest') }),
       };
     case 'bad-source':
       if (m.problem !== 'missing' && m.problem !== 'not-a-directory') fail('source problem');
       return { t: 'bad-source', problem: m.problem };
     case 'entries': {
-      if (!Array.isArray(m.entries) || m.entries.length > 100000) fail('entry batch');
+      if (!Array.isArray(m.entries) || m.entries.length > MAX_BATCH_ENTRIES) fail('entry batch');
       const first = int(m.first, 'entry index');
-      const entries = m.entries.map(decodeEntry);
-      // A group's later member names an entry sent before it, never itself or one to come.
-      entries.forEach((e, i) => typeof e.link === 'number' && e.link >= first + i && fail('hard link to a later entry or to itself'));
+      const entries = m.entries.map(decodeItem);
+      let index = first;
+      for (const e of entries) {
+        // A group's later member names an entry sent before it, never itself or one to come.
+        if (!isPreviousRun(e) && typeof e.link === 'number' && e.link >= index) fail('hard link to a later entry or to itself');
+        index += itemCount(e);
+      }
+      if (index - first > MAX_BATCH_ENTRIES) fail('entry batch');
       return { t: 'entries', first, entries };
     }
     case 'hashed':
@@ -457,6 +502,7 @@ export function decodeAgentMessage(raw: unknown): AgentMessage {
         t: 'hello',
         version: int(m.version, 'version'),
         ...(m.repository === undefined ? {} : { repository: decodeIdentity(m.repository) }),
+        ...(m.references === undefined ? {} : { references: bool(m.references, 'references') }),
       };
     case 'want':
       return { t: 'want', hash: indexList(m.hash, 'hash request'), data: indexList(m.data, 'data request'), resume: resumeOffers(m.resume) };

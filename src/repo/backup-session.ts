@@ -133,6 +133,25 @@ export class BackupSession {
     return undefined;
   }
 
+  /** The snapshot this run compares against (the latest), or null. */
+  get previousDir(): string | null {
+    return this.previousName === null ? null : this.repo.snapshotDir(this.previousName);
+  }
+
+  /**
+   * A run of the previous snapshot (a source's reference): pass over `over` records, which this snapshot
+   * will not hold, then take the next one. Undefined past the previous manifest's end.
+   */
+  takePrevious(over: number): PreviousRecord | undefined {
+    for (let i = 0; i < over && this.previousHead; i++) {
+      this.tree.differ();
+      this.previousHead = this.previous!.nextPrevious();
+    }
+    const taken = this.previousHead ?? undefined;
+    if (taken) this.previousHead = this.previous!.nextPrevious();
+    return taken;
+  }
+
   private get catalogOnly(): boolean {
     return this.options.purpose === 'catalogonly';
   }

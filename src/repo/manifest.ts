@@ -125,8 +125,11 @@ export class ManifestWriter {
     this.push(MANIFEST_HEADER + '\n');
   }
 
-  write(record: ManifestRecord): void {
-    this.push(formatRecord(record));
+  /** Appends the record; returns its line as written (newline included). */
+  write(record: ManifestRecord): string {
+    const line = formatRecord(record);
+    this.push(line);
+    return line;
   }
 
   private push(text: string): void {
@@ -198,7 +201,8 @@ export class ManifestReader {
     };
   }
 
-  private nextLine(): string | null {
+  /** The next record's line as written, unparsed; null at the end. */
+  nextLine(): string | null {
     while (this.lines.length === 0) {
       if (this.eof) return null;
       const n = readSync(this.fd, this.buffer, 0, this.buffer.length, null);

@@ -19,6 +19,7 @@ import { isInside } from '../diff/order.js';
 import { atPath, removeTree } from './deep-path.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
 import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
+import { StreamDigest, streamLineOfManifestLine } from './stream-digest.js';
 import { SummaryTally, formatSummary, type SnapshotStatus } from './summary.js';
 import type { Repository } from './repository.js';
 import type { WritePool } from './write-pool.js';
@@ -32,6 +33,8 @@ export class SnapshotBuilder {
   /** Directories whose subtree is complete, deepest first, waiting for the writes into them to end. */
   private closing: ManifestRecord[] = [];
   private readonly tally = new SummaryTally();
+  /** Recorded in the summary: a source that remembers this stream may refer to its records next time. */
+  private readonly stream = new StreamDigest();
 
   constructor(
     private readonly repo: Repository,
@@ -79,7 +82,8 @@ export class SnapshotBuilder {
         break;
       }
     }
-    this.manifest.write(record);
+    const line = this.manifest.write(record);
+    this.stream.add(streamLineOfManifestLine(line.slice(0, -1)));
     this.tally.add(record);
   }
 
@@ -120,7 +124,7 @@ export class SnapshotBuilder {
     this.manifest.close();
     writeFileSync(join(this.workDir, 'log'), log, { mode: 0o644 });
     writeFileSync(join(this.workDir, 'source'), `${source}\n`, { mode: 0o644 });
-    writeFileSync(join(this.workDir, 'summary'), formatSummary(this.tally.result(status)), { mode: 0o644 });
+    writeFileSync(join(this.workDir, 'summary'), formatSummary({ ...this.tally.result(status), stream: this.stream.hex() }), { mode: 0o644 });
     // Private while in .lb/tmp; readable like any directory once complete, so restores need no special rights.
     chmodSync(this.workDir, 0o755);
     // Everything under the tree on disk before it gets its final name: complete even after a power cut.

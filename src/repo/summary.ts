@@ -21,6 +21,8 @@ export interface SnapshotSummary {
   hardLinks?: number;
   /** 'partial' when some source paths could not be read; null when the snapshot predates summaries. */
   status: SnapshotStatus | null;
+  /** Written, never read back here: the manifest's stream digest (repo/stream-digest.ts, recordedStreamDigest). */
+  stream?: string;
 }
 
 export class SummaryTally {
@@ -78,5 +80,7 @@ export function parseSummary(text: string): SnapshotSummary | null {
   for (const field of FIELDS) if (!Number.isSafeInteger(r[field]) || (r[field] as number) < 0) return null;
   if (r.status !== 'ok' && r.status !== 'partial') return null;
   if (r.hardLinks !== undefined && (!Number.isSafeInteger(r.hardLinks) || (r.hardLinks as number) < 0)) return null;
+  // For a backup's reference check alone (stream-digest.ts reads it), not for what readers show.
+  delete r.stream;
   return r as unknown as SnapshotSummary;
 }

@@ -2,11 +2,12 @@
 // repository-side agent, a local child process or one pushed over SSH.
 import type { ReadLog } from '../../agent/read-log.js';
 import { AgentError, Sender } from '../../agent/sender.js';
+import { SentMemory, sentStreamPath } from '../../agent/sent-memory.js';
 import type { Catalog } from '../../catalog/catalog.js';
 import { ProtocolError } from '../../protocol/frames.js';
 import type { BackupOptions, RunEvent } from '../../protocol/messages.js';
 import { NO_SELECTION, Selection, type SelectionSpec } from '../../scan/selection.js';
-import type { Location } from '../../transport/address.js';
+import { describeLocation, type Location } from '../../transport/address.js';
 import { startLocalAgent, type AgentConnection } from '../../transport/local.js';
 import { openSession, startRemoteAgent, type SshOptions, type SshSession } from '../../transport/ssh.js';
 import { Interruption, agentStopped } from '../interrupt.js';
@@ -53,6 +54,7 @@ export async function push(
     budgetMs: budget,
     readLog,
     selection: new Selection(selection),
+    memory: catalog && options.purpose === 'backup' ? SentMemory.open(sentStreamPath(catalog.path, describeLocation({ ...repository, path: repositoryPath }), options.series)) : undefined,
   });
   const progress = out.showsProgress
     ? await Progress.start({
