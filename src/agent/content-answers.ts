@@ -9,6 +9,7 @@ import { DATA_CHUNK, type FrameWriter } from '../protocol/frames.js';
 import type { SourceMessage } from '../protocol/messages.js';
 import { FileChangedError, ListingChangedError, cacheable, readThrough, type ReadFacts } from '../scan/hash.js';
 import type { SenderSetup, SenderStats } from './sender.js';
+import { ContentRing } from './content-ring.js';
 import { SparseSender } from './sparse-send.js';
 
 /**
@@ -18,6 +19,8 @@ import { SparseSender } from './sparse-send.js';
  */
 const RECENT_BYTES = 64 * 1024 * 1024;
 const RECENT_FILE = 4 * 1024 * 1024;
+/** Kept content lives here (plus what the stream still holds to write): see content-ring.ts. */
+const RING_BYTES = RECENT_BYTES + 16 * 1024 * 1024;
 /** Attempts at reading a file that keeps changing under us before reporting it. */
 const READ_ATTEMPTS = 3;
 /**
@@ -65,6 +68,7 @@ export class ContentAnswers {
   /** Content of files just hashed, oldest first, for the data request that may follow. */
   private readonly recent = new Map<number, { content: Buffer; facts: ReadFacts }>();
   private recentBytes = 0;
+  private readonly ring = new ContentRing(RING_BYTES);
   /** Bytes sent and time spent sending them, for the budget's rate estimate. */
   private sentBytes = 0;
   private sendingMs = 0;
@@ -128,9 +132,16 @@ export class ContentAnswers {
     let facts: ReadFacts | null;
     try {
       facts = await this.readStable(index, file, async () => {
-        const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE, listed: file });
-        content = read.content;
-        return read;
+        let leased = null as Buffer | null;
+        const allocate = (size: number) => (leased = this.ring.take(size)) ?? Buffer.allocUnsafe(size);
+        try {
+          const read = await readThrough(file.absolute, { onBytes, keepUpTo: RECENT_FILE, listed: file, allocate });
+          content = read.content;
+          return read;
+        } finally {
+          // Back to the ring unless it is the content kept (a failed read, or content joined from several reads).
+          if (leased !== null && (content === undefined || content.buffer !== leased.buffer || content.byteOffset !== leased.byteOffset)) this.ring.give(leased);
+        }
       });
     } catch (error) {
       if (!(error instanceof TimeUpError)) throw error;
@@ -152,6 +163,17 @@ export class ContentAnswers {
       if (this.recentBytes <= RECENT_BYTES) break;
       this.recent.delete(old);
       this.recentBytes -= kept.content.length;
+      this.ring.give(kept.content);
+    }
+  }
+
+  /** Entries before `upTo` are settled: content kept for them will not be asked for (the store had it). */
+  settled(upTo: number): void {
+    for (const [index, kept] of this.recent) {
+      if (index >= upTo) continue;
+      this.recent.delete(index);
+      this.recentBytes -= kept.content.length;
+      this.ring.give(kept.content);
     }
   }
 
@@ -180,10 +202,15 @@ export class ContentAnswers {
   private async sendKept(index: number, content: Buffer, facts: ReadFacts): Promise<void> {
     this.recent.delete(index);
     this.recentBytes -= content.length;
-    await this.link.send({ t: 'data-begin', index, from: 0 });
-    const out = this.sparseSender(0, content.length);
-    for (let offset = 0; offset < content.length; offset += DATA_CHUNK) await out.chunk(content.subarray(offset, offset + DATA_CHUNK));
-    await out.end();
+    try {
+      await this.link.send({ t: 'data-begin', index, from: 0 });
+      const out = this.sparseSender(0, content.length);
+      for (let offset = 0; offset < content.length; offset += DATA_CHUNK) await out.chunk(content.subarray(offset, offset + DATA_CHUNK));
+      await out.end();
+    } finally {
+      // Its bytes may sit in the stream's queue a while yet.
+      this.link.writer.afterWritten(() => this.ring.give(content));
+    }
     this.link.stats.filesSent++;
     await this.link.send({ t: 'data-end', index, facts });
   }

@@ -360,6 +360,7 @@ export class Sender {
             if (message.upTo < this.settled || message.upTo > this.sent) throw new ProtocolError('the repository side settled entries never sent');
             for (let i = this.settled; i < message.upTo; i++) this.pending.delete(i);
             this.settled = message.upTo;
+            this.answers.settled(message.upTo);
             this.setup.memory?.settled(message.upTo);
             this.wakeUp();
             break;

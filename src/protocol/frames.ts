@@ -161,6 +161,8 @@ const COALESCE_BYTES = 256 * 1024;
 export class FrameWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Called once the queued pieces are written: their buffers may then be reused. */
+  private pendingCallbacks: (() => void)[] = [];
   private flushScheduled = false;
   private waiting: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -221,17 +223,26 @@ export class FrameWriter {
     if (this.pendingBytes === 0) return;
     const pieces = this.pending;
     const bytes = this.pendingBytes;
+    const callbacks = this.pendingCallbacks;
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingCallbacks = [];
+    const written = callbacks.length === 0 ? undefined : () => callbacks.forEach((callback) => callback());
     let more = true;
     if (pieces.length > 1 && this.gathers) {
       // One writev of the pieces: no copy of every byte sent into a new buffer, which a backup's data
       // would otherwise pay for, in copying and in garbage collections of that much external memory.
       this.out.cork();
-      for (const piece of pieces) more = this.out.write(piece);
+      pieces.forEach((piece, i) => (more = this.out.write(piece, i === pieces.length - 1 ? written : undefined)));
       this.out.uncork();
-    } else more = this.out.write(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes));
+    } else more = this.out.write(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes), written);
     if (!more) this.waitForDrain();
+  }
+
+  /** Call `done` once everything sent so far has been written to the stream's descriptor (or the stream failed). */
+  afterWritten(done: () => void): void {
+    if (this.pendingBytes > 0) this.pendingCallbacks.push(done);
+    else this.out.write(Buffer.alloc(0), () => done());
   }
 
   /** Write what is queued, then end the stream. */

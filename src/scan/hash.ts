@@ -67,6 +67,8 @@ export interface ReadOptions {
   onBytes?: (n: number) => void;
   /** Return the whole content when the file is at most this large (and onChunk is absent). */
   keepUpTo?: number;
+  /** Where kept content's first read goes (a reused region), instead of a new buffer. */
+  allocate?: (size: number) => Buffer;
   /**
    * The first `length` bytes are hashed but not passed to onChunk; on reaching
    * them, `reached` gets their SHA-256 and may throw to give up (resuming a
@@ -99,7 +101,7 @@ export async function readThrough(path: Buffer, options: ReadOptions = {}): Prom
     for (;;) {
       // One byte beyond the expected size, so a small file is read (and EOF seen) in a single call.
       const want = Math.min(READ_CHUNK, Math.max(expected - size + 1, 1));
-      const buffer = keep || options.onChunk ? Buffer.allocUnsafe(want) : scratch;
+      const buffer = keep && size === 0 && options.allocate ? options.allocate(want) : keep || options.onChunk ? Buffer.allocUnsafe(want) : scratch;
       const n = readSync(fd, buffer, 0, want, null);
       if (n === 0) break;
       // Past the size it had when opened: it grew, so this read is lost anyway. Give up at once
