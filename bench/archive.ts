@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { cpuSince, machineCpu, watchPeaks, type Cpu, type ProcessPeak } from './measure.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const LB = join(ROOT, 'bin', 'lb');
@@ -145,28 +146,50 @@ export function churn(source: string, archive: Archive): Churn {
 
 export interface Timed {
   seconds: number;
+  /** CPU seconds of the process and every child it waited for (lb's agent, rsync's receiver and generator), from time(1). */
+  user: number;
+  sys: number;
+  /** The whole machine's CPU seconds meanwhile (/proc/stat): sees the processes that are not its children too, an SSH session's. */
+  machine: Cpu;
   stdout: string;
   stderr: string;
+  /** The largest peak RSS of the process and its waited-for children (not their sum). */
   maxRssKb: number;
+  /** With `peaks`: each descendant's peak RSS, polled. */
+  peaks?: ProcessPeak[];
 }
 
 /**
- * Run a command to completion after a sync (so no tool pays for another's writeback), timing it and its peak memory.
+ * Run a command to completion after a sync (so no tool pays for another's writeback), timing it, its CPU and its peak memory.
  * Asynchronous, so that servers in this process (a proxy) keep running meanwhile.
  */
-export async function timed(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Timed> {
+export async function timed(
+  command: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  /** settle: awaited before the machine's CPU is read, e.g. until an SSH session's processes have ended. */
+  options: { peaks?: boolean; settle?: () => Promise<void> } = {},
+): Promise<Timed> {
   spawnSync('sync');
+  const cpu = machineCpu();
   const started = process.hrtime.bigint();
-  const child = spawn('/usr/bin/time', ['-f', '%M', command, ...args], { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', command, ...args], { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stopWatching = options.peaks ? watchPeaks(child.pid!) : null;
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const peaks = stopWatching?.();
+  await options.settle?.();
+  const machine = cpuSince(cpu);
   if (status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${status}):\n${stderr}`);
-  const lines = stderr.trim().split('\n');
-  return { seconds, stdout, stderr: lines.slice(0, -1).join('\n'), maxRssKb: Number(lines.at(-1)) };
+  // time(1) prints last, on a line of its own unless the command's stderr did not end with a newline.
+  const figures = /(\d+\.\d+) (\d+\.\d+) (\d+)\n?$/.exec(stderr);
+  if (!figures) throw new Error(`no figures from /usr/bin/time at the end of ${command}'s stderr:\n${stderr}`);
+  const [user, sys, maxRssKb] = figures.slice(1).map(Number) as [number, number, number];
+  return { seconds, user, sys, machine, stdout, stderr: stderr.slice(0, figures.index).replace(/\n$/, ''), maxRssKb, ...(peaks && { peaks }) };
 }
 
 /** Writes back dirty pages and empties the page, dentry and inode caches, so the next step reads from disk; false if not allowed (not root). */
