@@ -12,7 +12,7 @@ import { isPreviousRun, type BackupOptions, type Entry, type EntryItem, type Fil
 import { BackupSession, type Placement } from '../repo/backup-session.js';
 import { IncomingFile, TransferMismatch, type KeptPrefix } from '../repo/incoming.js';
 import type { ManifestRecord, PreviousRecord } from '../repo/manifest.js';
-import type { ObjectMeta } from '../repo/objects.js';
+import type { ObjectMeta } from '../repo/object-files.js';
 import { Accounts } from '../scan/accounts.js';
 import { EntryOrder } from './entry-order.js';
 import { PreviousRuns } from './previous-runs.js';

@@ -16,6 +16,7 @@ import { RepositoryLock } from './lock.js';
 import { ManifestReader, recordBody, type How, type ManifestRecord, type PreviousRecord } from './manifest.js';
 import { ObjectGuard, filesystemNow } from './object-guard.js';
 import { ObjectStore } from './objects.js';
+import { StagingFiles } from './staging-files.js';
 import { Repository } from './repository.js';
 import { SnapshotBuilder } from './snapshot.js';
 import { WritePool } from './write-pool.js';
@@ -78,7 +79,7 @@ export class BackupSession {
       this.guard = new ObjectGuard(this.repo.lbDir, filesystemNow(incomingDir), (damage) =>
         this.notice(`${damage.reason}: moved to ${damage.quarantined}; this run stores that content anew`),
       );
-      this.store = new ObjectStore(this.repo.objectsDir, incomingDir, asRoot, this.guard, this.pool);
+      this.store = new ObjectStore(this.repo.objectsDir, new StagingFiles(incomingDir), asRoot, this.guard, this.pool);
       this.previousName = this.repo.baseSnapshot((line) => this.notice(line));
       if (this.previousName) {
         this.previous = new ManifestReader(join(this.repo.snapshotDir(this.previousName), 'manifest'));
@@ -323,7 +324,7 @@ export class BackupSession {
 
   private release(): void {
     try {
-      this.store.close();
+      this.store.staging.close();
       this.repo.clearLeftovers();
       // Every change to the objects so far (links made by the trees included) was this run's.
       this.guard.markWritten();

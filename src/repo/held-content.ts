@@ -8,7 +8,7 @@ import { comparePaths } from '../diff/order.js';
 import type { BackupOptions } from '../protocol/messages.js';
 import { ManifestReader, type PreviousRecord } from './manifest.js';
 import { ObjectGuard } from './object-guard.js';
-import { lstatOrNull } from './objects.js';
+import { lstatOrNull } from './object-files.js';
 import { RepositoryReader } from './reader.js';
 
 export class HeldContent {

@@ -6,7 +6,8 @@
 // (sent as such, or found in the data) are left as holes.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, ftruncateSync, openSync, readSync, unlinkSync } from 'node:fs';
-import type { ObjectMeta, ObjectStore } from './objects.js';
+import type { ObjectMeta } from './object-files.js';
+import type { ObjectStore } from './objects.js';
 import type { Repository } from './repository.js';
 import { SparseWriter, hashZeros } from './sparse-write.js';
 import { discardFile, writeAllAt } from './write-pool.js';
@@ -42,7 +43,7 @@ export class IncomingFile {
   ) {
     this.writer = partial
       ? new SparseWriter(fd)
-      : new SparseWriter(fd, (data, position) => this.writes.push(store.pool.start(() => this.writeAt(data, position), undefined, data.length)));
+      : new SparseWriter(fd, (data, position) => this.writes.push(store.writeData(() => this.writeAt(data, position), data.length)));
   }
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
@@ -87,7 +88,7 @@ export class IncomingFile {
   /** Begin receiving content expected to be `hash` of `size` bytes; `kept` when the source resumes after a kept prefix. */
   static begin(repo: Repository, store: ObjectStore, hash: string, size: number, kept: KeptPrefix | null): IncomingFile {
     if (size < RESUMABLE) {
-      const { path, fd } = store.tempFile();
+      const { path, fd } = store.staging.tempFile();
       return new IncomingFile(fd, path, createHash('sha256'), 0, false, store);
     }
     const path = repo.partialPath(hash);
@@ -144,7 +145,7 @@ export class IncomingFile {
       unlinkSync(this.path);
       throw new TransferMismatch('does not match its hash');
     }
-    return this.store.adopt(this.store.stage(this.path), hash, meta, size, knownAbsent);
+    return this.store.adopt(this.store.staging.stage(this.path), hash, meta, size, knownAbsent);
   }
 
   /** Stop receiving; a partial transfer is kept for the next run when `keepPartial`. */

@@ -9,98 +9,35 @@
 // Why not more directories: every fan-out directory is one more inode to create,
 // and creating inodes is what a first backup pays most for (256 are made at
 // most; 65,536 leaves of aa/bb cost a mkdir for nearly every early object).
-// New objects wait in the run's incoming/ folder and enter the store only after
-// their bytes are synced, so the store never holds an object a power cut could
-// have emptied.
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  fsyncSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  open,
-  openSync,
-  renameSync,
-  unlinkSync,
-  utimesSync,
-  type BigIntStats,
-} from 'node:fs';
-import { spawnSync } from 'node:child_process';
+// New objects wait in the run's staging area (staging-files.ts) and enter the
+// store only after their bytes are synced, so the store never holds an object a
+// power cut could have emptied.
+import { linkSync, lstatSync, mkdirSync, renameSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { StoreFinding } from '../diff/plan.js';
+import { atPath } from './deep-path.js';
+import {
+  applyMeta,
+  finishOpenFile,
+  fsyncPath,
+  hasMeta,
+  lstatOrNull,
+  sameMeta,
+  syncFilesystem,
+  variantName,
+  type ObjectMeta,
+  type OpenObjectFile,
+} from './object-files.js';
 import type { ObjectGuard } from './object-guard.js';
 import { copySparse } from './sparse-write.js';
-import { atPath } from './deep-path.js';
-import { closeAsync, discardFile, fchmodAsync, fchownAsync, ftruncateAsync, futimesAsync, linkAsync, type WritePool } from './write-pool.js';
-
-export interface ObjectMeta {
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeNs: bigint;
-}
-
-/**
- * Staging is spread over this many subdirectories: creating thousands of files
- * in one directory that is constantly renamed out of costs more per create on
- * ext4 than the same work spread thin.
- */
-const STAGING_SHARDS = 64;
-
-/** Temporary files made ahead on libuv's thread pool, so the receiving loop rarely waits on a create. */
-const READY_TEMP_FILES = 32;
+import type { StagingFiles } from './staging-files.js';
+import { closeAsync, discardFile, linkAsync, type WritePool } from './write-pool.js';
 
 /** Sync new objects to disk and publish them to the store after this many. */
 const FLUSH_OBJECTS = 4096;
 const FLUSH_BYTES = 256 * 1024 * 1024;
 /** …or after this long: a run killed outright loses at most this much transfer time. */
 const FLUSH_MS = 5000;
-
-/**
- * utimes takes seconds as a double and libuv keeps whole microseconds, so a set
- * mtime can differ from the wanted one by up to a microsecond and a rounding step.
- */
-export const MTIME_TOLERANCE_NS = 2000n;
-
-export function variantName(hash: string, meta: ObjectMeta): string {
-  return `${hash}.${meta.mode.toString(8)}.${meta.uid}.${meta.gid}.${meta.mtimeNs}`;
-}
-
-/** Seconds as the double utimes wants, split so that large nanosecond counts lose no more than the double must. */
-export function toSeconds(ns: bigint): number {
-  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
-}
-
-function hasMeta(stat: BigIntStats, meta: ObjectMeta): boolean {
-  const drift = stat.mtimeNs - meta.mtimeNs;
-  return (
-    Number(stat.mode & 0o7777n) === meta.mode &&
-    Number(stat.uid) === meta.uid &&
-    Number(stat.gid) === meta.gid &&
-    drift < MTIME_TOLERANCE_NS &&
-    drift > -MTIME_TOLERANCE_NS
-  );
-}
-
-/** The lstat of `path`, or null when nothing is there. */
-export function lstatOrNull(path: string): BigIntStats | null {
-  // Without a throw for ENOENT: a first backup asks after thousands of absent objects, and each
-  // thrown error costs more than the lstat itself.
-  return lstatSync(path, { bigint: true, throwIfNoEntry: false }) ?? null;
-}
-
-/** A new object's file, still open, whose data writes are in flight. */
-export interface OpenObjectFile {
-  fd: number;
-  /** Settles when every data write is done. */
-  written: Promise<void>;
-  /** A data write failed: the file is not the content. */
-  failed(): boolean;
-  /** The size to set at the end (it ends in a hole), or null when the writes made it. */
-  sizeToSet: number | null;
-}
 
 interface Staged {
   /** Where it waits, under a temporary name: publishing gives it its name in the store. */
@@ -109,10 +46,6 @@ interface Staged {
   meta: ObjectMeta;
 }
 
-/** Ours, asked once: applyMeta chowns only to another owner. */
-const OWN_UID = process.getuid?.() ?? -1;
-const OWN_GID = process.getgid?.() ?? -1;
-
 export class ObjectStore {
   /** Objects made this run and not yet published, by content hash. */
   private readonly unpublished = new Map<string, Staged[]>();
@@ -120,22 +53,20 @@ export class ObjectStore {
   private unpublishedBytes = 0;
   private publishedAt = Date.now();
   private readonly madeDirs = new Set<string>();
-  private readonly shardsMade = new Set<number>();
-  private tempCounter = 0;
   /** Object path -> its twin with links to spare, once the object reached the hard-link limit. */
   private readonly twins = new Map<string, string>();
-  private readonly readyTemps: { path: string; fd: number }[] = [];
-  private tempsInFlight = 0;
-  private closed = false;
   /** Staged objects whose writes are in flight, by path: whatever uses one waits for them. */
   private readonly writing = new Map<string, Promise<void>>();
   /** Staged objects whose writes failed: never published (the run stops; they go with its leftovers). */
   private readonly untrusted = new Set<string>();
+  /** The last data write started: data is written in arrival order (see writeData). */
+  private lastDataWrite: Promise<void> = Promise.resolve();
   bytesStored = 0;
 
   constructor(
     private readonly objectsDir: string,
-    private readonly incomingDir: string,
+    /** This run's staging area. */
+    readonly staging: StagingFiles,
     /** Only root may give an object another owner. */
     private readonly setOwner: boolean,
     /** Checks a stored object before it is reused; quarantines a damaged one. */
@@ -143,6 +74,15 @@ export class ObjectStore {
     /** Where new objects are written and linked, concurrently. */
     readonly pool: WritePool,
   ) {}
+
+  /**
+   * Write file data on the pool, one write after another in the order the data arrived: off the
+   * receiving loop, yet a disk that fills up fails the newest data, not a little of every file in flight.
+   */
+  writeData(write: () => Promise<void>, bytes: number): Promise<void> {
+    this.lastDataWrite = this.pool.start(write, this.lastDataWrite, bytes);
+    return this.lastDataWrite;
+  }
 
   private track(path: string, done: Promise<void>): void {
     this.writing.set(path, done);
@@ -226,49 +166,6 @@ export class ObjectStore {
     return this.anyWithContent(hash, size) ? variantName(hash, meta) : hash;
   }
 
-  /** An open, empty file in the staging area, to be adopted or discarded; made ahead when it can be. */
-  tempFile(): { path: string; fd: number } {
-    let ready = this.readyTemps.shift();
-    if (!ready) {
-      const path = this.tempPath();
-      ready = { path, fd: openSync(path, 'wx', 0o600) };
-    }
-    this.makeTempsAhead();
-    return ready;
-  }
-
-  private makeTempsAhead(): void {
-    while (!this.closed && this.readyTemps.length + this.tempsInFlight < READY_TEMP_FILES) {
-      const path = this.tempPath();
-      this.tempsInFlight++;
-      open(path, 'wx', 0o600, (error, fd) => {
-        this.tempsInFlight--;
-        if (error) return; // made on demand instead
-        if (this.closed) closeSync(fd);
-        else this.readyTemps.push({ path, fd });
-      });
-    }
-  }
-
-  /** A fresh path in the staging area. */
-  private tempPath(): string {
-    const n = this.tempCounter++;
-    const shard = n % STAGING_SHARDS;
-    const dir = join(this.incomingDir, String(shard));
-    if (!this.shardsMade.has(shard)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.shardsMade.add(shard);
-    }
-    return join(dir, `tmp-${n}`);
-  }
-
-  /** Move a file from elsewhere in the repository (a completed partial transfer) into staging. */
-  stage(path: string): string {
-    const staged = this.tempPath();
-    renameSync(path, staged);
-    return staged;
-  }
-
   /**
    * Adopt a verified temporary file as the object (hash, meta); returns the object's name (pathOf says
    * where it lies). `knownAbsent`: the caller found no object of this content this run and no other
@@ -287,7 +184,7 @@ export class ObjectStore {
       name = this.nameFor(hash, meta, size);
     }
     if (open) this.track(tempPath, this.pool.start(() => this.finishFile(tempPath, open, meta), open.written));
-    else this.applyMeta(tempPath, meta);
+    else applyMeta(tempPath, meta, this.setOwner);
     // It keeps its temporary name until publish renames it into the store: one rename, not two.
     return this.noteUnpublished(hash, tempPath, name, meta, size);
   }
@@ -298,11 +195,11 @@ export class ObjectStore {
    */
   copyFrom(source: string, hash: string, meta: ObjectMeta, size: number): string {
     const from = this.pathOf(source);
-    const path = this.tempPath();
+    const path = this.staging.path();
     const copy = () => {
       try {
         copySparse(from, path);
-        this.applyMeta(path, meta);
+        applyMeta(path, meta, this.setOwner);
       } catch (error) {
         this.untrusted.add(path);
         throw error;
@@ -360,10 +257,10 @@ export class ObjectStore {
   /** A durable copy of `objectPath`, with its metadata, at `twin`; appears complete or not at all. */
   private makeTwin(objectPath: string, twin: string): void {
     const stat = lstatSync(objectPath, { bigint: true });
-    const temp = this.tempPath();
+    const temp = this.staging.path();
     mkdirSync(dirname(twin), { recursive: true, mode: 0o755 });
     copySparse(objectPath, temp);
-    this.applyMeta(temp, { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs });
+    applyMeta(temp, { mode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid), mtimeNs: stat.mtimeNs }, this.setOwner);
     fsyncPath(temp);
     renameSync(temp, twin);
   }
@@ -384,37 +281,18 @@ export class ObjectStore {
     return this.unpublishedCount >= FLUSH_OBJECTS || this.unpublishedBytes >= FLUSH_BYTES || (this.unpublishedCount > 0 && Date.now() - this.publishedAt >= FLUSH_MS);
   }
 
-  private chownFor(meta: ObjectMeta): boolean {
-    return this.setOwner && (meta.uid !== OWN_UID || meta.gid !== OWN_GID);
-  }
-
-  /** Size, owner, mode and mtime of a new object's open file, then close it. */
+  /** A new object's file gets its metadata and is closed; a failure (or a failed data write) leaves it untrusted. */
   private async finishFile(path: string, open: OpenObjectFile, meta: ObjectMeta): Promise<void> {
+    if (open.failed()) {
+      this.untrusted.add(path);
+      return closeAsync(open.fd);
+    }
     try {
-      if (open.failed()) {
-        this.untrusted.add(path);
-        return;
-      }
-      if (open.sizeToSet !== null) await ftruncateAsync(open.fd, open.sizeToSet);
-      if (this.chownFor(meta)) await fchownAsync(open.fd, meta.uid, meta.gid);
-      // After chown: changing the owner clears set-id bits.
-      await fchmodAsync(open.fd, meta.mode);
-      const seconds = toSeconds(meta.mtimeNs);
-      await futimesAsync(open.fd, seconds, seconds);
+      await finishOpenFile(open, meta, this.setOwner);
     } catch (error) {
       this.untrusted.add(path);
       throw error;
-    } finally {
-      await closeAsync(open.fd);
     }
-  }
-
-  private applyMeta(path: string, meta: ObjectMeta): void {
-    if (this.chownFor(meta)) chownSync(path, meta.uid, meta.gid);
-    // After chown: changing the owner clears set-id bits.
-    chmodSync(path, meta.mode);
-    const seconds = toSeconds(meta.mtimeNs);
-    utimesSync(path, seconds, seconds);
   }
 
   /** Once every write is done: sync what was written, then move this run's new objects into the store. */
@@ -427,7 +305,7 @@ export class ObjectStore {
   publishNow(): void {
     if (this.unpublishedCount === 0) return;
     if (!this.pool.idle) throw new Error('objects published with writes in flight');
-    syncFilesystem(this.incomingDir, () => {
+    syncFilesystem(this.staging.dir, () => {
       for (const staged of this.unpublished.values()) for (const s of staged) fsyncPath(s.path);
     });
     for (const [hash, staged] of this.unpublished) {
@@ -445,33 +323,5 @@ export class ObjectStore {
     this.unpublishedBytes = 0;
   }
 
-  /** Close the files made ahead; the staging directory is removed with the run's leftovers. */
-  close(): void {
-    this.closed = true;
-    for (const t of this.readyTemps.splice(0)) closeSync(t.fd);
-  }
 }
 
-function sameMeta(a: ObjectMeta, b: ObjectMeta): boolean {
-  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs;
-}
-
-/** fsync a file or directory by path. */
-export function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * One syncfs(2) for the whole filesystem (through coreutils `sync -f`, as Node has
- * no binding) costs far less than an fsync per object; `fallback` runs where that
- * command is missing.
- */
-export function syncFilesystem(dir: string, fallback: () => void): void {
-  const result = spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
-  if (result.error || result.status !== 0) fallback();
-}

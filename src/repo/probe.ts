@@ -6,7 +6,7 @@
 // than it says.
 import { chmodSync, chownSync, linkSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toSeconds } from './objects.js';
+import { toSeconds } from './object-files.js';
 
 /** How a filesystem says it cannot do something, as opposed to being full, read-only or failing. */
 const UNSUPPORTED = new Set(['EPERM', 'ENOSYS', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL', 'EILSEQ', 'EMLINK']);

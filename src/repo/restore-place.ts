@@ -1,6 +1,6 @@
 // Putting one entry in place in a restore target, never through a symlink.
 import { chmodSync, chownSync, lchownSync, lstatSync, lutimesSync, mkdirSync, renameSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
-import { toSeconds } from './objects.js';
+import { toSeconds } from './object-files.js';
 import type { OwnerMapping, RestoreRecord } from './restore-record.js';
 
 export function makeDirectoryAt(path: Buffer): void {

@@ -16,7 +16,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readSync, renameSync } from 'node:fs';
 import { isInside } from '../diff/order.js';
 import { atPath } from './deep-path.js';
-import { toSeconds } from './objects.js';
+import { toSeconds } from './object-files.js';
 import { RestoredLinks } from './restore-links.js';
 import { beside, makeDirectoryAt, placeSymlink, replace, setDirectoryMetadata, unlinkOrNone } from './restore-place.js';
 import { DamagedContent, type FeedProblem, type OwnerMapping, type RestoreRecord, type RestoreTally } from './restore-record.js';

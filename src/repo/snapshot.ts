@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { isInside } from '../diff/order.js';
 import { atPath, removeTree } from './deep-path.js';
 import { ManifestWriter, type ManifestRecord } from './manifest.js';
-import { fsyncPath, syncFilesystem, toSeconds } from './objects.js';
+import { fsyncPath, syncFilesystem, toSeconds } from './object-files.js';
 import { StreamDigest, streamLineOfManifestLine } from './stream-digest.js';
 import { SummaryTally, formatSummary, type SnapshotStatus } from './summary.js';
 import type { Repository } from './repository.js';

@@ -7,7 +7,7 @@ import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestRecord } from './manifest.js';
 import { sha256OfFile } from './hash-file.js';
-import { MTIME_TOLERANCE_NS, lstatOrNull, variantName, type ObjectMeta } from './objects.js';
+import { MTIME_TOLERANCE_NS, lstatOrNull, variantName, type ObjectMeta } from './object-files.js';
 import type { Checked, Link, Problem } from './verify.js';
 
 export interface ObjectName {
