@@ -155,6 +155,18 @@ export class ContentAnswers {
     }
   }
 
+  /**
+   * Entries before `upTo` are settled: no data request follows for them (their content was in the
+   * store already), so what was kept of them goes. Kept in the order hashed, which is index order.
+   */
+  settled(upTo: number): void {
+    for (const [index, kept] of this.recent) {
+      if (index >= upTo) break;
+      this.recent.delete(index);
+      this.recentBytes -= kept.content.length;
+    }
+  }
+
   async answerData(index: number, file: PendingFile, offer: ResumeOffer | undefined): Promise<void> {
     const kept = this.recent.get(index);
     const size = kept?.content.length ?? file.size;

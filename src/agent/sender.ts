@@ -343,6 +343,7 @@ export class Sender {
           case 'settled':
             if (message.upTo < this.settled || message.upTo > this.sent) throw new ProtocolError('the repository side settled entries never sent');
             for (let i = this.settled; i < message.upTo; i++) this.pending.delete(i);
+            this.answers.settled(message.upTo);
             this.settled = message.upTo;
             this.wakeUp();
             break;
