@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
+import { DirectoryRows } from './directory-rows.js';
 import { ForeignCatalogError, NewerCatalogError, fileIdentity, isDamage, moveAside, type FileIdentity } from './damage.js';
 
 const SCHEMA_VERSION = 3;
@@ -31,6 +32,12 @@ export interface StatKey {
   size: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+}
+
+/** One directory's cached hashes, as the walk asks them (scan/hash.ts names the same shape). */
+export interface DirectoryHashes {
+  lookup(file: StatKey): string | undefined;
+  finish(): void;
 }
 
 export interface RunRecord {
@@ -60,7 +67,8 @@ interface Write {
 
 /** One hash cache: a table of (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash). Never throws: see Catalog.guard. */
 export class HashTable {
-  private readonly selectDirectory: Database.Statement<[bigint, bigint], { ino: bigint; size: bigint; mtime_ns: bigint; ctime_ns: bigint; hash: Buffer }>;
+  private readonly selectDirectory: Database.Statement<[bigint, bigint], [bigint, bigint, bigint, bigint, Buffer]>;
+  private readonly countDirectory: Database.Statement<[bigint, bigint], bigint>;
   private readonly upsert: Database.Statement<unknown[]>;
   private readonly forget: Database.Statement<unknown[]>;
 
@@ -69,25 +77,30 @@ export class HashTable {
     table: 'hashes' | 'fast_hashes',
     private readonly catalog: Catalog,
   ) {
-    this.selectDirectory = db.prepare(`SELECT ino, size, mtime_ns, ctime_ns, hash FROM ${table} WHERE dev = ? AND dir_ino = ?`);
+    // Rows as arrays, in key order: DirectoryRows finds an inode by bisection.
+    this.selectDirectory = db
+      .prepare<[bigint, bigint], [bigint, bigint, bigint, bigint, Buffer]>(`SELECT ino, size, mtime_ns, ctime_ns, hash FROM ${table} WHERE dev = ? AND dir_ino = ? ORDER BY ino`)
+      .raw(true);
+    this.countDirectory = db.prepare<[bigint, bigint], bigint>(`SELECT count(*) FROM ${table} WHERE dev = ? AND dir_ino = ?`).pluck(true);
     this.upsert = db.prepare(`INSERT OR REPLACE INTO ${table} (dev, dir_ino, ino, size, mtime_ns, ctime_ns, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.forget = db.prepare(`DELETE FROM ${table} WHERE dev = ? AND dir_ino = ? AND ino = ?`);
   }
 
-  /** Hashes (hex) for one directory's files whose cached stat still matches; rows of files gone from it are dropped. */
-  lookupDirectory(directory: StatKey, files: StatKey[]): (string | undefined)[] {
-    const rows = this.catalog.guard([], () => this.selectDirectory.all(directory.dev, directory.ino));
-    if (rows.length === 0) return files.map(() => undefined);
-    const byInode = new Map(rows.map((row) => [row.ino, row]));
-    const present = new Set<bigint>();
-    const hashes = files.map((f) => {
-      present.add(f.ino);
-      const row = byInode.get(f.ino);
-      if (!row || row.size !== f.size || row.mtime_ns !== f.mtimeNs || row.ctime_ns !== f.ctimeNs) return undefined;
-      return row.hash.toString('hex');
+  /**
+   * One directory's cached hashes, its files then looked up one at a time as the walk meets them (a file
+   * whose size, mtime or ctime changed has none); `finish`, once every file was met, drops the rows of files gone from it.
+   */
+  directory(directory: StatKey): DirectoryHashes {
+    const rows = new DirectoryRows(this.catalog.guard(0, () => Number(this.countDirectory.get(directory.dev, directory.ino))));
+    this.catalog.guard(undefined, () => {
+      for (const [ino, size, mtime, ctime, hash] of this.selectDirectory.iterate(directory.dev, directory.ino)) rows.add(ino, size, mtime, ctime, hash);
     });
-    for (const ino of byInode.keys()) if (!present.has(ino)) this.catalog.queue(this.forget, [directory.dev, directory.ino, ino]);
-    return hashes;
+    return {
+      lookup: (file) => rows.lookup(file),
+      finish: () => {
+        for (const ino of rows.unmet()) this.catalog.queue(this.forget, [directory.dev, directory.ino, ino]);
+      },
+    };
   }
 
   remember(directoryInode: bigint, stat: StatKey, hash: string): void {

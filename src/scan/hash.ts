@@ -13,9 +13,16 @@ export const READ_CHUNK = 1024 * 1024;
  * so its files are still found) and valid while size, mtime and ctime match.
  */
 export interface HashCache {
-  /** Hashes for the regular files of one directory, in order (undefined where not cached or stale). */
-  lookupDirectory(directory: BigIntStats, files: BigIntStats[]): (string | undefined)[];
+  /** One directory's cached hashes, read at once; its files are then looked up one at a time. */
+  directory(directory: BigIntStats): DirectoryHashes;
   remember(directoryInode: bigint, stat: BigIntStats, hash: string): void;
+}
+
+export interface DirectoryHashes {
+  /** The hash of a regular file of the directory, undefined where not cached or stale. */
+  lookup(file: BigIntStats): string | undefined;
+  /** Every file of the directory was looked up: entries of files gone from it are dropped. */
+  finish(): void;
 }
 
 export interface ReadFacts {

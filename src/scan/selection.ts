@@ -18,7 +18,7 @@ export interface SelectionSpec {
   listed?: Buffer;
 }
 
-export const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
+export const CACHEDIR_TAG = 'CACHEDIR.TAG';
 /** https://bford.info/cachedir/: a tag is valid when its file begins with exactly this. */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 
@@ -51,24 +51,26 @@ export class Selection {
   readonly rules: FilterRules;
   readonly oneFileSystem: boolean;
   readonly fileList: FileList | undefined;
-  private readonly tags: Buffer[];
+  /** Tag names as latin1 text, as the walk holds names. */
+  private readonly tags: string[];
   private readonly cacheTags: boolean;
 
   constructor(readonly spec: SelectionSpec) {
     this.rules = FilterRules.compile(spec.rules);
     this.oneFileSystem = spec.oneFileSystem;
     this.fileList = spec.listed === undefined ? undefined : FileList.fromWire(spec.listed);
-    this.tags = spec.excludeIfPresent;
+    this.tags = spec.excludeIfPresent.map((tag) => tag.toString('latin1'));
     this.cacheTags = spec.excludeCaches;
   }
 
   /**
    * The names of directory `absolute` to look at: all of them; only its tag files when it is tagged;
    * only the listed ones (and those leading to them) when it lies on the way to listed paths.
-   * `dir` is the directory's relative path as latin1 text, `whole` false when the file list narrows it.
+   * Names and `dir` (the directory's relative path) are latin1 text, one character a byte;
+   * `whole` is false when the file list narrows the directory.
    */
-  namesToExamine(absolute: Buffer, dir: string, whole: boolean, names: Buffer[]): Buffer[] {
-    const kept = whole || !this.fileList ? names : names.filter((name) => this.fileList!.wanted(dir, name) !== undefined);
+  namesToExamine(absolute: Buffer, dir: string, whole: boolean, names: string[]): string[] {
+    const kept = whole || !this.fileList ? names : names.filter((name) => this.fileList!.wanted(dir, Buffer.from(name, 'latin1')) !== undefined);
     // Excludes win over the file list: a tagged directory keeps only its tag, and that only if listed.
     const tags = this.tagsIn(absolute, names);
     return tags.length > 0 ? tags.filter((tag) => kept.includes(tag)) : kept;
@@ -83,12 +85,12 @@ export class Selection {
     return this.rules.size > 0 && this.rules.excluded(path, isDirectory);
   }
 
-  private tagsIn(absolute: Buffer, names: Buffer[]): Buffer[] {
+  private tagsIn(absolute: Buffer, names: string[]): string[] {
     if (!this.cacheTags && this.tags.length === 0) return [];
     return names.filter(
       (name) =>
-        this.tags.some((tag) => tag.equals(name)) ||
-        (this.cacheTags && name.equals(CACHEDIR_TAG) && isCacheTag(Buffer.concat([absolute, Buffer.from('/'), name]))),
+        this.tags.includes(name) ||
+        (this.cacheTags && name === CACHEDIR_TAG && isCacheTag(Buffer.concat([absolute, Buffer.from('/'), Buffer.from(name, 'latin1')]))),
     );
   }
 }

@@ -82,8 +82,9 @@ function describe(stat: BigIntStats): string {
 }
 
 /**
- * Yields entries one directory at a time (an `await` between directories lets the
- * caller's other work run). Memory holds one sibling list per level of depth.
+ * Yields entries one at a time, each directory's subtree right after it. Memory
+ * holds, per level of depth, the sorted names of one directory (one compact
+ * string each) and its cached hashes; never a stat per entry of a directory.
  */
 export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<ScanEntry> {
   const rootBytes = Buffer.from(root);
@@ -97,6 +98,17 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
 
 type DirOptions = WalkOptions & { device?: bigint };
 
+/**
+ * The names in directory `absolute` to examine, in raw byte order, as latin1 text: one character a
+ * byte, so a name survives whatever its bytes, costs a small string rather than a Buffer, and
+ * sorts in byte order by plain string comparison.
+ */
+function sortedNames(absolute: Buffer, dirKey: string, whole: boolean, selection: Selection | undefined): string[] {
+  let names = readdirSync(absolute, { encoding: 'latin1' });
+  if (selection) names = selection.namesToExamine(absolute, dirKey, whole, names);
+  return names.sort();
+}
+
 async function* walkDir(
   rootBytes: Buffer,
   relative: Buffer,
@@ -105,66 +117,62 @@ async function* walkDir(
   /** False while the file list narrows what is taken here. */
   whole: boolean,
 ): AsyncGenerator<ScanEntry> {
-  const directoryInode = directory.ino;
   const absolute = relative.length === 0 ? rootBytes : Buffer.concat([rootBytes, SLASH, relative]);
-  let names: Buffer[];
+  const dirKey = relative.toString('latin1');
+  let names: string[];
   try {
-    names = readdirSync(absolute, { encoding: 'buffer' });
+    names = sortedNames(absolute, dirKey, whole, options.selection);
   } catch (error) {
     if (relative.length === 0) throw new Error(`cannot list ${rootBytes.toString()}: ${errnoText(error)}`);
     // The directory itself is kept (empty, with its own metadata, as rsync does); what it holds is missing.
     options.onSkip?.({ path: relative, kind: 'unreadable', reason: `cannot list its contents: ${errnoText(error)}` });
     return;
   }
-  const selection = options.selection;
-  const dirKey = relative.toString('latin1');
-  if (selection) names = selection.namesToExamine(absolute, dirKey, whole, names);
-  names.sort(Buffer.compare);
-  const children: ScanEntry[] = [];
-  const narrowed = new Set<ScanEntry>();
-  for (const name of names) {
-    const path = join(relative, name);
-    const full = Buffer.concat([absolute, SLASH, name]);
-    let stat: BigIntStats;
-    try {
-      stat = lstatSync(full, { bigint: true });
-    } catch (error) {
-      // Vanished between readdir and lstat: nothing to back up.
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        options.onSkip?.({ path, kind: 'unreadable', reason: `cannot stat: ${errnoText(error)}` });
-      }
-      continue;
-    }
-    if (selection?.excluded(path, stat.isDirectory())) continue;
-    if (options.device !== undefined && stat.dev !== options.device) {
-      if (stat.isDirectory()) children.push({ path, type: 'dir', stat, directoryInode, mountPoint: true });
-      else options.onSkip?.({ path, kind: 'special', reason: 'on another filesystem: not entered' });
-      continue;
-    }
-    if (stat.isDirectory()) {
-      if (options.prune?.(stat)) continue;
-      const child: ScanEntry = { path, type: 'dir', stat, directoryInode };
-      if (!whole && selection!.wanted(dirKey, name) === 'through') narrowed.add(child);
-      children.push(child);
-    } else if (stat.isFile()) {
-      children.push({ path, type: 'file', stat, directoryInode });
-    } else if (stat.isSymbolicLink()) {
-      try {
-        children.push({ path, type: 'symlink', stat, directoryInode, target: readlinkSync(full, { encoding: 'buffer' }) });
-      } catch (error) {
-        options.onSkip?.({ path, kind: 'unreadable', reason: `unreadable link target: ${errnoText(error)}` });
-      }
-    } else {
-      options.onSkip?.({ path, kind: 'special', reason: `${describe(stat)} skipped` });
-    }
-  }
-  if (options.cache) {
-    const files = children.filter((c) => c.type === 'file');
-    const hashes = options.cache.lookupDirectory(directory, files.map((f) => f.stat));
-    files.forEach((f, i) => (f.cachedHash = hashes[i]));
-  }
-  for (const child of children) {
+  const hashes = options.cache?.directory(directory);
+  for (const text of names) {
+    const name = Buffer.from(text, 'latin1');
+    const child = examine(absolute, relative, name, directory.ino, options);
+    if (child === null) continue;
+    if (child.type === 'file' && hashes) child.cachedHash = hashes.lookup(child.stat);
     yield child;
-    if (child.type === 'dir' && !child.mountPoint) yield* walkDir(rootBytes, child.path, child.stat, options, whole || !narrowed.has(child));
+    if (child.type === 'dir' && !child.mountPoint) {
+      const narrowed = !whole && options.selection!.wanted(dirKey, name) === 'through';
+      yield* walkDir(rootBytes, child.path, child.stat, options, !narrowed);
+    }
   }
+  hashes?.finish();
+}
+
+/** The entry for `name` in directory `absolute`, or null for what is left out (told to onSkip where it must be). */
+function examine(absolute: Buffer, relative: Buffer, name: Buffer, directoryInode: bigint, options: DirOptions): ScanEntry | null {
+  const path = join(relative, name);
+  const full = Buffer.concat([absolute, SLASH, name]);
+  let stat: BigIntStats;
+  try {
+    stat = lstatSync(full, { bigint: true });
+  } catch (error) {
+    // Vanished between readdir and lstat: nothing to back up.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      options.onSkip?.({ path, kind: 'unreadable', reason: `cannot stat: ${errnoText(error)}` });
+    }
+    return null;
+  }
+  if (options.selection?.excluded(path, stat.isDirectory())) return null;
+  if (options.device !== undefined && stat.dev !== options.device) {
+    if (stat.isDirectory()) return { path, type: 'dir', stat, directoryInode, mountPoint: true };
+    options.onSkip?.({ path, kind: 'special', reason: 'on another filesystem: not entered' });
+    return null;
+  }
+  if (stat.isDirectory()) return options.prune?.(stat) ? null : { path, type: 'dir', stat, directoryInode };
+  if (stat.isFile()) return { path, type: 'file', stat, directoryInode };
+  if (stat.isSymbolicLink()) {
+    try {
+      return { path, type: 'symlink', stat, directoryInode, target: readlinkSync(full, { encoding: 'buffer' }) };
+    } catch (error) {
+      options.onSkip?.({ path, kind: 'unreadable', reason: `unreadable link target: ${errnoText(error)}` });
+      return null;
+    }
+  }
+  options.onSkip?.({ path, kind: 'special', reason: `${describe(stat)} skipped` });
+  return null;
 }
