@@ -11,9 +11,9 @@ import { close, fchmod, fchown, ftruncate, futimes, link, unlink, write } from '
 import { promisify } from 'node:util';
 
 /** In flight at once: enough to keep the thread pool and a disk's queue busy, few enough to bound memory. */
-const MAX_OPERATIONS = 256;
+const MAX_OPERATIONS = 128;
 /** File data held by writes not yet done. */
-const MAX_BYTES = 64 * 1024 * 1024;
+const MAX_BYTES = 16 * 1024 * 1024;
 
 const writeAsync = promisify(write);
 export const closeAsync = promisify(close);
