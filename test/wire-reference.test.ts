@@ -65,7 +65,7 @@ function treeDifferences(a: string, b: string): string[] {
 /** The digest a remembered stream names in its header (sent-stream-file.ts). */
 function rememberedDigest(catalog: string, repository: string, series?: string): string | null {
   try {
-    return /^lb sent stream 1 ([0-9a-f]{64})\n/.exec(readFileSync(sentStreamPath(catalog, repository, series), 'latin1'))?.[1] ?? null;
+    return /^lb sent stream 2 ([0-9a-f]{64}) /.exec(readFileSync(sentStreamPath(catalog, repository, series), 'latin1'))?.[1] ?? null;
   } catch {
     return null;
   }

@@ -99,11 +99,11 @@ export class Receiver {
     this.finalizeReady();
   }
 
-  /** `referenced`: the entry is that record of the previous snapshot, its owner already this side's. */
-  private addEntry(entry: Entry, referenced?: PreviousRecord): void {
+  /** `referenced`: the entry is that record of the previous snapshot (null: of a moved run), its owner already this side's. */
+  private addEntry(entry: Entry, referenced?: PreviousRecord | null): void {
     this.order.check(entry);
     this.linkGroups.arrived(this.nextIndex, entry);
-    const owner = referenced ? { uid: entry.uid, gid: entry.gid } : this.session.ownerOf(entry);
+    const owner = referenced !== undefined ? { uid: entry.uid, gid: entry.gid } : this.session.ownerOf(entry);
     const meta: ObjectMeta = { mode: entry.mode, ...owner, mtimeNs: entry.mtimeNs };
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: referenced ?? this.session.previousAt(entry.path), state: 'ready' };
     this.slots.push(slot);
@@ -333,11 +333,13 @@ export class Receiver {
   /** Publish the snapshot (unless identical to the previous one) and release the repository. */
   finish(): RunResult {
     if (!this.complete) throw new ProtocolError('the source ended before every entry was settled');
+    this.previousRuns.close();
     return this.session.finish();
   }
 
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
   async abort(): Promise<void> {
+    this.previousRuns.close();
     try {
       if (this.receiving) this.closeIncoming(true);
     } finally {
