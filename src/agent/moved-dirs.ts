@@ -57,7 +57,8 @@ export class MovedDirectories {
   match(entry: Entry, line: string, directory: string | undefined): MovedFrom | null {
     let f = this.followed;
     if (f && !entry.path.equals(f.to) && !isInside(entry.path, f.to)) f = this.stop();
-    if (!f && directory !== undefined) f = this.follow(entry.path, directory);
+    // Never the root: re-rooting replaces a directory's path, and the root has none.
+    if (!f && directory !== undefined && entry.path.length > 0) f = this.follow(entry.path, directory);
     if (!f) return null;
     while (f.head && comparePaths(f.head.path, entry.path) < 0) this.advance(f);
     if (!f.head || !f.head.path.equals(entry.path)) return null;
@@ -76,7 +77,7 @@ export class MovedDirectories {
     const line = reader.next();
     const from = line === null ? null : pathOfLine(line);
     // At its own path it is no move: the in-place stream had it, or it changed.
-    if (line === null || from === null || from.equals(to) || !line.startsWith('d\t')) {
+    if (line === null || from === null || from.length === 0 || from.equals(to) || !line.startsWith('d\t')) {
       reader.close();
       return null;
     }

@@ -117,8 +117,6 @@ export class SentMemory {
     this.remembered?.close();
     this.remembered = null;
     this.head = null;
-    this.moves?.stop();
-    this.moves = null;
   }
 
   private advance(): void {
@@ -196,6 +194,9 @@ export class SentMemory {
     if (this.finished) return;
     this.finished = true;
     this.forget();
+    // Moved directories are looked up after the remembered stream's end too: kept until now.
+    this.moves?.stop();
+    this.moves = null;
     try {
       if (result?.created && this.unsettled.length === 0 && this.writer) this.writer.publish(this.path, this.digest.hex());
       else this.writer?.discard();

@@ -319,6 +319,8 @@ function decodeMovedFrom(w: Record<string, unknown>): MovedFrom {
   const from = getBytes(w, 'mv', 'moved run path');
   const to = getBytes(w, 'to', 'moved run path');
   for (const path of [from, to]) if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
+  // Neither is the root: re-rooting replaces a directory's path, the root has none.
+  if (from.length === 0 || to.length === 0) fail('moved run');
   return { from, to, at: w.at === undefined ? 0 : int(w.at, 'moved run start') };
 }
 
