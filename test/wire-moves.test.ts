@@ -1,8 +1,10 @@
 // Moved runs (protocol 8): a directory moved since the last run goes as a reference
-// to its subtree in the previous manifest, re-rooted, instead of every entry whole.
+// to its subtree in the previous manifest, re-rooted, instead of every entry whole
+// (and a file sent after its hashed ends without repeating its facts).
 // The snapshot must be the one whole entries make, byte for byte; a moved directory
 // changed inside goes partly as runs; a source cannot make a moved run take more than
 // one directory's records of this repository, nor put them out of place.
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,8 +95,8 @@ describe('the repository side against a source sending moved runs', () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  async function refused(entries: object[], why: RegExp, offered: string | null = stream): Promise<void> {
-    const { replies, code } = await talk(repo, offered ?? undefined, [{ t: 'entries', first: 0, entries }, { t: 'end', incomplete: false }]);
+  async function refused(entries: object[], why: RegExp, offered: string | null = stream, after: object[] = []): Promise<void> {
+    const { replies, code } = await talk(repo, offered ?? undefined, [{ t: 'entries', first: 0, entries }, ...after, { t: 'end', incomplete: false }]);
     expect(code).toBe(1);
     expect(replies.at(-1)).toMatchObject({ t: 'error' });
     expect(String(replies.at(-1)!.message)).toMatch(why);
@@ -140,6 +142,12 @@ describe('the repository side against a source sending moved runs', () => {
     await refused([encodeEntry(root), moved(3, 'albums', 'photos')], /did not accept/, 'f'.repeat(64));
     await refused([encodeEntry(root), { r: 1, mv: '', to: 'photos' }], /invalid moved run/);
     await refused([encodeEntry(root), { r: 1, mv: 'albums', to: 'photos', o: 1 }], /invalid moved run/);
+  });
+
+  it('refuses a data-end without facts for a file it never sent a hashed for', async () => {
+    const empty = encodeEntry({ ...root, path: Buffer.from('empty'), type: 'file', hash: createHash('sha256').digest('hex') });
+    const data = [{ t: 'data-begin', index: 1, from: 0 }, { t: 'data-end', index: 1 }];
+    await refused([encodeEntry(root), empty], /ended entry 1 without its facts/, null, data);
   });
 });
 

@@ -36,6 +36,8 @@ interface Slot {
   deferred?: boolean;
   /** The earlier path of its source hard-link group, settled when it is finalized. */
   link?: Buffer;
+  /** The facts its `hashed` announced: a data-end without facts means these. */
+  announced?: FileFacts;
 }
 
 interface Receiving {
@@ -172,6 +174,7 @@ export class Receiver {
 
   hashed(index: number, facts: FileFacts): void {
     const slot = this.slotAt(index, ['hash']);
+    slot.announced = facts;
     this.applyFacts(slot, facts);
     this.resolveContent(slot, facts.hash);
     this.flushRequests();
@@ -240,9 +243,11 @@ export class Receiver {
     r.file.zeros(length);
   }
 
-  dataEnd(index: number, facts: FileFacts): void {
+  dataEnd(index: number, sentFacts: FileFacts | undefined): void {
     const r = this.receiving;
     if (!r || r.slot.index !== index) throw new ProtocolError('peer ended a file it did not begin');
+    const facts = sentFacts ?? r.slot.announced;
+    if (!facts) throw new ProtocolError(`peer ended entry ${index} without its facts, which it never announced`);
     this.receiving = null;
     const slot = r.slot;
     let object: string;

@@ -153,7 +153,8 @@ export class SentMemory {
 
   /** Facts this side answered change what the snapshot records; an entry it could not read is not in it. */
   observe(message: SourceMessage): void {
-    if (message.t === 'hashed' || message.t === 'data-end') this.applyFacts(message.index, message.facts);
+    // A data-end without facts: those of its hashed, already applied.
+    if ((message.t === 'hashed' || message.t === 'data-end') && message.facts) this.applyFacts(message.index, message.facts);
     else if (message.t === 'unreadable') {
       const kept = this.unsettled[message.index - this.unsettledBase];
       if (kept) kept.dropped = true;

@@ -123,7 +123,8 @@ export type SourceMessage =
   | { t: 'hashed'; index: number; facts: FileFacts }
   /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
   | { t: 'data-begin'; index: number; from: number }
-  | { t: 'data-end'; index: number; facts: FileFacts }
+  /** Without `facts` (version 8): the ones its `hashed` announced, for the very bytes hashed. */
+  | { t: 'data-end'; index: number; facts?: FileFacts }
   | ZerosMessage
   | { t: 'unreadable'; index: number; reason: string }
   | { t: 'skipped'; path: Buffer; kind: SkipKind; reason: string }
@@ -244,8 +245,9 @@ export function encodeSourceMessage(m: SourceMessage): object {
     case 'entries':
       return { t: m.t, first: m.first, entries: m.entries.map((item) => (isPreviousRun(item) ? encodeRun(item) : encodeEntry(item))) };
     case 'hashed':
-    case 'data-end':
       return { t: m.t, index: m.index, facts: encodeFacts(m.facts) };
+    case 'data-end':
+      return m.facts ? { t: m.t, index: m.index, facts: encodeFacts(m.facts) } : { t: m.t, index: m.index };
     case 'skipped': {
       const wire: Record<string, unknown> = { t: m.t, k: m.kind, r: m.reason };
       putBytes(wire, 'p', m.path);
@@ -414,8 +416,9 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: 'entries', first, entries };
     }
     case 'hashed':
-    case 'data-end':
       return { t: m.t, index: int(m.index, 'entry index'), facts: decodeFacts(m.facts) };
+    case 'data-end':
+      return { t: m.t, index: int(m.index, 'entry index'), ...(m.facts === undefined ? {} : { facts: decodeFacts(m.facts) }) };
     case 'data-begin':
       return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
     case 'zeros':
