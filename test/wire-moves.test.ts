@@ -5,10 +5,11 @@
 // changed inside goes partly as runs; a source cannot make a moved run take more than
 // one directory's records of this repository, nor put them out of place.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sentStreamPath } from '../src/agent/sent-memory.js';
 import { encodeEntry, type Entry } from '../src/protocol/messages.js';
 import { backup, lb, rsyncDifferences, snapshots, tempDir, type Summary } from './helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
@@ -70,6 +71,29 @@ describe('moved directories, locally', () => {
       expect(rsyncDifferences(source, join(withRuns, 'latest', 'tree'))).toEqual([]);
       expect(a.files).toEqual(b.files);
     }
+  });
+
+  it('ignore a remembered stream that is stale or damaged, never failing for it', () => {
+    const work = tempDir();
+    const source = join(work, 'source');
+    makeAlbums(source, 4, 5);
+    const [repo, catalog] = [join(work, 'repo'), join(work, 'catalog')];
+    backup(source, repo, catalog);
+    const remembered = sentStreamPath(catalog, repo, undefined);
+    const damages: ((kept: Buffer) => Buffer)[] = [
+      // The previous format's header (no directory index), then nothing it can read.
+      (kept) => Buffer.concat([Buffer.from(`lb sent stream 1 ${streamOfLatest(repo)}\n`.padEnd(128, ' ')), Buffer.from('junk')]),
+      // The directory index damaged (its last bytes, inside its gzip member).
+      (kept) => Buffer.concat([kept.subarray(0, kept.length - 12), Buffer.alloc(12, 0xaa)]),
+      // Cut in the middle of its lines, the index offset pointing past the end.
+      (kept) => kept.subarray(0, 200),
+    ];
+    damages.forEach((damage, i) => {
+      renameSync(join(source, 'albums', `A0${i}`), join(source, 'albums', `M0${i}`));
+      writeFileSync(remembered, damage(readFileSync(remembered)));
+      expect(backup(source, repo, catalog).created).toBe(true);
+      expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
+    });
   });
 });
 

@@ -344,8 +344,8 @@ export class Receiver {
 
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
   async abort(): Promise<void> {
-    this.previousRuns.close();
     try {
+      this.previousRuns.close();
       if (this.receiving) this.closeIncoming(true);
     } finally {
       await this.session.abort();
