@@ -2,43 +2,15 @@
 // last sent and sends unchanged entries as counts. A snapshot made so must be the one
 // whole entries make, byte for byte; anything that is not exactly the remembered stream
 // falls back to whole entries; a source cannot point beyond what the repository wrote.
-import { spawn } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sentStreamPath } from '../src/agent/sent-memory.js';
-import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
-import { PROTOCOL_VERSION, decodeAgentMessage, encodeEntry, type Entry } from '../src/protocol/messages.js';
-import { ROOT, backup, lb, rsync, rsyncDifferences, snapshots, tempDir, type Summary } from './helpers.js';
+import { PROTOCOL_VERSION, encodeEntry, type Entry } from '../src/protocol/messages.js';
+import { backup, lb, rsyncDifferences, snapshots, tempDir, type Summary } from './helpers.js';
+import { file, makeSource, manifest, sizeOf, streamOfLatest, talk, treeDifferences } from './wire-helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
-
-const PAST = new Date('2024-03-01T00:00:00Z');
-
-function bytes(seed: number, size: number): Buffer {
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) b[i] = (seed * 131 + i * 7 + (i >> 8)) & 0xff;
-  return b;
-}
-
-function file(path: string, seed: number, size: number): void {
-  writeFileSync(path, bytes(seed, size));
-  utimesSync(path, PAST, PAST);
-}
-
-const sizeOf = (i: number) => 1000 + ((i * 37) % 3000);
-
-/** A source with a bit of everything: nested directories, a symlink, a source hard link, names that are not UTF-8 or hold a tab. */
-function makeSource(root: string, files = 40): void {
-  for (const dir of ['albums/2023', 'albums/2024', 'docs', 'odd']) mkdirSync(join(root, dir), { recursive: true });
-  for (let i = 0; i < files; i++) file(join(root, 'albums', i % 2 ? '2023' : '2024', `IMG_${String(i).padStart(4, '0')}.jpg`), i, sizeOf(i));
-  file(join(root, 'docs', 'notes.txt'), 1000, 300);
-  file(join(root, 'docs', 'linked-a'), 1001, 500);
-  linkSync(join(root, 'docs', 'linked-a'), join(root, 'docs', 'linked-b'));
-  symlinkSync('../docs/notes.txt', join(root, 'odd', 'to-notes'));
-  writeFileSync(Buffer.from(join(root, 'odd', 'caf\xe9'), 'latin1'), 'latin-1 name');
-  file(join(root, 'odd', 'tab\tname'), 1002, 10);
-}
 
 /** What a week does to it: new, rewritten, touched, chmod'ed, removed and moved files, a moved directory. */
 function churn(root: string): number {
@@ -52,27 +24,13 @@ function churn(root: string): number {
   return 1_500_000 + 500_000 + sizeOf(1);
 }
 
-function manifest(repo: string): Buffer {
-  return readFileSync(join(repo, 'latest', 'manifest'));
-}
-
-/** rsync's itemized differences between two snapshot trees, content compared (nothing: the same tree). */
-function treeDifferences(a: string, b: string): string[] {
-  const r = rsync(['-n', '-aHc', '--itemize-changes', '--delete', join(a, 'latest', 'tree') + '/', join(b, 'latest', 'tree') + '/']);
-  return r.stdout.split('\n').filter((line) => line.trim() !== '');
-}
-
 /** The digest a remembered stream names in its header (sent-stream-file.ts). */
 function rememberedDigest(catalog: string, repository: string, series?: string): string | null {
   try {
-    return /^lb sent stream 1 ([0-9a-f]{64})\n/.exec(readFileSync(sentStreamPath(catalog, repository, series), 'latin1'))?.[1] ?? null;
+    return /^lb sent stream 2 ([0-9a-f]{64}) /.exec(readFileSync(sentStreamPath(catalog, repository, series), 'latin1'))?.[1] ?? null;
   } catch {
     return null;
   }
-}
-
-function streamOfLatest(repo: string): string {
-  return (JSON.parse(readFileSync(join(repo, 'latest', 'summary'), 'utf8')) as { stream: string }).stream;
 }
 
 describe('runs of the previous snapshot, locally', () => {
@@ -154,29 +112,6 @@ describe('runs of the previous snapshot, locally', () => {
     expect(rsyncDifferences(source, join(repo, 'latest', 'tree'))).toEqual([]);
   });
 });
-
-/** Sends raw (already encoded) messages to a fresh agent and returns what it answered. */
-async function talk(repository: string, stream: string | undefined, messages: object[]): Promise<{ replies: Record<string, unknown>[]; code: number }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'agent.cjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const writer = new FrameWriter(child.stdin);
-  const decoder = new FrameDecoder();
-  const replies: Record<string, unknown>[] = [];
-  child.stdout.on('data', (chunk: Buffer) => {
-    for (const f of decoder.push(chunk)) if (f.type === 1) replies.push(decodeAgentMessage(f.message) as unknown as Record<string, unknown>);
-  });
-  const hello = {
-    t: 'hello',
-    version: PROTOCOL_VERSION,
-    repository,
-    options: { snapshotName: '2030.01.01-00.00.00', always: true, numericIds: false, verbose: false, quickCheck: false, sourceLabel: 'evil', purpose: 'backup' },
-    ...(stream ? { stream } : {}),
-  };
-  child.stdin.on('error', () => {}); // the agent may stop reading first
-  for (const m of [hello, ...messages]) await writer.send(m);
-  writer.end();
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
-  return { replies, code };
-}
 
 describe('the repository side against a source sending runs', () => {
   const root: Entry = { path: Buffer.alloc(0), type: 'dir', size: 0, mtimeNs: 0n, mode: 0o755, uid: 0, gid: 0 };

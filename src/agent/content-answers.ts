@@ -70,7 +70,7 @@ export interface AnswerLink {
 
 export class ContentAnswers {
   /** Content of files just hashed, oldest first, for the data request that may follow. */
-  private readonly recent = new Map<number, { content: Buffer; facts: ReadFacts }>();
+  private readonly recent = new Map<number, { content: Buffer }>();
   private recentBytes = 0;
   private readonly ring = new ContentRing(RING_BYTES);
   /** Bytes sent and time spent sending them, for the budget's rate estimate. */
@@ -156,12 +156,12 @@ export class ContentAnswers {
     this.link.setup.readLog?.read(index);
     file.size = facts.size;
     this.link.stats.filesHashed++;
-    if (content) this.keepRecent(index, content, facts);
+    if (content) this.keepRecent(index, content);
     await this.link.send({ t: 'hashed', index, facts });
   }
 
-  private keepRecent(index: number, content: Buffer, facts: ReadFacts): void {
-    this.recent.set(index, { content, facts });
+  private keepRecent(index: number, content: Buffer): void {
+    this.recent.set(index, { content });
     this.recentBytes += content.length;
     for (const [old, kept] of this.recent) {
       if (this.recentBytes <= RECENT_BYTES) break;
@@ -191,7 +191,7 @@ export class ContentAnswers {
     const started = Date.now();
     const sentBefore = this.link.stats.bytesSent;
     try {
-      if (kept) await this.sendKept(index, kept.content, kept.facts);
+      if (kept) await this.sendKept(index, kept.content);
       else await this.sendFromDisk(index, file, offer);
     } catch (error) {
       if (!(error instanceof TimeUpError)) throw error;
@@ -203,7 +203,7 @@ export class ContentAnswers {
   }
 
   /** The very bytes that were hashed: consistent with the facts already sent. */
-  private async sendKept(index: number, content: Buffer, facts: ReadFacts): Promise<void> {
+  private async sendKept(index: number, content: Buffer): Promise<void> {
     this.recent.delete(index);
     this.recentBytes -= content.length;
     try {
@@ -216,7 +216,8 @@ export class ContentAnswers {
       this.link.writer.afterWritten(() => this.ring.give(content));
     }
     this.link.stats.filesSent++;
-    await this.link.send({ t: 'data-end', index, facts });
+    // The facts its hashed announced: the repository side takes those.
+    await this.link.send({ t: 'data-end', index });
   }
 
   /** File bytes as DATA frames (counted as sent), runs of zero blocks as `zeros` messages. */

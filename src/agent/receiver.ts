@@ -36,6 +36,8 @@ interface Slot {
   deferred?: boolean;
   /** The earlier path of its source hard-link group, settled when it is finalized. */
   link?: Buffer;
+  /** The facts its `hashed` announced: a data-end without facts means these. */
+  announced?: FileFacts;
 }
 
 interface Receiving {
@@ -99,11 +101,11 @@ export class Receiver {
     this.finalizeReady();
   }
 
-  /** `referenced`: the entry is that record of the previous snapshot, its owner already this side's. */
-  private addEntry(entry: Entry, referenced?: PreviousRecord): void {
+  /** `referenced`: the entry is that record of the previous snapshot (null: of a moved run), its owner already this side's. */
+  private addEntry(entry: Entry, referenced?: PreviousRecord | null): void {
     this.order.check(entry);
     this.linkGroups.arrived(this.nextIndex, entry);
-    const owner = referenced ? { uid: entry.uid, gid: entry.gid } : this.session.ownerOf(entry);
+    const owner = referenced !== undefined ? { uid: entry.uid, gid: entry.gid } : this.session.ownerOf(entry);
     const meta: ObjectMeta = { mode: entry.mode, ...owner, mtimeNs: entry.mtimeNs };
     const slot: Slot = { index: this.nextIndex++, entry, meta, previous: referenced ?? this.session.previousAt(entry.path), state: 'ready' };
     this.slots.push(slot);
@@ -172,6 +174,7 @@ export class Receiver {
 
   hashed(index: number, facts: FileFacts): void {
     const slot = this.slotAt(index, ['hash']);
+    slot.announced = facts;
     this.applyFacts(slot, facts);
     this.resolveContent(slot, facts.hash);
     this.flushRequests();
@@ -240,9 +243,11 @@ export class Receiver {
     r.file.zeros(length);
   }
 
-  dataEnd(index: number, facts: FileFacts): void {
+  dataEnd(index: number, sentFacts: FileFacts | undefined): void {
     const r = this.receiving;
     if (!r || r.slot.index !== index) throw new ProtocolError('peer ended a file it did not begin');
+    const facts = sentFacts ?? r.slot.announced;
+    if (!facts) throw new ProtocolError(`peer ended entry ${index} without its facts, which it never announced`);
     this.receiving = null;
     const slot = r.slot;
     let object: string;
@@ -333,12 +338,14 @@ export class Receiver {
   /** Publish the snapshot (unless identical to the previous one) and release the repository. */
   finish(): RunResult {
     if (!this.complete) throw new ProtocolError('the source ended before every entry was settled');
+    this.previousRuns.close();
     return this.session.finish();
   }
 
   /** Give up: nothing published, objects already synced stay in the store for the next run. */
   async abort(): Promise<void> {
     try {
+      this.previousRuns.close();
       if (this.receiving) this.closeIncoming(true);
     } finally {
       await this.session.abort();

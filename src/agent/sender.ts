@@ -301,7 +301,7 @@ export class Sender {
           gid: entry.gid,
         });
       }
-      if (this.setup.memory) appendItem(batch, this.setup.memory.item(entry));
+      if (this.setup.memory) appendItem(batch, this.setup.memory.item(entry, scanned.type === 'dir' ? `${scanned.stat.dev}:${scanned.stat.ino}` : undefined));
       else batch.push(entry);
       batchEntries++;
       if (batch.length >= BATCH || batchEntries >= BATCH_ENTRIES) {

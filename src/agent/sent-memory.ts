@@ -17,9 +17,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { comparePaths } from '../diff/order.js';
-import { isPreviousRun, type Entry, type EntryItem, type FileFacts, type RunResult, type SourceMessage } from '../protocol/messages.js';
-import { escapeBytes, unescapeBytes } from '../repo/manifest.js';
+import { isPreviousRun, type Entry, type EntryItem, type FileFacts, type MovedFrom, type RunResult, type SourceMessage } from '../protocol/messages.js';
+import { escapeBytes } from '../repo/manifest.js';
 import { StreamDigest, streamLine } from '../repo/stream-digest.js';
+import { MovedDirectories, pathOfLine } from './moved-dirs.js';
 import { SentStreamReader, SentStreamWriter } from './sent-stream-file.js';
 
 /** The remembered stream of `repository` (as lb names it: a local path, or user@host:path) and `series`. */
@@ -34,7 +35,12 @@ interface Unsettled {
   /** Its line as sent; null once facts changed it. */
   line: string | null;
   dropped: boolean;
+  /** A directory's "<dev>:<ino>", for the next run to find it if it moves. */
+  directory: string | undefined;
 }
+
+/** What goes on the wire for an entry: itself, one more of a run in place, or one more of a moved run. */
+export type SentItem = Entry | { over: number } | { moved: MovedFrom };
 
 /** The part of a line the repository cannot know: the source's owner, and 'l' for a source hard link. */
 function ownerPart(e: Entry): string {
@@ -54,11 +60,6 @@ function streamPart(line: string): string {
   return line.slice(0, at);
 }
 
-function pathOf(line: string): Buffer {
-  const start = line.indexOf('\t') + 1;
-  return unescapeBytes(line.slice(start, line.indexOf('\t', start)));
-}
-
 export class SentMemory {
   private remembered: SentStreamReader | null;
   private head: { line: string; path: Buffer } | null = null;
@@ -67,6 +68,7 @@ export class SentMemory {
   /** Remembered lines the repository side has passed (as its own merge with the manifest has). */
   private consumed = 0;
   private referencing = false;
+  private moves: MovedDirectories | null = null;
   /** Made at the first entry settled: a run that fails before leaves nothing behind. */
   private writer: SentStreamWriter | null = null;
   private readonly digest = new StreamDigest();
@@ -96,8 +98,19 @@ export class SentMemory {
   /** The repository side's hello said whether its latest snapshot is that stream. */
   useReferences(accepted: boolean): void {
     this.referencing = accepted && this.remembered !== null;
-    if (!this.referencing) this.forget();
-    else this.advance();
+    if (!this.referencing) return this.forget();
+    this.moves = new MovedDirectories(this.path, this.directoryIndex());
+    this.advance();
+  }
+
+  /** The remembered directories' inodes, read by a reader of their own (the lines are read in step with the walk). */
+  private directoryIndex(): Map<string, number> {
+    const reader = SentStreamReader.open(this.path);
+    try {
+      return reader?.digest === this.remembered!.digest ? reader.directories() : new Map();
+    } finally {
+      reader?.close();
+    }
   }
 
   private forget(): void {
@@ -109,13 +122,13 @@ export class SentMemory {
   private advance(): void {
     const line = this.remembered?.next() ?? null;
     if (line === null) return this.forget();
-    this.head = { line, path: pathOf(line) };
+    this.head = { line, path: pathOfLine(line) };
   }
 
-  /** The next entry of the walk, in canonical order, as it goes on the wire: itself, or one more of a run. */
-  item(entry: Entry): Entry | { over: number } {
+  /** The next entry of the walk, in canonical order, as it goes on the wire; `directory`: a directory's "<dev>:<ino>". */
+  item(entry: Entry, directory?: string): SentItem {
     const line = lineOf(entry);
-    this.unsettled.push({ entry, line, dropped: false });
+    this.unsettled.push({ entry, line, dropped: false, directory });
     if (!this.referencing) return entry;
     while (this.head && comparePaths(this.head.path, entry.path) < 0) {
       this.headIndex++;
@@ -123,20 +136,25 @@ export class SentMemory {
     }
     let same = false;
     const at = this.headIndex;
+    // A file only with a hash the catalog vouches for now; never a source hard link (runs carry no groups).
+    const runnable = entry.link === undefined && (entry.type !== 'file' || entry.hash !== undefined);
     if (this.head && this.head.path.equals(entry.path)) {
-      // A file only with a hash the catalog vouches for now; never a source hard link (runs carry no groups).
-      same = this.head.line === line && entry.link === undefined && (entry.type !== 'file' || entry.hash !== undefined);
+      same = this.head.line === line && runnable;
       this.headIndex++;
       this.advance();
     }
     const over = at - this.consumed;
+    // The repository side passes over the same records of its previous manifest for any entry (previousAt).
     this.consumed = this.headIndex;
-    return same ? { over } : entry;
+    if (same) return { over };
+    const moved = runnable ? this.moves?.match(entry, line, directory) : null;
+    return moved ? { moved } : entry;
   }
 
   /** Facts this side answered change what the snapshot records; an entry it could not read is not in it. */
   observe(message: SourceMessage): void {
-    if (message.t === 'hashed' || message.t === 'data-end') this.applyFacts(message.index, message.facts);
+    // A data-end without facts: those of its hashed, already applied.
+    if ((message.t === 'hashed' || message.t === 'data-end') && message.facts) this.applyFacts(message.index, message.facts);
     else if (message.t === 'unreadable') {
       const kept = this.unsettled[message.index - this.unsettledBase];
       if (kept) kept.dropped = true;
@@ -160,7 +178,7 @@ export class SentMemory {
         const line = kept.line ?? lineOf(kept.entry);
         this.digest.add(streamPart(line));
         this.writer ??= new SentStreamWriter(`${this.path}.${process.pid}.tmp`);
-        this.writer.add(line);
+        this.writer.add(line, kept.directory);
       }
       this.unsettledBase = upTo;
     } catch {
@@ -177,6 +195,9 @@ export class SentMemory {
     if (this.finished) return;
     this.finished = true;
     this.forget();
+    // Moved directories are looked up after the remembered stream's end too: kept until now.
+    this.moves?.stop();
+    this.moves = null;
     try {
       if (result?.created && this.unsettled.length === 0 && this.writer) this.writer.publish(this.path, this.digest.hex());
       else this.writer?.discard();
@@ -191,10 +212,17 @@ export class SentMemory {
   }
 }
 
-/** Appends an entry or one more entry of a run to a batch, continuing the run before it when nothing was passed over. */
-export function appendItem(batch: EntryItem[], item: Entry | { over: number }): void {
-  if (!('over' in item)) return void batch.push(item);
+/** Appends an entry or one more entry of a run to a batch, continuing the run before it when it follows on. */
+export function appendItem(batch: EntryItem[], item: SentItem): void {
   const last = batch[batch.length - 1];
-  if (item.over === 0 && last !== undefined && isPreviousRun(last)) last.count++;
-  else batch.push({ count: 1, over: item.over });
+  const run = last !== undefined && isPreviousRun(last) ? last : undefined;
+  if ('moved' in item) {
+    const m = item.moved;
+    const before = run?.moved;
+    if (before && before.from.equals(m.from) && before.to.equals(m.to) && before.at + run!.count === m.at) run!.count++;
+    else batch.push({ count: 1, over: 0, moved: m });
+  } else if ('over' in item) {
+    if (item.over === 0 && run && !run.moved) run.count++;
+    else batch.push({ count: 1, over: item.over });
+  } else batch.push(item);
 }

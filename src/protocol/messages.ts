@@ -40,6 +40,19 @@ export interface Entry {
 export interface PreviousRun {
   count: number;
   over: number;
+  /** A moved run: records of the previous snapshot's subtree of `from`, re-rooted at `to` (`over` is then 0). */
+  moved?: MovedFrom;
+}
+
+/**
+ * Where a moved run's records are (version 8): the subtree of directory `from` in the latest snapshot (its
+ * own record first, then everything inside it, in manifest order), from its record `at` on, each record's
+ * path with `from` replaced by `to`.
+ */
+export interface MovedFrom {
+  from: Buffer;
+  to: Buffer;
+  at: number;
 }
 
 export type EntryItem = Entry | PreviousRun;
@@ -110,7 +123,8 @@ export type SourceMessage =
   | { t: 'hashed'; index: number; facts: FileFacts }
   /** `from`: the bytes the repository side already holds (its resume offer, prefix checked); 0 sends all. */
   | { t: 'data-begin'; index: number; from: number }
-  | { t: 'data-end'; index: number; facts: FileFacts }
+  /** Without `facts` (version 8): the ones its `hashed` announced, for the very bytes hashed. */
+  | { t: 'data-end'; index: number; facts?: FileFacts }
   | ZerosMessage
   | { t: 'unreadable'; index: number; reason: string }
   | { t: 'skipped'; path: Buffer; kind: SkipKind; reason: string }
@@ -208,7 +222,17 @@ export function encodeEntry(e: Entry): object {
 
 /** A run of the previous snapshot: `r` records, after passing over `o` (omitted when 0). */
 export function encodeRun(run: PreviousRun): object {
+  if (run.moved) return encodeMovedRun(run.count, run.moved);
   return run.over === 0 ? { r: run.count } : { r: run.count, o: run.over };
+}
+
+/** A moved run: `r` records of the subtree of `mv`, from its record `at` (omitted when 0), re-rooted at `to`. */
+function encodeMovedRun(count: number, moved: MovedFrom): object {
+  const wire: Record<string, unknown> = { r: count };
+  putBytes(wire, 'mv', moved.from);
+  putBytes(wire, 'to', moved.to);
+  if (moved.at !== 0) wire.at = moved.at;
+  return wire;
 }
 
 export function encodeFacts(f: FileFacts): object {
@@ -221,8 +245,9 @@ export function encodeSourceMessage(m: SourceMessage): object {
     case 'entries':
       return { t: m.t, first: m.first, entries: m.entries.map((item) => (isPreviousRun(item) ? encodeRun(item) : encodeEntry(item))) };
     case 'hashed':
-    case 'data-end':
       return { t: m.t, index: m.index, facts: encodeFacts(m.facts) };
+    case 'data-end':
+      return m.facts ? { t: m.t, index: m.index, facts: encodeFacts(m.facts) } : { t: m.t, index: m.index };
     case 'skipped': {
       const wire: Record<string, unknown> = { t: m.t, k: m.kind, r: m.reason };
       putBytes(wire, 'p', m.path);
@@ -287,7 +312,18 @@ function decodeItem(raw: unknown): EntryItem {
   if (w.r === undefined) return decodeEntry(w);
   const count = int(w.r, 'run of the previous snapshot', MAX_BATCH_ENTRIES);
   if (count === 0) fail('run of the previous snapshot');
+  if (w.mv !== undefined || w.mvb !== undefined) return { count, over: 0, moved: decodeMovedFrom(w) };
   return { count, over: w.o === undefined ? 0 : int(w.o, 'records passed over') };
+}
+
+function decodeMovedFrom(w: Record<string, unknown>): MovedFrom {
+  if (w.o !== undefined) fail('moved run');
+  const from = getBytes(w, 'mv', 'moved run path');
+  const to = getBytes(w, 'to', 'moved run path');
+  for (const path of [from, to]) if (!isSafeRelativePath(path)) throw new ProtocolError(`peer sent an unsafe path ${JSON.stringify(path.toString('latin1'))}`);
+  // Neither is the root: re-rooting replaces a directory's path, the root has none.
+  if (from.length === 0 || to.length === 0) fail('moved run');
+  return { from, to, at: w.at === undefined ? 0 : int(w.at, 'moved run start') };
 }
 
 function decodeFacts(raw: unknown): FileFacts {
@@ -380,8 +416,9 @@ export function decodeSourceMessage(raw: unknown): SourceMessage {
       return { t: 'entries', first, entries };
     }
     case 'hashed':
-    case 'data-end':
       return { t: m.t, index: int(m.index, 'entry index'), facts: decodeFacts(m.facts) };
+    case 'data-end':
+      return { t: m.t, index: int(m.index, 'entry index'), ...(m.facts === undefined ? {} : { facts: decodeFacts(m.facts) }) };
     case 'data-begin':
       return { t: 'data-begin', index: int(m.index, 'entry index'), from: int(m.from, 'resume offset') };
     case 'zeros':

@@ -167,6 +167,8 @@ export class ManifestReader {
   private carry = '';
   private lines: string[] = [];
   private eof = false;
+  /** Where the next read starts in the file. */
+  private position = 0;
   /** 1 for a snapshot made before source hard links were recorded. */
   readonly format: 1 | 2;
 
@@ -205,7 +207,8 @@ export class ManifestReader {
   nextLine(): string | null {
     while (this.lines.length === 0) {
       if (this.eof) return null;
-      const n = readSync(this.fd, this.buffer, 0, this.buffer.length, null);
+      const n = readSync(this.fd, this.buffer, 0, this.buffer.length, this.position);
+      this.position += n;
       if (n === 0) {
         this.eof = true;
         if (this.carry) {
@@ -222,6 +225,15 @@ export class ManifestReader {
       this.lines = parts.reverse();
     }
     return this.lines.pop() ?? null;
+  }
+
+  /** Go on reading at byte `offset`, which must be where a line starts (manifest-seek.ts finds one). */
+  seek(offset: number): void {
+    this.position = offset;
+    this.carry = '';
+    this.lines = [];
+    this.eof = false;
+    this.decoder.end();
   }
 
   close(): void {
