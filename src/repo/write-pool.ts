@@ -28,6 +28,8 @@ export class WritePool {
   private readonly pending = new Set<Promise<void>>();
   private heldBytes = 0;
   private failure: unknown = null;
+  /** Woken whenever an operation ends (not Promise.race over the pending ones: each race left a reaction on every one). */
+  private waiters: (() => void)[] = [];
 
   /**
    * Start `operation` now, or once `after` has settled. The returned promise settles when it is done and
@@ -44,6 +46,9 @@ export class WritePool {
       .finally(() => {
         this.heldBytes -= bytes;
         this.pending.delete(done);
+        const waiters = this.waiters;
+        this.waiters = [];
+        for (const wake of waiters) wake();
       });
     this.pending.add(done);
     return done;
@@ -58,21 +63,25 @@ export class WritePool {
     return this.pending.size === 0;
   }
 
+  private nextEnd(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
   /** Wait while too much is in flight; throws a kept failure. */
   async room(): Promise<void> {
-    while (this.pending.size >= MAX_OPERATIONS || this.heldBytes >= MAX_BYTES) await Promise.race(this.pending);
+    while (this.pending.size >= MAX_OPERATIONS || this.heldBytes >= MAX_BYTES) await this.nextEnd();
     this.check();
   }
 
   /** Wait for everything started so far (and whatever it started); throws a kept failure. */
   async drain(): Promise<void> {
-    while (this.pending.size > 0) await this.barrier();
+    await this.quiesce();
     this.check();
   }
 
   /** Wait for everything, whatever failed: before removing what the writes were writing into. */
   async quiesce(): Promise<void> {
-    while (this.pending.size > 0) await this.barrier();
+    while (this.pending.size > 0) await this.nextEnd();
   }
 
   check(): void {
