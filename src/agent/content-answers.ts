@@ -24,7 +24,7 @@ const RECENT_FILE = 4 * 1024 * 1024;
  * the ring is touched as it goes round, so it costs its size in resident memory: 32 MiB held nearly all
  * of a first backup's kept content (74 of 12,000 files fell outside).
  */
-const RING_BYTES = 32 * 1024 * 1024;
+const RING_BYTES = 16 * 1024 * 1024;
 /** Attempts at reading a file that keeps changing under us before reporting it. */
 const READ_ATTEMPTS = 3;
 /**

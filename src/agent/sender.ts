@@ -30,7 +30,7 @@ import type { ReadLog } from './read-log.js';
 import { SourceRootError, sourceRootProblem } from './source-root.js';
 
 /** Entries in flight between the two sides; bounds memory, large enough to keep both busy. */
-const WINDOW = 16384;
+const WINDOW = 8192;
 const BATCH = 512;
 /** Entries one batch may stand for when runs of the previous snapshot make it small. */
 const BATCH_ENTRIES = 2048;
