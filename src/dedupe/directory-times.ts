@@ -2,9 +2,10 @@
 // set back); users expect a deduplicated tree to look untouched. Each
 // directory's atime and mtime are taken before the first change in it and put
 // back once the run's replacements are over. Node's utimes keeps only
-// microseconds, so an mtime that needs its nanoseconds is set by touch(1), one
-// shell for all of them (names as raw bytes on its input).
-import { spawnSync } from 'node:child_process';
+// microseconds, so an mtime that needs its nanoseconds is set by touch(1), from
+// a few shells at once (names as raw bytes on their input): a touch costs a
+// process, about a millisecond, and most directories need one.
+import { spawn } from 'node:child_process';
 import { lstatSync, lutimesSync } from 'node:fs';
 
 interface Times {
@@ -26,7 +27,7 @@ export class DirectoryTimes {
   }
 
   /** Puts every changed directory's times back (a directory gone since is left alone). */
-  restore(): void {
+  async restore(): Promise<void> {
     const exact = new Map<bigint, Buffer[]>();
     for (const { path, atimeNs, mtimeNs } of this.before.values()) {
       try {
@@ -40,7 +41,7 @@ export class DirectoryTimes {
       else exact.set(mtimeNs, [path]);
     }
     this.before.clear();
-    if (exact.size > 0) touchExactly(exact);
+    if (exact.size > 0) await touchExactly(exact);
   }
 }
 
@@ -48,16 +49,31 @@ function seconds(ns: bigint): number {
   return Number(ns) / 1e9;
 }
 
-/** One touch per distinct mtime (and 100 directories), all from one shell; should touch fail, the times stay right to the microsecond. */
-function touchExactly(byMtime: Map<bigint, Buffer[]>): void {
-  const script: Buffer[] = [];
+/** Shells running touch at once. */
+const SHELLS = 4;
+
+/** One touch per distinct mtime (and 100 directories), from SHELLS shells; should touch fail, the times stay right to the microsecond. */
+async function touchExactly(byMtime: Map<bigint, Buffer[]>): Promise<void> {
+  const commands: Buffer[] = [];
   for (const [mtimeNs, paths] of byMtime) {
     const when = `@${mtimeNs / 1_000_000_000n}.${(mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
     for (let i = 0; i < paths.length; i += 100) {
-      script.push(Buffer.from(`touch -c -h -m -d ${when} --`));
-      for (const path of paths.slice(i, i + 100)) script.push(Buffer.from(` '${path.toString('latin1').replace(/'/g, "'\\''")}'`, 'latin1'));
-      script.push(Buffer.from('\n'));
+      const words = paths.slice(i, i + 100).map((path) => Buffer.from(` '${path.toString('latin1').replace(/'/g, "'\\''")}'`, 'latin1'));
+      commands.push(Buffer.concat([Buffer.from(`touch -c -h -m -d ${when} --`), ...words, Buffer.from('\n')]));
     }
   }
-  spawnSync('/bin/sh', ['-s'], { input: Buffer.concat(script), stdio: ['pipe', 'ignore', 'ignore'] });
+  const share = Math.ceil(commands.length / SHELLS);
+  const shells: Promise<void>[] = [];
+  for (let i = 0; i < commands.length; i += share) shells.push(runShell(Buffer.concat(commands.slice(i, i + share))));
+  await Promise.all(shells);
+}
+
+function runShell(script: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const shell = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    shell.on('error', () => resolve());
+    shell.on('close', () => resolve());
+    shell.stdin.on('error', () => {}); // a shell that could not start: its error says so above
+    shell.stdin.end(script);
+  });
 }
