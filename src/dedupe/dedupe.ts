@@ -130,13 +130,18 @@ async function run(root: string, options: DedupeOptions, report: DedupeReport): 
   const work: Run = { options, report, hasher, times, skip };
   try {
     // One inode of a size: nothing to link, nothing to read.
-    for (const [size, inodes] of bySize) if (inodes.size < 2) bySize.delete(size);
+    for (const [size, inodes] of bySize) {
+      if (inodes.size < 2) bySize.delete(size);
+      else for (const inode of inodes.values()) for (const place of inode.paths) times.mayChange(place.path);
+    }
     // Largest first: the most space back early, should the run be stopped.
     const sizes = [...bySize.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
     await forEachAtOnce(sizes, SIZES_AT_ONCE, async (size) => {
-      const inodes = bySize.get(size)!;
+      const inodes = [...bySize.get(size)!.values()];
       bySize.delete(size);
-      await dedupeSize([...inodes.values()], work);
+      await dedupeSize(inodes, work);
+      // Linking moved paths between these inodes, never elsewhere.
+      for (const inode of inodes) for (const place of inode.paths) times.settled(place.path);
     });
   } finally {
     await times.restore();

@@ -1,10 +1,12 @@
 // Replacing a file changes its directory's mtime (and ctime, which nothing can
 // set back); users expect a deduplicated tree to look untouched. Each
 // directory's atime and mtime are taken before the first change in it and put
-// back once the run's replacements are over. Node's utimes keeps only
-// microseconds, so an mtime that needs its nanoseconds is set by touch(1), from
-// a few shells at once (names as raw bytes on their input): a touch costs a
-// process, about a millisecond, and most directories need one.
+// back once nothing more can change in it: when the last of its files that
+// might be linked has been dealt with, or at the end of the run. Node's utimes
+// keeps only microseconds, so an mtime that needs its nanoseconds is set by
+// touch(1) from a shell (names as raw bytes on its input). A touch costs a
+// process, about a millisecond, and most directories need one: shells run in
+// the background while files are still being read, a few at once at the end.
 import { spawn } from 'node:child_process';
 import { lstatSync, lutimesSync } from 'node:fs';
 
@@ -14,58 +16,78 @@ interface Times {
   mtimeNs: bigint;
 }
 
+/** Directories whose mtimes a shell sets while the run goes on. */
+const TOUCHES_PER_SHELL = 50;
+/** Shells at once for those left at the end. */
+const SHELLS = 4;
+
+function directoryOf(file: Buffer): Buffer {
+  return file.subarray(0, Math.max(file.lastIndexOf(0x2f), 1));
+}
+
 export class DirectoryTimes {
   private readonly before = new Map<string, Times>();
+  /** Files that may yet be replaced, per directory. */
+  private readonly pending = new Map<string, number>();
+  private touches: Buffer[] = [];
+  private readonly shells: Promise<void>[] = [];
+
+  /** Call, before any change, for each file that may be replaced. */
+  mayChange(file: Buffer): void {
+    const key = directoryOf(file).toString('latin1');
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+  }
+
+  /** Call once `file` (announced by mayChange) will not be replaced any more: its directory's times go back when it was the last. */
+  settled(file: Buffer): void {
+    const key = directoryOf(file).toString('latin1');
+    const left = (this.pending.get(key) ?? 1) - 1;
+    if (left > 0) {
+      this.pending.set(key, left);
+      return;
+    }
+    this.pending.delete(key);
+    const times = this.before.get(key);
+    if (!times) return;
+    this.before.delete(key);
+    this.putBack(times);
+    if (this.touches.length >= TOUCHES_PER_SHELL) this.shells.push(runShell(Buffer.concat(this.touches.splice(0))));
+  }
 
   /** Call before anything in the directory holding `file` changes. */
   beforeChangeBeside(file: Buffer): void {
-    const directory = file.subarray(0, Math.max(file.lastIndexOf(0x2f), 1));
+    const directory = directoryOf(file);
     const key = directory.toString('latin1');
     if (this.before.has(key)) return;
     const stat = lstatSync(directory, { bigint: true, throwIfNoEntry: false });
     if (stat) this.before.set(key, { path: directory, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
   }
 
-  /** Puts every changed directory's times back (a directory gone since is left alone). */
+  /** Puts every changed directory's times back (a directory gone since is left alone); resolves once all are. */
   async restore(): Promise<void> {
-    const exact = new Map<bigint, Buffer[]>();
-    for (const { path, atimeNs, mtimeNs } of this.before.values()) {
-      try {
-        lutimesSync(path, seconds(atimeNs), seconds(mtimeNs));
-        if (lstatSync(path, { bigint: true }).mtimeNs === mtimeNs || mtimeNs < 0n) continue;
-      } catch {
-        continue;
-      }
-      const same = exact.get(mtimeNs);
-      if (same) same.push(path);
-      else exact.set(mtimeNs, [path]);
-    }
+    for (const times of this.before.values()) this.putBack(times);
     this.before.clear();
-    if (exact.size > 0) await touchExactly(exact);
+    const share = Math.ceil(this.touches.length / SHELLS);
+    for (let i = 0; i < this.touches.length; i += share) this.shells.push(runShell(Buffer.concat(this.touches.slice(i, i + share))));
+    this.touches = [];
+    await Promise.all(this.shells.splice(0));
+  }
+
+  /** Sets the times to the microsecond, and queues a touch for an mtime that needs its nanoseconds; should touch fail, they stay right to the microsecond. */
+  private putBack({ path, atimeNs, mtimeNs }: Times): void {
+    try {
+      lutimesSync(path, seconds(atimeNs), seconds(mtimeNs));
+      if (lstatSync(path, { bigint: true }).mtimeNs === mtimeNs || mtimeNs < 0n) return;
+    } catch {
+      return;
+    }
+    const when = `@${mtimeNs / 1_000_000_000n}.${(mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
+    this.touches.push(Buffer.from(`touch -c -h -m -d ${when} -- '${path.toString('latin1').replace(/'/g, "'\\''")}'\n`, 'latin1'));
   }
 }
 
 function seconds(ns: bigint): number {
   return Number(ns) / 1e9;
-}
-
-/** Shells running touch at once. */
-const SHELLS = 4;
-
-/** One touch per distinct mtime (and 100 directories), from SHELLS shells; should touch fail, the times stay right to the microsecond. */
-async function touchExactly(byMtime: Map<bigint, Buffer[]>): Promise<void> {
-  const commands: Buffer[] = [];
-  for (const [mtimeNs, paths] of byMtime) {
-    const when = `@${mtimeNs / 1_000_000_000n}.${(mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
-    for (let i = 0; i < paths.length; i += 100) {
-      const words = paths.slice(i, i + 100).map((path) => Buffer.from(` '${path.toString('latin1').replace(/'/g, "'\\''")}'`, 'latin1'));
-      commands.push(Buffer.concat([Buffer.from(`touch -c -h -m -d ${when} --`), ...words, Buffer.from('\n')]));
-    }
-  }
-  const share = Math.ceil(commands.length / SHELLS);
-  const shells: Promise<void>[] = [];
-  for (let i = 0; i < commands.length; i += share) shells.push(runShell(Buffer.concat(commands.slice(i, i + share))));
-  await Promise.all(shells);
 }
 
 function runShell(script: Buffer): Promise<void> {
