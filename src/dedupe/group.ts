@@ -1,5 +1,5 @@
 // The inodes of one size: grouped by metadata (unless content-only), then by
-// prefix signature, then compared byte by byte and linked. Several sizes are
+// prefix signature (but for a pair), then compared byte by byte and linked. Several sizes are
 // worked on at once (dedupe.ts), each with its own open files, so that their
 // reads are in flight together; what one size does never touches another's
 // files, since an inode has one size.
@@ -42,14 +42,19 @@ export async function dedupeSize(inodes: Inode[], run: Run): Promise<void> {
     if (candidates.length < 2) continue;
     const work: Work = { ...run, files: new OpenFiles(FILES_PER_SIZE), countRead: (n) => (report.bytesRead += n) };
     try {
-      await forEachAtOnce(
-        candidates.filter((inode) => inode.prefix === undefined),
-        SIGNING_AT_ONCE,
-        (inode) => signInode(inode, work),
-      );
       const grown = new Set<Inode>();
-      for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
-        if (same.length >= 2) await linkIdentical(same, grown, work);
+      if (candidates.length === 2 && candidates.some((inode) => inode.prefix === undefined)) {
+        // Two files: comparing them reads no more than signing first would, and one round of reads fewer.
+        await linkIdentical(candidates, grown, work);
+      } else {
+        await forEachAtOnce(
+          candidates.filter((inode) => inode.prefix === undefined),
+          SIGNING_AT_ONCE,
+          (inode) => signInode(inode, work),
+        );
+        for (const same of partition(candidates, (inode) => (inode.unusable ? undefined : inode.prefix))) {
+          if (same.length >= 2) await linkIdentical(same, grown, work);
+        }
       }
       report.groups += grown.size;
       if (!options.dryRun && options.cache) remember(candidates, grown, options.cache);
@@ -117,9 +122,16 @@ async function signInode(inode: Inode, work: Work): Promise<void> {
   if (inode.stat.size <= BigInt(PREFIX_BYTES)) inode.hash = prefix;
 }
 
+/** A prefix signature learned while comparing counts as one read to sign the file. */
+function learnPrefix(inode: Inode, prefix: string | undefined, report: DedupeReport): void {
+  if (inode.prefix !== undefined || prefix === undefined) return;
+  inode.prefix = prefix;
+  report.filesHashed++;
+}
+
 /**
  * One set of inodes with the same size, metadata (unless content-only) and
- * prefix signature. The file kept is the one with the most links already
+ * prefix signature (or a pair, whose signatures the comparison reads). The file kept is the one with the most links already
  * (ties: the first path in byte order), so existing link groups grow rather
  * than move. Each other inode is compared with the kept one; one that differs
  * becomes a kept file of its own for those after it. Whole-content hashes,
@@ -135,6 +147,7 @@ async function linkIdentical(inodes: Inode[], grown: Set<Inode>, work: Work): Pr
     for (let k = 0; k < kept.length && !placed; k++) {
       const target = kept[k]!;
       if (target.hash !== undefined && inode.hash !== undefined && target.hash !== inode.hash) continue;
+      if (target.prefix !== undefined && inode.prefix !== undefined && target.prefix !== inode.prefix) continue;
       const hashesKnownEqual = target.hash !== undefined && target.hash === inode.hash;
       target.readAtNs ??= nowNs();
       inode.readAtNs ??= nowNs();
@@ -153,15 +166,15 @@ async function linkIdentical(inodes: Inode[], grown: Set<Inode>, work: Work): Pr
       try {
         compared = await compareFiles(
           work.hasher,
-          { fd: targetFd, stat: target.stat, hash: target.hash },
-          { fd: inodeFd, stat: inode.stat, hash: inode.hash },
+          { fd: targetFd, stat: target.stat, hash: target.hash, prefix: target.prefix },
+          { fd: inodeFd, stat: inode.stat, hash: inode.hash, prefix: inode.prefix },
           work.countRead,
         );
       } finally {
         files.release(target, targetFd);
         files.release(inode, inodeFd);
       }
-      const { verdict, hashes } = compared;
+      const { verdict, hashes, prefixes } = compared;
       if (verdict === 'second changed') {
         report.changed++;
         inode.unusable = true;
@@ -176,8 +189,10 @@ async function linkIdentical(inodes: Inode[], grown: Set<Inode>, work: Work): Pr
         continue;
       }
       [target.hash, inode.hash] = hashes;
+      learnPrefix(target, prefixes[0], report);
+      learnPrefix(inode, prefixes[1], report);
       if (verdict === 'different') {
-        if (hashesKnownEqual || target.hash === inode.hash) report.collisions++;
+        if (hashesKnownEqual || (target.hash !== undefined && target.hash === inode.hash)) report.collisions++;
         continue;
       }
       placed = true;
