@@ -5,9 +5,11 @@
 // might be linked has been dealt with, or at the end of the run. Node's utimes
 // keeps only microseconds, so an mtime that needs its nanoseconds is set by
 // touch(1) from a shell (names as raw bytes on its input). A touch costs a
-// process, about a millisecond, and most directories need one: shells run in
-// the background while files are still being read, a few at once at the end.
-import { spawn } from 'node:child_process';
+// process, about a millisecond, and most directories need one: four shells,
+// started at the first change, take touches as directories are done with,
+// while files are still being read (starting a process from this one costs
+// more than a touch).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { lstatSync, lutimesSync } from 'node:fs';
 
 interface Times {
@@ -16,9 +18,7 @@ interface Times {
   mtimeNs: bigint;
 }
 
-/** Directories whose mtimes a shell sets while the run goes on. */
-const TOUCHES_PER_SHELL = 50;
-/** Shells at once for those left at the end. */
+/** Shells running touch at once. */
 const SHELLS = 4;
 
 function directoryOf(file: Buffer): Buffer {
@@ -29,8 +29,7 @@ export class DirectoryTimes {
   private readonly before = new Map<string, Times>();
   /** Files that may yet be replaced, per directory. */
   private readonly pending = new Map<string, number>();
-  private touches: Buffer[] = [];
-  private readonly shells: Promise<void>[] = [];
+  private readonly touch = new TouchShells();
 
   /** Call, before any change, for each file that may be replaced. */
   mayChange(file: Buffer): void {
@@ -51,7 +50,6 @@ export class DirectoryTimes {
     if (!times) return;
     this.before.delete(key);
     this.putBack(times);
-    if (this.touches.length >= TOUCHES_PER_SHELL) this.shells.push(runShell(Buffer.concat(this.touches.splice(0))));
   }
 
   /** Call before anything in the directory holding `file` changes. */
@@ -61,16 +59,14 @@ export class DirectoryTimes {
     if (this.before.has(key)) return;
     const stat = lstatSync(directory, { bigint: true, throwIfNoEntry: false });
     if (stat) this.before.set(key, { path: directory, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
+    this.touch.start();
   }
 
   /** Puts every changed directory's times back (a directory gone since is left alone); resolves once all are. */
   async restore(): Promise<void> {
     for (const times of this.before.values()) this.putBack(times);
     this.before.clear();
-    const share = Math.ceil(this.touches.length / SHELLS);
-    for (let i = 0; i < this.touches.length; i += share) this.shells.push(runShell(Buffer.concat(this.touches.slice(i, i + share))));
-    this.touches = [];
-    await Promise.all(this.shells.splice(0));
+    await this.touch.finish();
   }
 
   /** Sets the times to the microsecond, and queues a touch for an mtime that needs its nanoseconds; should touch fail, they stay right to the microsecond. */
@@ -82,7 +78,7 @@ export class DirectoryTimes {
       return;
     }
     const when = `@${mtimeNs / 1_000_000_000n}.${(mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
-    this.touches.push(Buffer.from(`touch -c -h -m -d ${when} -- '${path.toString('latin1').replace(/'/g, "'\\''")}'\n`, 'latin1'));
+    this.touch.run(Buffer.from(`touch -c -h -m -d ${when} -- '${path.toString('latin1').replace(/'/g, "'\\''")}'\n`, 'latin1'));
   }
 }
 
@@ -90,12 +86,31 @@ function seconds(ns: bigint): number {
   return Number(ns) / 1e9;
 }
 
-function runShell(script: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    const shell = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
-    shell.on('error', () => resolve());
-    shell.on('close', () => resolve());
-    shell.stdin.on('error', () => {}); // a shell that could not start: its error says so above
-    shell.stdin.end(script);
-  });
+/** Shells that run the commands given them, one after another each. */
+class TouchShells {
+  private shells: ChildProcess[] = [];
+  private exited: Promise<void>[] = [];
+  private next = 0;
+
+  start(): void {
+    while (this.shells.length < SHELLS) {
+      const shell = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      this.exited.push(new Promise((resolve) => shell.on('close', () => resolve()).on('error', () => resolve())));
+      shell.stdin!.on('error', () => {}); // a shell that could not start: the times stay right to the microsecond
+      this.shells.push(shell);
+    }
+  }
+
+  run(command: Buffer): void {
+    this.start();
+    this.shells[this.next++ % SHELLS]!.stdin!.write(command);
+  }
+
+  /** Resolves once every command given has run. */
+  async finish(): Promise<void> {
+    for (const shell of this.shells) shell.stdin!.end();
+    await Promise.all(this.exited);
+    this.shells = [];
+    this.exited = [];
+  }
 }
