@@ -106,6 +106,41 @@ describe('lb dedupe leaves the tree as it was', () => {
     expect(before[0]).toBe(BigInt(OLD) * 1_000_000_000n + 123_456_789n);
   });
 
+  it('puts back the mtime of a directory done with while others are still read, and of one changed again later, to the nanosecond', () => {
+    const work = tempDir();
+    const root = join(work, 'tree');
+    // Largest sizes first: the 60 `early-N` (one size each) are done with long before `late` and `mixed`,
+    // enough of them for a shell to set their mtimes while the run goes on; `mixed` has a file of early-59's
+    // size (the first done) and one of late's, so it changes both first and last.
+    const dirs: string[] = [];
+    const pair = (dir: string, names: string[], content: Buffer) => {
+      for (const name of names) {
+        writeFileSync(join(dir, name), content);
+        utimesSync(join(dir, name), OLD, OLD);
+      }
+    };
+    for (const name of [...Array.from({ length: 60 }, (_, n) => `early-${n}`), 'late', 'mixed']) {
+      dirs.push(join(root, name));
+      mkdirSync(join(root, name), { recursive: true });
+    }
+    for (let n = 0; n < 60; n++) pair(dirs[n]!, ['a', 'b'], randomBytes(100_000 + n * 10));
+    writeFileSync(join(root, 'mixed', 'big'), readFileSync(join(dirs[59]!, 'a')));
+    utimesSync(join(root, 'mixed', 'big'), OLD, OLD);
+    const small = randomBytes(500);
+    pair(join(root, 'late'), ['small'], small);
+    pair(join(root, 'mixed'), ['small'], small);
+    const script = dirs.map((dir, i) => `touch -m -d @${OLD + i}.${String(100_000_001 + i * 7919).padStart(9, '0')} '${dir}'`).join('\n');
+    expect(spawnSync('sh', ['-c', script]).status).toBe(0);
+    const mtimes = () => dirs.map((dir) => lstatSync(dir, { bigint: true }).mtimeNs);
+    const before = mtimes();
+    const r = lb(['dedupe', root, '--json', '--catalog', join(work, 'c.sqlite')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).files.linked).toBe(62);
+    expect(lstatSync(join(root, 'mixed', 'big')).ino).toBe(lstatSync(join(dirs[59]!, 'a')).ino);
+    expect(lstatSync(join(root, 'mixed', 'small')).ino).toBe(lstatSync(join(root, 'late', 'small')).ino);
+    expect(mtimes()).toEqual(before);
+  });
+
   it('goes past a temporary name of a dead run that had its pid, and a later run removes that', () => {
     const work = tempDir();
     const root = join(work, 'tree');

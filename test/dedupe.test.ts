@@ -153,6 +153,45 @@ describe('lb dedupe', () => {
     expect([report.bytes.read, report.files.linked]).toEqual([0, 0]);
   });
 
+  it('tells a pair of same-size files apart by their first bytes without reading them whole, and reads neither again', () => {
+    const work = tempDir();
+    const root = join(work, 'tree');
+    mkdirSync(root);
+    const size = 3 * 1024 * 1024; // more than one chunk of reading
+    const pairs: [string, Buffer, Buffer][] = [
+      ['apart', randomBytes(size), randomBytes(size)],
+      ['same', ...(() => {
+        const b = randomBytes(size + 1);
+        return [b, b] as [Buffer, Buffer];
+      })()],
+    ];
+    const near = randomBytes(size + 2);
+    const nearCopy = Buffer.from(near);
+    nearCopy[size] = nearCopy[size]! ^ 1;
+    pairs.push(['near', near, nearCopy]);
+    for (const [name, one, two] of pairs) {
+      writeFileSync(join(root, `${name}-1`), one);
+      writeFileSync(join(root, `${name}-2`), two);
+      utimesSync(join(root, `${name}-1`), OLD, OLD);
+      utimesSync(join(root, `${name}-2`), OLD, OLD);
+    }
+    settle();
+    const catalog = join(work, 'c.sqlite');
+    const first = lb(['dedupe', root, '--json', '--catalog', catalog]);
+    expect(first.status, first.stderr).toBe(0);
+    const report = JSON.parse(first.stdout);
+    expect([report.files.linked, report.collisions, report.files.hashed]).toEqual([1, 0, 6]);
+    // `apart`: one chunk of each; `same` and `near`: all of both.
+    expect(report.bytes.read).toBe(2 * 1024 * 1024 + 2 * (size + 1) + 2 * (size + 2));
+    expect(lstatSync(join(root, 'same-1')).ino).toBe(lstatSync(join(root, 'same-2')).ino);
+    expect(lstatSync(join(root, 'near-1')).ino).not.toBe(lstatSync(join(root, 'near-2')).ino);
+    const { run, opened } = openedPaths(['dedupe', root, '--json', '--catalog', catalog]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(opened.filter((p) => p.startsWith(root + '/'))).toEqual([]);
+    const again = JSON.parse(run.stdout);
+    expect([again.bytes.read, again.files.linked, again.collisions]).toEqual([0, 0, 0]);
+  });
+
   it('never lets a concurrent reader see a missing path', async () => {
     const work = tempDir();
     const root = join(work, 'tree');

@@ -1,7 +1,13 @@
 // The descriptor that read a file's prefix signature serves its comparisons
 // too, so a candidate is opened once rather than once per read. Bounded, so
 // thousands of files sharing a size cannot run the process out of descriptors.
-import { closeSync, openSync } from 'node:fs';
+// Closing is left to the thread pool: closing the last descriptor of a
+// duplicate just replaced frees its blocks, which takes a while.
+import { close, openSync } from 'node:fs';
+
+function closeLater(fd: number): void {
+  close(fd, () => {}); // a read-only descriptor: nothing to lose if closing fails
+}
 
 export class OpenFiles<Key> {
   private readonly kept = new Map<Key, number>();
@@ -19,7 +25,7 @@ export class OpenFiles<Key> {
 
   /** Done with it for now: closed unless kept for later. */
   release(key: Key, fd: number): void {
-    if (this.kept.get(key) !== fd) closeSync(fd);
+    if (this.kept.get(key) !== fd) closeLater(fd);
   }
 
   /** Done with it for good. */
@@ -27,11 +33,11 @@ export class OpenFiles<Key> {
     const fd = this.kept.get(key);
     if (fd === undefined) return;
     this.kept.delete(key);
-    closeSync(fd);
+    closeLater(fd);
   }
 
   closeAll(): void {
-    for (const fd of this.kept.values()) closeSync(fd);
+    for (const fd of this.kept.values()) closeLater(fd);
     this.kept.clear();
   }
 }
