@@ -8,6 +8,7 @@
 // ends, stdout breaks) or a signal comes (SIGHUP, SIGINT, SIGTERM), the
 // repository side aborts (nothing published, lock released, leftovers cleared)
 // and exits; the source side, which holds no lock, exits at once.
+import '../repo/thread-pool-size.js'; // first: it sets the thread pool's size before anything uses it
 import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import { PassThrough } from 'node:stream';

@@ -2,8 +2,7 @@
 // compared and set (by path, or on the open descriptor of a new object, whose
 // calls then run on the write pool), and how files are made durable.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, fsyncSync, lstatSync, openSync, utimesSync, type BigIntStats } from 'node:fs';
-import { closeAsync, fchmodAsync, fchownAsync, ftruncateAsync, futimesAsync } from './write-pool.js';
+import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsyncSync, ftruncateSync, futimesSync, lstatSync, openSync, utimesSync, type BigIntStats } from 'node:fs';
 
 export interface ObjectMeta {
   mode: number;
@@ -80,19 +79,6 @@ export function applyMeta(path: string, meta: ObjectMeta, setOwner: boolean): vo
   utimesSync(path, seconds, seconds);
 }
 
-/** Size, owner, mode and mtime of a new object's open file, then close it (on the write pool). */
-export async function finishOpenFile(open: OpenObjectFile, meta: ObjectMeta, setOwner: boolean): Promise<void> {
-  try {
-    if (open.sizeToSet !== null) await ftruncateAsync(open.fd, open.sizeToSet);
-    if (needsChown(meta, setOwner)) await fchownAsync(open.fd, meta.uid, meta.gid);
-    await fchmodAsync(open.fd, meta.mode);
-    const seconds = toSeconds(meta.mtimeNs);
-    await futimesAsync(open.fd, seconds, seconds);
-  } finally {
-    await closeAsync(open.fd);
-  }
-}
-
 /** fsync a file or directory by path. */
 export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
@@ -111,4 +97,22 @@ export function fsyncPath(path: string): void {
 export function syncFilesystem(dir: string, fallback: () => void): void {
   const result = spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
   if (result.error || result.status !== 0) fallback();
+}
+
+/**
+ * Size, owner, mode and mtime of a new object's open file, then close it: once its data writes are done,
+ * at once rather than as four more trips through the thread pool, each of which cost the receiving loop
+ * about what the call itself costs.
+ */
+export function finishOpenFile(open: OpenObjectFile, meta: ObjectMeta, setOwner: boolean): void {
+  try {
+    if (open.sizeToSet !== null) ftruncateSync(open.fd, open.sizeToSet);
+    if (needsChown(meta, setOwner)) fchownSync(open.fd, meta.uid, meta.gid);
+    // After chown: changing the owner clears set-id bits.
+    fchmodSync(open.fd, meta.mode);
+    const seconds = toSeconds(meta.mtimeNs);
+    futimesSync(open.fd, seconds, seconds);
+  } finally {
+    closeSync(open.fd);
+  }
 }

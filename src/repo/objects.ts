@@ -12,7 +12,7 @@
 // New objects wait in the run's staging area (staging-files.ts) and enter the
 // store only after their bytes are synced, so the store never holds an object a
 // power cut could have emptied.
-import { linkSync, lstatSync, mkdirSync, renameSync, unlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, linkSync, lstatSync, mkdirSync, renameSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { StoreFinding } from '../diff/plan.js';
 import { atPath } from './deep-path.js';
@@ -31,7 +31,7 @@ import {
 import type { ObjectGuard } from './object-guard.js';
 import { copySparse } from './sparse-write.js';
 import type { StagingFiles } from './staging-files.js';
-import { closeAsync, discardFile, linkAsync, type WritePool } from './write-pool.js';
+import { discardFile, linkAsync, type WritePool } from './write-pool.js';
 
 /** Sync new objects to disk and publish them to the store after this many. */
 const FLUSH_OBJECTS = 4096;
@@ -286,13 +286,13 @@ export class ObjectStore {
   }
 
   /** A new object's file gets its metadata and is closed; a failure (or a failed data write) leaves it untrusted. */
-  private async finishFile(path: string, open: OpenObjectFile, meta: ObjectMeta): Promise<void> {
+  private finishFile(path: string, open: OpenObjectFile, meta: ObjectMeta): void {
     if (open.failed()) {
       this.untrusted.add(path);
-      return closeAsync(open.fd);
+      return closeSync(open.fd);
     }
     try {
-      await finishOpenFile(open, meta, this.setOwner);
+      finishOpenFile(open, meta, this.setOwner);
     } catch (error) {
       this.untrusted.add(path);
       throw error;

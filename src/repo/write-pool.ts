@@ -7,7 +7,7 @@
 // final metadata, syncing a batch, publishing) waits for all of them (`barrier`,
 // `drain`). A failure is kept and surfaces at the next `room` or `drain`, so the
 // run stops with it and publishes nothing.
-import { close, fchmod, fchown, ftruncate, futimes, link, unlink, write } from 'node:fs';
+import { close, link, unlink, write } from 'node:fs';
 import { promisify } from 'node:util';
 
 /** In flight at once: enough to keep the thread pool and a disk's queue busy, few enough to bound memory. */
@@ -16,13 +16,9 @@ const MAX_OPERATIONS = 128;
 const MAX_BYTES = 16 * 1024 * 1024;
 
 const writeAsync = promisify(write);
-export const closeAsync = promisify(close);
-export const fchmodAsync = promisify(fchmod);
-export const fchownAsync = promisify(fchown);
-export const futimesAsync = promisify(futimes);
-export const ftruncateAsync = promisify(ftruncate);
+const closeAsync = promisify(close);
 export const linkAsync = promisify(link);
-export const unlinkAsync = promisify(unlink);
+const unlinkAsync = promisify(unlink);
 
 export class WritePool {
   private readonly pending = new Set<Promise<void>>();
