@@ -307,6 +307,9 @@ export class Sender {
       if (batch.length >= BATCH || batchEntries >= BATCH_ENTRIES) {
         // Counted as sent before the write completes: the repository side may settle them before it does.
         const sending = this.send({ t: 'entries', first, entries: batch });
+        // Out now: a batch of runs is a few bytes, and a walk that never leaves its microtasks would
+        // otherwise hold every batch until the window closes, leaving the repository side idle meanwhile.
+        this.writer.flush();
         first += batchEntries;
         this.sent = first;
         batch = [];
