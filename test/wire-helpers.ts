@@ -6,7 +6,8 @@ import { linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSy
 import { join } from 'node:path';
 import { FrameDecoder, FrameWriter } from '../src/protocol/frames.js';
 import { PROTOCOL_VERSION, decodeAgentMessage } from '../src/protocol/messages.js';
-import { ROOT, rsync } from './helpers.js';
+import { ROOT, lb, rsync, type Summary } from './helpers.js';
+import type { Sshd } from './sshd.js';
 
 export const PAST = new Date('2024-03-01T00:00:00Z');
 
@@ -70,4 +71,11 @@ export async function talk(repository: string, stream: string | undefined, messa
   writer.end();
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
   return { replies, code };
+}
+
+/** A push through the test's sshd, with its `--json` summary (wire figures included). */
+export function pushOver(sshd: Sshd, source: string, repo: string, catalog: string): Summary & { wire: { sent: number; received: number } } {
+  const r = lb(['backup', source, `root@127.0.0.1:${repo}`, '--json', '--catalog', catalog, '--ssh-p', String(sshd.port)], sshd.env);
+  if (r.status !== 0) throw new Error(`lb exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sentStreamPath } from '../src/agent/sent-memory.js';
 import { PROTOCOL_VERSION, encodeEntry, type Entry } from '../src/protocol/messages.js';
-import { backup, lb, rsyncDifferences, snapshots, tempDir, type Summary } from './helpers.js';
-import { file, makeSource, manifest, sizeOf, streamOfLatest, talk, treeDifferences } from './wire-helpers.js';
+import { backup, rsyncDifferences, snapshots, tempDir } from './helpers.js';
+import { file, makeSource, manifest, sizeOf, streamOfLatest, talk, treeDifferences, pushOver } from './wire-helpers.js';
 import { startSshd, type Sshd } from './sshd.js';
 
 /** What a week does to it: new, rewritten, touched, chmod'ed, removed and moved files, a moved directory. */
@@ -204,11 +204,7 @@ describe('runs of the previous snapshot over SSH', () => {
   });
   afterAll(() => sshd?.stop());
 
-  function push(source: string, repo: string, catalog: string): Summary & { wire: { sent: number; received: number } } {
-    const r = lb(['backup', source, `root@127.0.0.1:${repo}`, '--json', '--catalog', catalog, '--ssh-p', String(sshd.port)], sshd.env);
-    if (r.status !== 0) throw new Error(`lb exited ${r.status}: ${r.stderr}`);
-    return JSON.parse(r.stdout);
-  }
+  const push = (source: string, repo: string, catalog: string) => pushOver(sshd, source, repo, catalog);
 
   it('put no more than the new content + 2% on the wire after churn, and make the snapshot whole entries make', () => {
     const work = tempDir();
