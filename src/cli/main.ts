@@ -1,6 +1,5 @@
 // The lb command line: a commander program made of the commands in commands/,
 // one file each, and the run. Printing and exit statuses: output.ts.
-import '../repo/thread-pool-size.js'; // first: it sets the thread pool's size before anything uses it
 import { Command } from 'commander';
 import { placeCommandWord } from './command-word.js';
 import { registerBackup } from './commands/backup.js';
