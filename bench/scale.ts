@@ -76,8 +76,9 @@ await runBench('bench:scale', async () => {
   if (sizes.some((n) => !Number.isInteger(n) || n < PER_DIR)) throw new Error(`--sizes takes file counts of at least ${PER_DIR}, comma-separated: ${opts.sizes}`);
   const largest = Math.max(...sizes, opts.bigdir);
   let tmpfs: Tmpfs | null = null;
-  // Each small file holds a page and an inode on tmpfs; the source, lb's objects and rsync's first copy each have one.
-  if (!opts.dir) tmpfs = mountTmpfs(diskDir(''), largest * 4096 * 3 + 2 ** 30, largest * 4 + 100_000);
+  // Each small file holds a page and an inode on tmpfs; the source, lb's objects and rsync's first copy each
+  // have one, and manifests, catalogs and remembered streams need room beside them (1 GiB of it ran out at 1M).
+  if (!opts.dir) tmpfs = mountTmpfs(diskDir(''), largest * 4096 * 4 + 2 ** 31, largest * 4 + 100_000);
   const work = mkdtempSync(join(opts.dir || tmpfs!.dir, 'lb-bench-scale-'));
   const results: Record<string, unknown> = {};
   const targets: [string, boolean, string][] = [];
