@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttackPlan, RepositoryAttack } from './hostile-remote-agent.js';
 import { LB, ROOT, killIfAlive, objectCount, rsync, rsyncDifferences, settle, snapshots } from './helpers.js';
 import type { Sshd } from './sshd.js';
+import { missingByOracle } from './seeding-oracles.js';
 import { createTestUser, removeTestUser, sshdForTestUsers } from './test-user.js';
 import { MAX_FILE_LIST_BYTES } from '../src/protocol/selection.js';
 
@@ -95,40 +96,6 @@ function write<T extends Buffer>(path: string | Buffer, content: T): T {
 }
 
 const pathIn = (dir: string, relative: string) => Buffer.from(join(dir, relative), 'latin1');
-
-/**
- * The independent oracle for --showfiles: SOURCE's regular files (relative paths, canonical order:
- * siblings by raw bytes, '/' below every byte) whose SHA-256 names no object in REPOSITORY's store.
- */
-function missingOracle(source: string, repository: string): Buffer[] {
-  const script = `
-import hashlib, os, sys
-src, repo = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])
-store = os.path.join(repo, b'.lb', b'objects')
-held = {name[:64] for fan in os.listdir(store) for name in os.listdir(os.path.join(store, fan))}
-missing = []
-for root, dirs, files in os.walk(src):
-    for name in files:
-        path = os.path.join(root, name)
-        if os.path.islink(path) or not os.path.isfile(path): continue
-        with open(path, 'rb') as f:
-            if hashlib.sha256(f.read()).hexdigest().encode() not in held: missing.append(os.path.relpath(path, src))
-missing.sort(key=lambda p: [-1 if b == 0x2f else b for b in p])
-sys.stdout.buffer.write(b''.join(p + b'\\0' for p in missing))`;
-  const r = spawnSync('python3', ['-c', script, source, repository]);
-  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-  return splitList(r.stdout, 0);
-}
-
-function splitList(bytes: Buffer, separator: number): Buffer[] {
-  const paths: Buffer[] = [];
-  for (let start = 0; start < bytes.length; ) {
-    const end = bytes.indexOf(separator, start);
-    paths.push(bytes.subarray(start, end));
-    start = end + 1;
-  }
-  return paths;
-}
 
 const joinList = (paths: Buffer[], separator: number) => Buffer.concat(paths.flatMap((p) => [p, Buffer.from([separator])]));
 
@@ -227,7 +194,7 @@ describe("Link-Backup's Example 5 over SSH: showfiles, a laptop, catalogonly, th
       const zero = variant.nul ? ['-0'] : [];
 
       // 1. What the remote lacks, by the oracle and by hand: every new path, the duplicate too; not the moved photo.
-      const expected = missingOracle(pictures, backup);
+      const expected = missingByOracle(pictures, backup);
       expect(sortedBytes(expected)).toEqual(sortedBytes(added.paths.map((p) => Buffer.from(p, 'latin1'))));
       const shown = lbRun(['--showfiles', ...zero, pictures, at(REMOTE, name)]);
       expect(shown.status, shown.stderr).toBe(0);
@@ -251,7 +218,7 @@ describe("Link-Backup's Example 5 over SSH: showfiles, a laptop, catalogonly, th
       expect(stored.snapshot).toBeNull();
       expect(stored.bytes.transferred).toBe(newBytes); // each new content once
       expect({ snapshots: snapshots(backup), latest: readlinkSync(join(backup, 'latest')) }).toEqual(before);
-      expect(missingOracle(pictures, backup)).toEqual([]);
+      expect(missingByOracle(pictures, backup)).toEqual([]);
 
       // 4. The normal run sends no content that the laptop brought, and its snapshot is the pictures.
       const final = json(lbRun([pictures, at(REMOTE, name), '--json']));
@@ -278,7 +245,7 @@ describe('lb --showfiles to a remote repository writes nothing there', () => {
     const name = `backup-${cases}`;
     const { pictures, backup } = picturesBackedUp(dir, name);
     addNewPhotos(pictures, false);
-    const expected = joinList(missingOracle(pictures, backup), 0x0a);
+    const expected = joinList(missingByOracle(pictures, backup), 0x0a);
     const before = listing(backup);
 
     const shown = lbRun(['--showfiles', '-q', pictures, at(REMOTE, name)]);
@@ -327,7 +294,7 @@ describe('pulling with seeding options and selections', () => {
     write(pathIn(source, 'caf\xe9/n\xe9w.jpg'), randomBytes(20 * KiB));
     write(join(source, 'album', 'same as IMG_0.jpg'), readFileSync(join(source, 'album', 'IMG_0.jpg')));
     const before = listing(repo);
-    const expected = missingOracle(source, repo);
+    const expected = missingByOracle(source, repo);
     expect(sortedBytes(expected)).toEqual(sortedBytes([Buffer.from('album/new one.jpg'), Buffer.from('caf\xe9/n\xe9w.jpg', 'latin1')]));
     const shown = lbRun(['--showfiles', '-0', at(REMOTE, source), repo]);
     expect(shown.status, shown.stderr).toBe(0);
@@ -355,7 +322,7 @@ describe('pulling with seeding options and selections', () => {
     const stored = json(lbRun(['--catalogonly', at(REMOTE, source), repo, '--json']));
     expect([stored.snapshot, stored.bytes.transferred]).toEqual([null, bytesOf(added)]);
     expect(snapshots(repo)).toEqual(before);
-    expect(missingOracle(source, repo)).toEqual([]);
+    expect(missingByOracle(source, repo)).toEqual([]);
     const next = json(lbRun([at(REMOTE, source), repo, '--json']));
     expect([next.created, next.files.new, next.bytes.transferred]).toEqual([true, 0, 0]);
     expect(next.wire.received).toBeLessThan(bytesOf(added) * 0.05 + WIRE_ALLOWANCE);
@@ -532,7 +499,7 @@ describe('lb --showfiles to a remote whose cached agent was replaced by a hostil
       // The honest agent is sent again, and answers.
       const honest = lbRun(['--showfiles', pictures, at(REMOTE, name)]);
       expect(honest.status, honest.stderr).toBe(0);
-      expect(honest.stdout).toEqual(joinList(missingOracle(pictures, join(REMOTE_HOME, name)), 0x0a));
+      expect(honest.stdout).toEqual(joinList(missingByOracle(pictures, join(REMOTE_HOME, name)), 0x0a));
     });
   }
 });

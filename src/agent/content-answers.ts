@@ -172,10 +172,13 @@ export class ContentAnswers {
     }
   }
 
-  /** Entries before `upTo` are settled: content kept for them will not be asked for (the store had it). */
+  /**
+   * Entries before `upTo` are settled: content kept for them will not be asked for (the store had it). Kept
+   * in the order hashed, which is the order asked, index order; anything out of it goes with the budget.
+   */
   settled(upTo: number): void {
     for (const [index, kept] of this.recent) {
-      if (index >= upTo) continue;
+      if (index >= upTo) break;
       this.recent.delete(index);
       this.recentBytes -= kept.content.length;
       this.ring.give(kept.content);

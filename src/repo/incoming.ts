@@ -28,8 +28,11 @@ export class TransferMismatch extends Error {}
 
 export class IncomingFile {
   private readonly writer: SparseWriter;
-  /** A staging file's data writes in flight on the store's pool (a partial transfer is written at once). */
-  private readonly writes: Promise<void>[] = [];
+  /**
+   * A staging file's last data write on the store's pool (a partial transfer is written at once): data is
+   * written in arrival order, so once it is done every write of this file is.
+   */
+  private lastWrite: Promise<void> = Promise.resolve();
   private writeFailed = false;
 
   private constructor(
@@ -43,7 +46,7 @@ export class IncomingFile {
   ) {
     this.writer = partial
       ? new SparseWriter(fd)
-      : new SparseWriter(fd, (data, position) => this.writes.push(store.writeData(() => this.writeAt(data, position), data.length)));
+      : new SparseWriter(fd, (data, position) => (this.lastWrite = store.writeData(() => this.writeAt(data, position), data.length)));
   }
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
@@ -53,10 +56,6 @@ export class IncomingFile {
       this.writeFailed = true;
       throw error;
     }
-  }
-
-  private written(): Promise<void> {
-    return Promise.all(this.writes).then(() => undefined);
   }
 
   /**
@@ -125,12 +124,12 @@ export class IncomingFile {
     if (!this.partial) {
       // The store finishes and closes the file once its writes are done; nothing closes it before.
       if (!sound) {
-        this.store.pool.start(() => discardFile(this.fd, this.path), this.written());
+        this.store.pool.start(() => discardFile(this.fd, this.path), this.lastWrite);
         throw new TransferMismatch('does not match its hash');
       }
       return this.store.adopt(this.path, hash, meta, size, knownAbsent, {
         fd: this.fd,
-        written: this.written(),
+        written: this.lastWrite,
         failed: () => this.writeFailed,
         sizeToSet: this.writer.sizeToSet(size),
       });
@@ -151,7 +150,7 @@ export class IncomingFile {
   /** Stop receiving; a partial transfer is kept for the next run when `keepPartial`. */
   close(keepPartial: boolean): void {
     if (!this.partial) {
-      this.store.pool.start(() => discardFile(this.fd, this.path), this.written());
+      this.store.pool.start(() => discardFile(this.fd, this.path), this.lastWrite);
       return;
     }
     closeSync(this.fd);

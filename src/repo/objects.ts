@@ -59,8 +59,6 @@ export class ObjectStore {
   private readonly writing = new Map<string, Promise<void>>();
   /** Staged objects whose writes failed: never published (the run stops; they go with its leftovers). */
   private readonly untrusted = new Set<string>();
-  /** Staged objects' names, by the temporary path they wait under. */
-  private readonly stagedNames = new Map<string, string>();
   /** The last data write started: data is written in arrival order (see writeData). */
   private lastDataWrite: Promise<void> = Promise.resolve();
   bytesStored = 0;
@@ -242,7 +240,7 @@ export class ObjectStore {
     }
     // Twins live in the store even when the object is still staged (under a temporary name): a twin is
     // synced as it is made.
-    const name = this.stagedNames.get(objectPath) ?? basename(objectPath);
+    const name = this.stagedNameOf(objectPath) ?? basename(objectPath);
     const base = join(this.storeDir(name.slice(0, 64)), name);
     for (let n = 1; ; n++) {
       const twin = `${base}+${n}`;
@@ -255,6 +253,12 @@ export class ObjectStore {
         if ((error as NodeJS.ErrnoException).code !== 'EMLINK') throw error;
       }
     }
+  }
+
+  /** The name of the staged object waiting at `path`, if one is (only at the link limit: a search of the batch). */
+  private stagedNameOf(path: string): string | undefined {
+    for (const staged of this.unpublished.values()) for (const s of staged) if (s.path === path) return s.name;
+    return undefined;
   }
 
   /** A durable copy of `objectPath`, with its metadata, at `twin`; appears complete or not at all. */
@@ -273,7 +277,6 @@ export class ObjectStore {
     const staged = this.unpublished.get(hash);
     if (staged) staged.push({ path, name, meta });
     else this.unpublished.set(hash, [{ path, name, meta }]);
-    this.stagedNames.set(path, name);
     this.unpublishedCount++;
     this.unpublishedBytes += size;
     this.bytesStored += size;
@@ -321,7 +324,6 @@ export class ObjectStore {
       for (const s of staged) if (!this.untrusted.has(s.path)) renameSync(s.path, join(dir, s.name));
     }
     this.unpublished.clear();
-    this.stagedNames.clear();
     this.guard.markWritten();
     this.publishedAt = Date.now();
     this.unpublishedCount = 0;
